@@ -1,0 +1,46 @@
+"""cachekit: exact and semantic caching of LLM calls in Redis."""
+
+from __future__ import annotations
+
+from ._codec import register_type
+from ._defaults import get_default_cache, set_default_cache
+from ._manifest import KeyManifest, default_normalize
+from .cache import Budgets, LLMCache
+from .decorator import BoundCall, cached_llm
+from .errors import (
+    CacheBackendError,
+    CacheConfigError,
+    CacheKeyError,
+    CacheKitError,
+    CodecError,
+    EmbedderError,
+    IndexMismatchError,
+)
+from .result import CacheControl, CacheResult, cache_control, last_result, use_tenant
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BoundCall",
+    "Budgets",
+    "CacheBackendError",
+    "CacheConfigError",
+    "CacheControl",
+    "CacheKeyError",
+    "CacheKitError",
+    "CacheResult",
+    "CodecError",
+    "EmbedderError",
+    "IndexMismatchError",
+    "KeyManifest",
+    "LLMCache",
+    "__version__",
+    "cache_control",
+    "cached_llm",
+    "default_normalize",
+    "get_default_cache",
+    "last_result",
+    "register_type",
+    "set_default_cache",
+    "use_tenant",
+]

@@ -1,0 +1,95 @@
+"""Canonical JSON for cache keys: same value, same bytes, on every worker.
+
+Only values with an obvious, stable JSON form are accepted. Anything else (a socket, a
+lambda, an open file) raises :class:`CacheKeyError` naming the parameter, because a key
+built from ``repr()`` would differ between processes and silently never hit.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import enum
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import CacheKeyError
+
+__all__ = ["MISSING", "canonical", "digest", "dumps_canonical", "is_missing"]
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+#: Marker for "argument not given" (openai's NOT_GIVEN/Omit collapse to this).
+MISSING: Any = _Missing()
+
+_SENTINEL_NAMES = frozenset({"NotGiven", "Omit", "_Missing", "NotGivenOr"})
+
+
+def is_missing(value: object) -> bool:
+    """True for cachekit's and the SDKs' "not given" sentinels (openai/anthropic NOT_GIVEN, omit)."""
+    return value is MISSING or type(value).__name__ in _SENTINEL_NAMES
+
+
+def canonical(value: object, where: str) -> Any:
+    """Turn ``value`` into plain JSON data with a stable form, or raise CacheKeyError."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return {"__float__": repr(value)}
+    if isinstance(value, enum.Enum):
+        return canonical(value.value, where)
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise CacheKeyError(
+                    f"cannot build a cache key from {where}: mapping key {k!r} is "
+                    f"{type(k).__name__}, only str keys are supported",
+                    parameter=where.split("[", 1)[0],
+                )
+            if is_missing(v):
+                continue
+            out[k] = canonical(v, f"{where}[{k!r}]")
+        return dict(sorted(out.items()))
+    if isinstance(value, list | tuple):
+        return [canonical(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, set | frozenset):
+        items = [canonical(v, f"{where}{{}}") for v in value]
+        return {"__set__": sorted(items, key=lambda x: json.dumps(x, sort_keys=True))}
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"__bytes__": base64.b64encode(bytes(value)).decode("ascii")}
+    dump = getattr(value, "model_dump", None)
+    if callable(dump) and not isinstance(value, type):
+        # pydantic v2 models (openai/anthropic params objects, user models)
+        return canonical(dump(mode="json", exclude_unset=True), where)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return canonical(fields, where)
+    raise CacheKeyError(
+        f"cannot build a cache key from {where}: values of type "
+        f"{type(value).__module__}.{type(value).__qualname__} have no stable canonical form; "
+        "pass plain data, or list the parameter in ignore=",
+        parameter=where.split("[", 1)[0],
+    )
+
+
+def dumps_canonical(data: Any) -> bytes:
+    return json.dumps(
+        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def digest(data: Any) -> str:
+    """128-bit BLAKE2b hex digest of the canonical JSON of ``data``."""
+    return hashlib.blake2b(dumps_canonical(data), digest_size=16).hexdigest()

@@ -1,0 +1,183 @@
+"""The key manifest: which parts of a request are the prompt and which are the scope.
+
+* prompt: the last user turn (or the named prompt argument). Normalised for the exact
+  key, embedded raw for the semantic layer.
+* scope: everything that must match exactly for an answer to be reusable: the function,
+  model, system prompt, tools, sampling params, earlier turns, every other argument not
+  in ``ignore``. Semantic search only ever happens inside one scope.
+
+The decorator builds a manifest from bound call arguments; the HTTP middleware from a
+request body. Both end in :func:`build_manifest`, so the two agree on what a key is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._canonical import canonical, digest, is_missing
+
+__all__ = [
+    "DEFAULT_IGNORE",
+    "DEFAULT_PROMPT_PARAMS",
+    "KeyManifest",
+    "build_manifest",
+    "default_normalize",
+    "split_messages",
+]
+
+#: Transport-level arguments that never change an answer (and must never enter a key:
+#: ``api_key`` is a secret). Extend per call site with ``ignore=``.
+DEFAULT_IGNORE: frozenset[str] = frozenset(
+    {"timeout", "extra_headers", "extra_query", "api_key", "request_timeout", "user"}
+)
+#: Argument names tried, in order, as the prompt when ``prompt=`` is not given.
+DEFAULT_PROMPT_PARAMS: tuple[str, ...] = ("prompt", "question", "query", "input", "text")
+
+
+def default_normalize(text: str) -> str:
+    """Collapse runs of whitespace, strip, lower-case: "  What IS\\n2+2? " -> "what is 2+2?".
+
+    Applied to the exact key only. Pass ``normalize=None`` for byte-exact prompts, or any
+    ``str -> str`` callable.
+    """
+    return " ".join(text.split()).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyManifest:
+    """Everything a cache key is made of, kept for ``explain`` and diagnostics."""
+
+    namespace: str
+    tenant: str | None
+    prompt: str | None
+    normalized_prompt: str | None
+    model: str | None
+    scope: Mapping[str, Any] = field(repr=False)
+    scope_digest: str
+    exact_digest: str
+
+    @property
+    def has_prompt_text(self) -> bool:
+        return bool(self.prompt and self.prompt.strip())
+
+    def explain(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "tenant": self.tenant,
+            "prompt": self.prompt,
+            "normalized_prompt": self.normalized_prompt,
+            "model": self.model,
+            "scope": dict(self.scope),
+            "scope_digest": self.scope_digest,
+            "exact_digest": self.exact_digest,
+        }
+
+
+def _text_of(content: Any) -> str | None:
+    """Text of a message content: a string, or a list made only of text parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts: list[str] = []
+        for part in content:
+            if isinstance(part, Mapping) and part.get("type") in ("text", "input_text"):
+                text = part.get("text")
+                if not isinstance(text, str):
+                    return None
+                texts.append(text)
+            else:
+                return None  # an image, audio or tool part: the prompt is not just text
+        return "\n".join(texts)
+    return None
+
+
+def _as_plain(message: Any) -> Any:
+    dump = getattr(message, "model_dump", None)
+    return dump(mode="json", exclude_unset=True) if callable(dump) else message
+
+
+def split_messages(messages: Iterable[Any]) -> tuple[str | None, dict[str, Any]]:
+    """Split an OpenAI/Anthropic-style ``messages`` list into (prompt, scope parts).
+
+    The prompt is the text of the last ``user`` message; system/developer messages,
+    earlier turns and anything after the last user turn go to the scope. When the last
+    user message is not plain text (images, tool results) there is no prompt and the
+    whole conversation is scope, so only an exact match can hit.
+    """
+    items = [_as_plain(m) for m in messages]
+    last_user = None
+    for i in range(len(items) - 1, -1, -1):
+        msg = items[i]
+        if isinstance(msg, Mapping) and msg.get("role") == "user":
+            last_user = i
+            break
+    system = [
+        m for m in items if isinstance(m, Mapping) and m.get("role") in ("system", "developer")
+    ]
+    rest = [m for m in items if not (isinstance(m, Mapping) and m in system)]
+    if last_user is None:
+        return None, {"system": system, "messages": rest}
+    prompt = _text_of(items[last_user].get("content"))
+    if prompt is None:
+        return None, {"system": system, "messages": rest}
+    before = [m for m in items[:last_user] if m not in system]
+    after = [m for m in items[last_user + 1 :] if m not in system]
+    parts: dict[str, Any] = {"system": system, "history": before}
+    if after:
+        parts["after"] = after
+    # The role/other fields of the last user message (name, cache_control) still matter.
+    extra = {k: v for k, v in items[last_user].items() if k not in ("content", "role")}
+    if extra:
+        parts["last_user_fields"] = extra
+    return prompt, parts
+
+
+def build_manifest(
+    namespace: str,
+    tenant: str | None,
+    arguments: Mapping[str, Any],
+    *,
+    function_id: str,
+    prompt_param: str | None = None,
+    ignore: Iterable[str] = (),
+    normalize: Callable[[str], str] | None = default_normalize,
+) -> KeyManifest:
+    """Build the manifest of one call from its bound arguments (defaults applied)."""
+    skip = DEFAULT_IGNORE.union(ignore)
+    args = {k: v for k, v in arguments.items() if k not in skip and not is_missing(v)}
+    prompt: str | None = None
+    candidates = (prompt_param,) if prompt_param else DEFAULT_PROMPT_PARAMS
+    for name in candidates:
+        value = args.get(name)
+        if isinstance(value, str):
+            prompt = value
+            del args[name]
+            break
+    scope_args: dict[str, Any] = {}
+    if prompt is None and "messages" in args and isinstance(args["messages"], list | tuple):
+        msg_prompt, parts = split_messages(args["messages"])
+        if msg_prompt is not None:
+            prompt = msg_prompt
+            del args["messages"]
+            scope_args["messages"] = canonical(parts, "messages")
+    for name, value in args.items():
+        scope_args[name] = canonical(value, name)
+    model = arguments.get("model")
+    scope = {"fn": function_id, "args": dict(sorted(scope_args.items()))}
+    scope_digest = digest(scope)
+    normalized = None
+    if prompt is not None:
+        normalized = normalize(prompt) if normalize is not None else prompt
+    exact_digest = digest({"s": scope_digest, "p": normalized})
+    return KeyManifest(
+        namespace=namespace,
+        tenant=tenant,
+        prompt=prompt,
+        normalized_prompt=normalized,
+        model=model if isinstance(model, str) else None,
+        scope=scope,
+        scope_digest=scope_digest,
+        exact_digest=exact_digest,
+    )

@@ -1,0 +1,702 @@
+"""LLMCache: the async core every entry point shares.
+
+One ``redis.asyncio`` BlockingConnectionPool, bound to one *home* event loop:
+
+* the first running loop that uses the cache (your async app), or
+* when a sync caller comes first, a long-lived background loop thread the cache owns.
+
+Async callers on the home loop talk to Redis directly. Sync callers (sync decorated
+functions, WSGI) submit to the home loop and wait, from any thread. Async callers on a
+different loop hop to the home loop. If the home loop closes (``asyncio.run`` ended), the
+next caller rebinds: a new pool on its loop; connections never cross loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import numpy as np
+import redis.asyncio as aredis
+from redis import exceptions as redis_errors
+
+from ._layout import META_KEY, NAMESPACE_RE, Space, encode_tenant
+from ._loop import LoopThread
+from ._manifest import KeyManifest
+from .errors import CacheBackendError, CacheConfigError, EmbedderError, IndexMismatchError
+
+if TYPE_CHECKING:
+    from ._batching import BatchingEmbedder
+    from ._index import VectorIndex
+    from .embedders import Embedder
+
+__all__ = ["Budgets", "Entry", "LLMCache", "LookupOutcome"]
+
+log = logging.getLogger("cachekit")
+T = TypeVar("T")
+
+#: Errors that mean "the cache is unavailable", never "the user's call failed".
+CACHE_ERRORS: tuple[type[BaseException], ...] = (
+    redis_errors.RedisError,
+    OSError,
+    asyncio.TimeoutError,
+    TimeoutError,
+    concurrent.futures.TimeoutError,
+    EmbedderError,
+    IndexMismatchError,
+)
+
+# One round trip for an exact hit: read the tenant generation, follow the exact pointer,
+# read the entry, count the hit. A pointer whose entry is gone (TTL, LRU, flush) is
+# deleted and reported as a miss. Keys built in the script share KEYS[1]'s hash slot.
+_LOOKUP_LUA = """
+local gen = redis.call('GET', KEYS[1]) or '0'
+local prefix = ARGV[1]
+local xkey = prefix .. 'x:' .. gen .. ':' .. ARGV[2]
+local eid = redis.call('GET', xkey)
+if not eid then return {gen} end
+local ekey = prefix .. 'e:' .. eid
+local f = redis.call('HMGET', ekey, 'v', 'c', 'p', 'ne', 'm', 'ti', 'to')
+if not f[1] then
+  redis.call('DEL', xkey)
+  return {gen, eid, 'dangling'}
+end
+if f[4] ~= ARGV[3] then return {gen, eid, 'epoch'} end
+if ARGV[4] ~= '' then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  if now - tonumber(f[2]) > tonumber(ARGV[4]) then return {gen, eid, 'stale'} end
+end
+redis.call('HINCRBY', ekey, 'h', 1)
+redis.call('HINCRBY', KEYS[2], 'exact', 1)
+if f[5] then
+  if f[6] then redis.call('HINCRBY', KEYS[2], 'tin:' .. f[5], f[6]) end
+  if f[7] then redis.call('HINCRBY', KEYS[2], 'tout:' .. f[5], f[7]) end
+end
+return {gen, eid, 'hit', f[1], f[2], f[3]}
+"""
+_LOOKUP_SHA = hashlib.sha1(_LOOKUP_LUA.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Budgets:
+    """Time budgets (seconds) per stage; on expiry the call goes to the LLM (fail-open)."""
+
+    connect: float = 0.5
+    command: float = 0.5
+    lookup: float = 0.5
+    embed: float = 2.0
+    search: float = 0.5
+    store: float = 1.0
+    pool_wait: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value <= 0:
+                raise CacheConfigError(f"budget {name!r} must be a positive number, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A cached answer as read back from Redis."""
+
+    entry_id: str
+    payload: bytes
+    created: float
+    prompt: str | None
+
+
+@dataclass(slots=True)
+class LookupOutcome:
+    """What a lookup found, plus what the store after a miss needs (no second embed)."""
+
+    generation: int
+    epoch: int
+    entry: Entry | None = None
+    layer: str | None = None
+    similarity: float | None = None
+    vector: np.ndarray | None = None
+    reason: str | None = None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _redact(url: str) -> str:
+    """A URL safe for logs and reprs: no user name, no password."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
+class _RateLimitedLog:
+    """Log a failure at most once per interval per kind, counting the rest."""
+
+    def __init__(self, interval: float = 30.0) -> None:
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self.suppressed: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, kind: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(kind)
+            if last is not None and now - last < self.interval:
+                self.suppressed[kind] = self.suppressed.get(kind, 0) + 1
+                return
+            self._last[kind] = now
+            skipped = self.suppressed.pop(kind, 0)
+        suffix = f" ({skipped} similar messages suppressed)" if skipped else ""
+        log.warning(message + suffix, *args)
+
+
+class WouldBlockError(RuntimeError):
+    """A sync cache call was made on the thread running the cache's home event loop."""
+
+
+class LLMCache:
+    """The shared core: one Redis pool, the exact layer, the semantic layer.
+
+    Construct with :meth:`from_url` or :meth:`from_client`; construction does no I/O.
+    """
+
+    def __init__(
+        self,
+        pool_factory: Callable[[], aredis.ConnectionPool],
+        *,
+        description: str,
+        embedder: Embedder | Callable[..., Any] | None = None,
+        index: str = "auto",
+        quantization: str = "int8",
+        default_ttl: int | None = None,
+        budgets: Budgets | None = None,
+        candidates: int = 4,
+    ) -> None:
+        if default_ttl is not None and (not isinstance(default_ttl, int) or default_ttl <= 0):
+            raise CacheConfigError(f"default_ttl must be a positive int (seconds), got {default_ttl!r}")
+        if not isinstance(candidates, int) or candidates < 1:
+            raise CacheConfigError(f"candidates must be an int >= 1, got {candidates!r}")
+        self._pool_factory = pool_factory
+        self._description = description
+        self.default_ttl = default_ttl
+        self.budgets = budgets or Budgets()
+        self.index_kind = index
+        self.quantization = quantization
+        self.candidates = candidates
+        self._embedder: Embedder | None = None
+        self._batcher: BatchingEmbedder | None = None
+        if embedder is not None:
+            from ._batching import BatchingEmbedder
+            from .embedders import as_embedder
+
+            self._embedder = as_embedder(embedder)
+            self._batcher = BatchingEmbedder(self._embedder)
+        self._lock = threading.Lock()
+        self._home: asyncio.AbstractEventLoop | None = None
+        self._redis: aredis.Redis | None = None
+        self._pool: aredis.ConnectionPool | None = None
+        self._index: VectorIndex | None = None
+        self._index_ready: asyncio.Future[VectorIndex] | None = None
+        self._resolved_kind: str | None = None
+        self._background = LoopThread()
+        self._epochs: dict[str, int] = {}
+        self._closed = False
+        self.warn = _RateLimitedLog()
+        self.local_errors = 0
+
+    # -- construction -----------------------------------------------------------------
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        max_connections: int = 32,
+        budgets: Budgets | None = None,
+        **options: Any,
+    ) -> LLMCache:
+        """A cache on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``).
+
+        ``max_connections`` bounds the pool; callers wait up to ``budgets.pool_wait``
+        for a free connection, then fail open.
+        """
+        if not isinstance(url, str) or "://" not in url:
+            raise CacheConfigError(f"expected a redis:// URL, got {_redact(str(url))!r}")
+        if not isinstance(max_connections, int) or max_connections < 1:
+            raise CacheConfigError(f"max_connections must be an int >= 1, got {max_connections!r}")
+        b = budgets or Budgets()
+
+        def factory() -> aredis.ConnectionPool:
+            return aredis.BlockingConnectionPool.from_url(
+                url,
+                max_connections=max_connections,
+                timeout=b.pool_wait,
+                socket_timeout=b.command,
+                socket_connect_timeout=b.connect,
+                health_check_interval=30,
+            )
+
+        return cls(factory, description=_redact(url), budgets=b, **options)
+
+    @classmethod
+    def from_client(cls, client: aredis.Redis, **options: Any) -> LLMCache:
+        """A cache on an existing ``redis.asyncio.Redis``; its pool settings are reused.
+
+        The client's own pool is used until its event loop closes; after that the cache
+        opens a fresh pool with the same connection settings on the new loop.
+        """
+        if not isinstance(client, aredis.Redis):
+            raise CacheConfigError(
+                f"from_client() takes a redis.asyncio.Redis, not {type(client).__name__}"
+            )
+        original = client.connection_pool
+        used = [False]
+
+        def factory() -> aredis.ConnectionPool:
+            if not used[0]:
+                used[0] = True
+                return original
+            return type(original)(
+                connection_class=original.connection_class,
+                max_connections=original.max_connections,
+                **original.connection_kwargs,
+            )
+
+        return cls(factory, description=repr(client.connection_pool), **options)
+
+    def __repr__(self) -> str:
+        return f"<LLMCache {self._description} index={self._resolved_kind or self.index_kind}>"
+
+    @property
+    def embedder(self) -> Embedder | None:
+        return self._embedder
+
+    # -- event-loop binding -----------------------------------------------------------
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Make ``loop`` the home loop with a fresh pool (call with ``_lock`` held)."""
+        if self._closed:
+            raise CacheConfigError("this LLMCache is closed")
+        if self._home is not None:
+            log.debug("cachekit: home event loop closed; opening a new pool on the new loop")
+        self._pool = self._pool_factory()
+        self._redis = aredis.Redis(connection_pool=self._pool)
+        self._index = None
+        self._index_ready = None
+        self._home = loop
+
+    def _home_alive(self) -> bool:
+        home = self._home
+        return home is not None and not home.is_closed() and home.is_running()
+
+    def _home_for_async(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if not self._home_alive() and self._home is not loop:
+                self._bind(loop)
+            assert self._home is not None
+            return self._home
+
+    async def run(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        """Run ``fn(*args)`` on the home loop from an async caller."""
+        home = self._home_for_async()
+        if home is asyncio.get_running_loop():
+            return await fn(*args)
+        cfut = asyncio.run_coroutine_threadsafe(fn(*args), home)
+        return await asyncio.wrap_future(cfut)
+
+    def run_sync(
+        self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, timeout: float
+    ) -> T:
+        """Run ``fn(*args)`` on the home loop from sync code and wait up to ``timeout``.
+
+        Raises :class:`WouldBlockError` on the home loop's own thread: blocking there
+        would deadlock, so the caller skips the cache instead.
+        """
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        with self._lock:
+            if not self._home_alive():
+                self._bind(self._background.loop)
+            home = self._home
+            assert home is not None
+        if running is home:
+            raise WouldBlockError(
+                "a sync cached call ran on the thread of the cache's event loop"
+            )
+        cfut = asyncio.run_coroutine_threadsafe(fn(*args), home)
+        try:
+            return cfut.result(timeout)
+        except concurrent.futures.TimeoutError:
+            cfut.cancel()
+            raise
+
+    @property
+    def redis(self) -> aredis.Redis:
+        """The client of the home loop (only valid inside a coroutine run on it)."""
+        if self._redis is None:
+            raise CacheConfigError("the cache is not bound to an event loop yet")
+        return self._redis
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def __aenter__(self) -> LLMCache:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def connect(self) -> None:
+        """Bind to the running loop and check the server (optional: first use does it)."""
+        await self.run(self._connect)
+
+    async def _connect(self) -> None:
+        try:
+            await self.redis.ping()
+        except CACHE_ERRORS as exc:
+            raise CacheBackendError(f"cannot reach Redis at {self._description}: {exc}") from exc
+        if self._embedder is not None:
+            await self._get_index()
+
+    async def aclose(self) -> None:
+        """Close the pool and the background loop thread. Idempotent."""
+        with self._lock:
+            home, pool = self._home, self._pool
+            self._closed = True
+            self._home = self._redis = self._pool = None
+        if pool is not None and home is not None and not home.is_closed():
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            try:
+                if home is running:
+                    await pool.disconnect()
+                elif home.is_running():
+                    await asyncio.wrap_future(
+                        asyncio.run_coroutine_threadsafe(pool.disconnect(), home)
+                    )
+            except CACHE_ERRORS as exc:
+                log.debug("error while closing the pool: %s", exc)
+        self._background.stop()
+
+    def close(self) -> None:
+        """Sync twin of :meth:`aclose` for sync programs."""
+        with self._lock:
+            home, pool = self._home, self._pool
+            self._closed = True
+            self._home = self._redis = self._pool = None
+        if pool is not None and home is not None and home.is_running():
+            try:
+                asyncio.run_coroutine_threadsafe(pool.disconnect(), home).result(2.0)
+            except (*CACHE_ERRORS, RuntimeError) as exc:
+                log.debug("error while closing the pool: %s", exc)
+        self._background.stop()
+
+    # -- vector index -----------------------------------------------------------------
+
+    async def _get_index(self) -> VectorIndex:
+        """The vector index, resolved and checked once per bound loop."""
+        if self._index is not None:
+            return self._index
+        if self._index_ready is None:
+            self._index_ready = asyncio.get_running_loop().create_future()
+            try:
+                from ._index import make_index, resolve_index
+
+                assert self._embedder is not None
+                kind = await resolve_index(self.index_kind, self.redis)
+                index = make_index(kind, self.redis, quantization=self.quantization)
+                await index.ensure(self._embedder.dimensions, self._embedder.model_id)
+            except BaseException as exc:
+                ready, self._index_ready = self._index_ready, None
+                ready.set_exception(exc)
+                ready.exception()  # mark retrieved: the raise below reports it
+                raise
+            self._resolved_kind = kind
+            self._index = index
+            self._index_ready.set_result(index)
+            return index
+        return await asyncio.shield(self._index_ready)
+
+    # -- the lookup -------------------------------------------------------------------
+
+    def space(self, manifest: KeyManifest) -> Space:
+        return Space(manifest.namespace, encode_tenant(manifest.tenant))
+
+    async def lookup(
+        self,
+        manifest: KeyManifest,
+        *,
+        threshold: float | None,
+        max_age: float | None = None,
+    ) -> LookupOutcome:
+        """Exact layer, then (when configured and the call has prompt text) semantic."""
+        space = self.space(manifest)
+        epoch_key = f"ck:{{{manifest.namespace}}}:epoch"
+        for _attempt in range(3):
+            cached_epoch = self._epochs.get(manifest.namespace, 0)
+            # EVALSHA straight in the pipeline: redis-py's Script in a pipeline would add a
+            # SCRIPT EXISTS round trip to every lookup. NOSCRIPT (first use, server
+            # restart) is answered by loading the script once and retrying.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.get(epoch_key)
+                pipe.evalsha(
+                    _LOOKUP_SHA,
+                    2,
+                    space.gen_key,
+                    space.stats_key,
+                    f"ck:{space.tag}:",
+                    manifest.exact_digest,
+                    str(cached_epoch),
+                    "" if max_age is None else repr(float(max_age)),
+                )
+                raw_epoch, reply = await pipe.execute(raise_on_error=False)
+            if isinstance(reply, redis_errors.NoScriptError):
+                await self.redis.script_load(_LOOKUP_LUA)
+                continue
+            for item in (raw_epoch, reply):
+                if isinstance(item, Exception):
+                    raise item
+            epoch = int(raw_epoch or 0)
+            if epoch != cached_epoch:
+                # Someone invalidated the whole namespace: learn the new epoch and look
+                # again, so a hit from the old epoch is never served.
+                self._epochs[manifest.namespace] = epoch
+                continue
+            break
+        else:
+            raise CacheBackendError("lookup did not settle (script reload or epoch change)")
+        generation = int(reply[0])
+        outcome = LookupOutcome(generation=generation, epoch=epoch)
+        if len(reply) >= 3:
+            status = _text(reply[2])
+            if status == "hit":
+                outcome.entry = Entry(
+                    entry_id=_text(reply[1]),
+                    payload=bytes(reply[3]),
+                    created=float(reply[4]),
+                    prompt=_text(reply[5]) if reply[5] else None,
+                )
+                outcome.layer = "exact"
+                return outcome
+            outcome.reason = status
+        if threshold is None or self._embedder is None or not manifest.has_prompt_text:
+            return outcome
+        await self._semantic(manifest, space, outcome, threshold, max_age)
+        return outcome
+
+    async def prepare(self, manifest: KeyManifest) -> LookupOutcome:
+        """Generation and epoch for a store without a lookup (``skip_lookup``)."""
+        space = self.space(manifest)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(f"ck:{{{manifest.namespace}}}:epoch")
+            pipe.get(space.gen_key)
+            raw_epoch, raw_gen = await pipe.execute()
+        epoch = int(raw_epoch or 0)
+        self._epochs[manifest.namespace] = epoch
+        return LookupOutcome(generation=int(raw_gen or 0), epoch=epoch)
+
+    async def embed(self, text: str) -> np.ndarray:
+        """Embed one prompt through the coalescing batcher, within the embed budget."""
+        assert self._batcher is not None
+        return await asyncio.wait_for(self._batcher.embed_one(text), self.budgets.embed)
+
+    async def _semantic(
+        self,
+        manifest: KeyManifest,
+        space: Space,
+        outcome: LookupOutcome,
+        threshold: float,
+        max_age: float | None,
+    ) -> None:
+        assert manifest.prompt is not None
+        index = await self._get_index()
+        vector = await self.embed(manifest.prompt)
+        outcome.vector = vector
+        scope = space.scope(outcome.generation, manifest.scope_digest)
+        found = await asyncio.wait_for(
+            index.search(scope, vector, self.candidates), self.budgets.search
+        )
+        above = [c for c in found if c.similarity >= threshold]
+        if not above:
+            if found:
+                outcome.similarity = found[0].similarity
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cand in above:
+                pipe.hmget(space.entry_key(cand.entry_id), ["v", "c", "p", "ne"])
+                pipe.pttl(space.entry_key(cand.entry_id))
+            rows = await pipe.execute()
+        dangling: list[str] = []
+        now = time.time()
+        for i, cand in enumerate(above):
+            (payload, created, prompt, ne), pttl = rows[2 * i], rows[2 * i + 1]
+            if payload is None:
+                dangling.append(cand.entry_id)
+                continue
+            if int(ne or -1) != outcome.epoch:
+                continue
+            if max_age is not None and now - float(created) > max_age:
+                continue
+            outcome.entry = Entry(cand.entry_id, bytes(payload), float(created), _text(prompt))
+            outcome.layer = "semantic"
+            outcome.similarity = cand.similarity
+            await self._write_alias(manifest, space, outcome, int(pttl))
+            break
+        if dangling:
+            await index.remove(scope, dangling)
+
+    async def _write_alias(
+        self, manifest: KeyManifest, space: Space, outcome: LookupOutcome, pttl: int
+    ) -> None:
+        """After a semantic hit, make the same prompt an exact hit next time."""
+        assert outcome.entry is not None
+        entry_key = space.entry_key(outcome.entry.entry_id)
+        xkey = space.exact_key(outcome.generation, manifest.exact_digest)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if pttl > 0:
+                pipe.set(xkey, outcome.entry.entry_id, px=pttl)
+            else:
+                pipe.set(xkey, outcome.entry.entry_id)
+            pipe.hincrby(entry_key, "h", 1)
+            pipe.hincrby(space.stats_key, "semantic", 1)
+            await pipe.execute()
+
+    # -- the store --------------------------------------------------------------------
+
+    async def store(
+        self,
+        manifest: KeyManifest,
+        outcome: LookupOutcome,
+        payload: str,
+        *,
+        ttl: int | None,
+        usage: tuple[int, int] | None = None,
+    ) -> None:
+        """Entry + exact key + vector in one MULTI on one hash slot."""
+        space = self.space(manifest)
+        ttl = ttl if ttl is not None else self.default_ttl
+        vector = outcome.vector
+        index: VectorIndex | None = None
+        if self._embedder is not None and manifest.has_prompt_text:
+            index = await self._get_index()
+            if vector is None:
+                assert manifest.prompt is not None
+                vector = await self.embed(manifest.prompt)
+        entry_id = manifest.exact_digest
+        entry_key = space.entry_key(entry_id)
+        fields: dict[str, Any] = {
+            "v": payload,
+            "c": repr(time.time()),
+            "h": 0,
+            "ne": outcome.epoch,
+            "g": outcome.generation,
+            "s": manifest.scope_digest,
+            "p": manifest.prompt or "",
+        }
+        if manifest.model:
+            fields["m"] = manifest.model
+        if usage is not None:
+            fields["ti"], fields["to"] = usage
+        xkey = space.exact_key(outcome.generation, manifest.exact_digest)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(entry_key)
+            pipe.hset(entry_key, mapping=fields)
+            if ttl is not None:
+                pipe.expire(entry_key, ttl)
+                pipe.set(xkey, entry_id, ex=ttl)
+            else:
+                pipe.set(xkey, entry_id)
+            if index is not None and vector is not None:
+                scope = space.scope(outcome.generation, manifest.scope_digest)
+                index.add(pipe, scope, entry_id, vector, ttl)
+            pipe.hincrby(space.stats_key, "miss", 1)
+            await pipe.execute()
+
+    async def count(self, manifest: KeyManifest, field: str) -> None:
+        """Count an outcome that had no other write to ride on (bypass)."""
+        await self.redis.hincrby(self.space(manifest).stats_key, field, 1)
+
+    async def delete_entry(self, manifest: KeyManifest, entry_id: str) -> None:
+        """Drop a corrupt entry so it is not served again."""
+        await self.redis.delete(self.space(manifest).entry_key(entry_id))
+
+    # -- management -------------------------------------------------------------------
+
+    def _check_namespace(self, namespace: str) -> None:
+        if not isinstance(namespace, str) or not NAMESPACE_RE.match(namespace):
+            raise CacheConfigError(
+                f"namespace must match {NAMESPACE_RE.pattern}, got {namespace!r}"
+            )
+
+    async def invalidate(self, namespace: str, tenant: str | None = None) -> int:
+        """Make every worker miss the namespace's current entries at once (no SCAN).
+
+        With ``tenant`` only that tenant's entries; with ``tenant=None`` every tenant's
+        (the namespace epoch). Old entries are not deleted: they age out by TTL/LRU.
+        Returns the new generation (or epoch).
+        """
+        self._check_namespace(namespace)
+        return await self.run(self._invalidate, namespace, tenant)
+
+    async def _invalidate(self, namespace: str, tenant: str | None) -> int:
+        try:
+            if tenant is None:
+                value = int(await self.redis.incr(f"ck:{{{namespace}}}:epoch"))
+                self._epochs[namespace] = value
+                return value
+            space = Space(namespace, encode_tenant(tenant))
+            return int(await self.redis.incr(space.gen_key))
+        except CACHE_ERRORS as exc:
+            raise CacheBackendError(f"invalidate({namespace!r}) failed: {exc}") from exc
+
+    async def clear(self, namespace: str, tenant: str | None = None) -> int:
+        """Delete a namespace's keys (one tenant's, or every tenant's) with SCAN + UNLINK.
+
+        Returns the number of keys deleted. Works on every primary of a cluster.
+        """
+        self._check_namespace(namespace)
+        return await self.run(self._clear, namespace, tenant)
+
+    async def _clear(self, namespace: str, tenant: str | None) -> int:
+        if tenant is None:
+            patterns: Sequence[str] = (f"ck:{{{namespace}:*", f"ckv:{{{namespace}:*")
+        else:
+            patterns = Space(namespace, encode_tenant(tenant)).patterns
+        deleted = 0
+        try:
+            for pattern in patterns:
+                batch: list[Any] = []
+                async for key in self.redis.scan_iter(match=pattern, count=1000):
+                    batch.append(key)
+                    if len(batch) >= 500:
+                        deleted += int(await self.redis.unlink(*batch))
+                        batch = []
+                if batch:
+                    deleted += int(await self.redis.unlink(*batch))
+        except CACHE_ERRORS as exc:
+            raise CacheBackendError(f"clear({namespace!r}) failed: {exc}") from exc
+        return deleted
+
+    async def index_meta(self) -> dict[str, str]:
+        """The global vector-index metadata (backend, dims, model), if any."""
+        raw = await self.run(self._index_meta)
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    async def _index_meta(self) -> dict[Any, Any]:
+        return cast(dict[Any, Any], await self.redis.hgetall(META_KEY))

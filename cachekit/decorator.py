@@ -1,0 +1,516 @@
+"""``@cached_llm``: cache any LLM-calling function, sync or async, plain or method.
+
+Built on wrapt so ``self``/``cls`` are handled by the descriptor protocol and never enter
+the key; the sync or async wrapper is chosen once, at decoration time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import threading
+import time
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import wrapt
+
+from . import _codec
+from ._defaults import get_default_cache
+from ._layout import NAMESPACE_RE
+from ._manifest import KeyManifest, build_manifest, default_normalize
+from .cache import CACHE_ERRORS, LLMCache, LookupOutcome, WouldBlockError
+from .errors import CacheConfigError, CodecError
+from .result import (
+    CacheControl,
+    CacheResult,
+    Status,
+    _set_last,
+    current_control,
+    current_tenant,
+)
+
+__all__ = ["BoundCall", "cached_llm"]
+
+log = logging.getLogger("cachekit")
+F = TypeVar("F", bound=Callable[..., Any])
+
+_UNSET: Any = object()
+_warned_types: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class BoundCall:
+    """What a ``tenant=`` callback receives: the call's arguments, bound with defaults."""
+
+    function: Callable[..., Any]
+    arguments: Mapping[str, Any]
+    instance: Any = None
+
+
+@functools.lru_cache(maxsize=4096)
+def _signature(func: Callable[..., Any], drop_first: bool) -> inspect.Signature:
+    sig = inspect.signature(func)
+    if drop_first:
+        params = list(sig.parameters.values())[1:]
+        sig = sig.replace(parameters=params)
+    return sig
+
+
+def _bind(wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Bind a call to its signature with defaults: positional and keyword agree."""
+    if inspect.ismethod(wrapped):
+        sig = _signature(wrapped.__func__, True)
+    else:
+        sig = _signature(wrapped, False)
+    bound = sig.bind(*args, **kwargs)
+    bound.apply_defaults()
+    out: dict[str, Any] = {}
+    for name, value in bound.arguments.items():
+        kind = sig.parameters[name].kind
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            out.update(value)
+        elif kind is inspect.Parameter.VAR_POSITIONAL:
+            if value:
+                out[name] = list(value)
+        else:
+            out[name] = value
+    return out
+
+
+def _usage_of(value: Any) -> tuple[int, int] | None:
+    """Input/output tokens the response reports (OpenAI or Anthropic shapes)."""
+    usage = value.get("usage") if isinstance(value, Mapping) else getattr(value, "usage", None)
+    if usage is None:
+        return None
+
+    def get(name: str) -> Any:
+        return usage.get(name) if isinstance(usage, Mapping) else getattr(usage, name, None)
+
+    tin = get("prompt_tokens")
+    tout = get("completion_tokens")
+    if tin is None:
+        tin, tout = get("input_tokens"), get("output_tokens")
+    if isinstance(tin, int) and isinstance(tout, int):
+        return tin, tout
+    return None
+
+
+def _warn_uncacheable(exc: CodecError, value: Any) -> None:
+    name = f"{type(value).__module__}.{type(value).__qualname__}"
+    with _warned_lock:
+        if name in _warned_types:
+            return
+        _warned_types.add(name)
+    log.warning("cachekit: not caching a %s result: %s", name, exc)
+
+
+def _register_return_type(func: Callable[..., Any]) -> None:
+    """Let other workers decode this function's results before they produce one."""
+    try:
+        hint = typing.get_type_hints(func).get("return")
+    except Exception:  # noqa: BLE001 - unresolvable annotations only cost the pre-registration
+        return
+    for candidate in (hint, *typing.get_args(hint)):
+        if isinstance(candidate, type):
+            try:
+                _codec.register_type(candidate)
+            except CodecError:
+                continue
+
+
+class _CallState:
+    """One call's trip through the cache (mutable, lives for one call)."""
+
+    __slots__ = ("ctl", "failed", "manifest", "outcome", "started", "stored", "value")
+
+    def __init__(self, manifest: KeyManifest, ctl: CacheControl | None) -> None:
+        self.started = time.perf_counter()
+        self.manifest = manifest
+        self.ctl = ctl
+        self.outcome: LookupOutcome | None = None
+        self.failed: str | None = None
+        self.value: Any = _UNSET
+        self.stored = False
+
+
+class _CachedCall:
+    """Everything the sync and async wrappers share: options, keys, lookup and store.
+
+    ``before`` and ``after`` are coroutines run on the cache's home loop, awaited
+    directly by async callers and submitted from sync callers, so the logic exists once.
+    """
+
+    def __init__(
+        self,
+        *,
+        namespace: str,
+        cache: LLMCache | None,
+        ttl: int | None,
+        threshold: float | None,
+        threshold_given: bool,
+        tenant: Callable[[BoundCall], str | None] | None,
+        ignore: Iterable[str],
+        prompt: str | None,
+        normalize: Callable[[str], str] | None,
+        on_result: Callable[[CacheResult], None] | None,
+        allow_global: bool,
+        function_id: str,
+    ) -> None:
+        self.namespace = namespace
+        self._cache = cache
+        self.ttl = ttl
+        self.threshold = threshold
+        self.threshold_given = threshold_given
+        self.tenant = tenant
+        self.ignore = frozenset(ignore)
+        self.prompt = prompt
+        self.normalize = normalize
+        self.on_result = on_result
+        self.allow_global = allow_global
+        self.function_id = function_id
+
+    @property
+    def cache(self) -> LLMCache:
+        return self._cache if self._cache is not None else get_default_cache()
+
+    def effective_threshold(self, cache: LLMCache) -> float | None:
+        if self.threshold_given:
+            return self.threshold
+        embedder = cache.embedder
+        return embedder.default_threshold if embedder is not None else None
+
+    # -- before the call --------------------------------------------------------------
+
+    def start(
+        self,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> tuple[_CallState | None, str | None]:
+        """Build the call's state, or say why it bypasses the cache.
+
+        Raises CacheKeyError (before the function runs) for arguments with no key.
+        """
+        started = time.perf_counter()
+        arguments = _bind(wrapped, args, kwargs)
+        tenant = None
+        if self.tenant is not None:
+            tenant = self.tenant(BoundCall(wrapped, arguments, instance))
+            if tenant is not None and not isinstance(tenant, str):
+                raise CacheConfigError(
+                    f"the tenant= callback must return str or None, got {type(tenant).__name__}"
+                )
+        if tenant is None:
+            tenant = current_tenant()
+        manifest = build_manifest(
+            self.namespace,
+            tenant,
+            arguments,
+            function_id=self.function_id,
+            prompt_param=self.prompt,
+            ignore=self.ignore,
+            normalize=self.normalize,
+        )
+        ctl = current_control()
+        state = _CallState(manifest, ctl)
+        state.started = started
+        if tenant is None and self.tenant is not None and not self.allow_global:
+            return state, "no tenant"
+        if arguments.get("stream") is True:
+            return state, "stream"
+        if ctl is not None and ctl.skip_lookup and ctl.skip_store:
+            return state, "cache_control"
+        return state, None
+
+    def lookup_budget(self, cache: LLMCache) -> float:
+        b = cache.budgets
+        return b.lookup + (b.embed + b.search if cache.embedder is not None else 0.0)
+
+    async def before(self, cache: LLMCache, state: _CallState) -> None:
+        """Look up; on a decodable hit set ``state.value``. Runs on the home loop."""
+        ctl = state.ctl
+        if ctl is not None and ctl.skip_lookup:
+            state.outcome = await cache.prepare(state.manifest)
+            return
+        outcome = await cache.lookup(
+            state.manifest,
+            threshold=self.effective_threshold(cache),
+            max_age=ctl.max_age if ctl else None,
+        )
+        state.outcome = outcome
+        if outcome.entry is None:
+            return
+        try:
+            state.value = _codec.decode(outcome.entry.payload)
+        except CodecError as exc:
+            cache.warn("decode", "cachekit: dropping a corrupt cache entry: %s", exc)
+            entry_id = outcome.entry.entry_id
+            outcome.entry = None
+            outcome.layer = None
+            await cache.delete_entry(state.manifest, entry_id)
+
+    # -- after the call ---------------------------------------------------------------
+
+    def payload(self, state: _CallState, value: Any) -> str | None:
+        """The encoded value to store, or None when nothing should be stored."""
+        if state.failed is not None or state.outcome is None:
+            return None
+        if state.ctl is not None and state.ctl.skip_store:
+            return None
+        try:
+            return _codec.encode(value)
+        except CodecError as exc:
+            _warn_uncacheable(exc, value)
+            return None
+
+    def store_budget(self, cache: LLMCache, state: _CallState) -> float:
+        extra = cache.budgets.embed if state.outcome and state.outcome.vector is None else 0.0
+        return cache.budgets.store + extra
+
+    async def after(self, cache: LLMCache, state: _CallState, payload: str, value: Any) -> None:
+        assert state.outcome is not None
+        await cache.store(state.manifest, state.outcome, payload, ttl=self.ttl, usage=_usage_of(value))
+        state.stored = True
+
+    # -- reporting --------------------------------------------------------------------
+
+    def finish(
+        self,
+        state: _CallState,
+        status: Status,
+        *,
+        reason: str | None = None,
+        overhead: float | None = None,
+    ) -> None:
+        outcome = state.outcome
+        entry = outcome.entry if outcome is not None else None
+        elapsed = overhead if overhead is not None else time.perf_counter() - state.started
+        result = CacheResult(
+            status=status,
+            namespace=self.namespace,
+            key=state.manifest.exact_digest,
+            layer=outcome.layer if entry is not None and outcome is not None else None,  # type: ignore[arg-type]
+            similarity=outcome.similarity if outcome is not None else None,
+            matched_prompt=entry.prompt if entry is not None else None,
+            latency_ms=elapsed * 1000.0,
+            age_s=(time.time() - entry.created) if entry is not None else None,
+            stored=state.stored,
+            reason=reason or state.failed,
+        )
+        _set_last(result)
+        if self.on_result is not None:
+            try:
+                self.on_result(result)
+            except Exception:  # noqa: BLE001 - a metrics hook must never break the call
+                log.exception("cachekit: on_result callback failed")
+
+    def failure(self, cache: LLMCache, state: _CallState, stage: str, exc: BaseException) -> None:
+        state.failed = f"{stage} failed: {type(exc).__name__}: {exc}"
+        cache.local_errors += 1
+        cache.warn(stage, "cachekit: cache %s failed; the call goes to the function: %s", stage, exc)
+
+
+def _make_async_wrapper(call: _CachedCall) -> Any:
+    @wrapt.decorator
+    async def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        state, bypass = call.start(wrapped, instance, args, kwargs)
+        assert state is not None
+        if bypass is not None:
+            value = await wrapped(*args, **kwargs)
+            call.finish(state, "bypass", reason=bypass)
+            return value
+        cache = call.cache
+        try:
+            await asyncio.wait_for(cache.run(call.before, cache, state), call.lookup_budget(cache))
+        except CACHE_ERRORS as exc:
+            call.failure(cache, state, "lookup", exc)
+        if state.value is not _UNSET:
+            assert state.outcome is not None
+            call.finish(state, state.outcome.layer)  # type: ignore[arg-type]
+            return state.value
+        spent = time.perf_counter() - state.started
+        value = await wrapped(*args, **kwargs)
+        resumed = time.perf_counter()
+        payload = call.payload(state, value)
+        if payload is not None:
+            try:
+                await asyncio.wait_for(
+                    cache.run(call.after, cache, state, payload, value),
+                    call.store_budget(cache, state),
+                )
+            except CACHE_ERRORS as exc:
+                call.failure(cache, state, "store", exc)
+        overhead = spent + time.perf_counter() - resumed
+        call.finish(state, "error" if state.failed else "miss", overhead=overhead)
+        return value
+
+    return wrapper
+
+
+def _make_sync_wrapper(call: _CachedCall) -> Any:
+    @wrapt.decorator
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        state, bypass = call.start(wrapped, instance, args, kwargs)
+        assert state is not None
+        if bypass is not None:
+            value = wrapped(*args, **kwargs)
+            call.finish(state, "bypass", reason=bypass)
+            return value
+        cache = call.cache
+        try:
+            cache.run_sync(call.before, cache, state, timeout=call.lookup_budget(cache))
+        except WouldBlockError as exc:
+            cache.warn("blocking", "cachekit: %s; skipping the cache for this call", exc)
+            value = wrapped(*args, **kwargs)
+            call.finish(state, "bypass", reason="would block the event loop")
+            return value
+        except CACHE_ERRORS as exc:
+            call.failure(cache, state, "lookup", exc)
+        if state.value is not _UNSET:
+            assert state.outcome is not None
+            call.finish(state, state.outcome.layer)  # type: ignore[arg-type]
+            return state.value
+        spent = time.perf_counter() - state.started
+        value = wrapped(*args, **kwargs)
+        resumed = time.perf_counter()
+        payload = call.payload(state, value)
+        if payload is not None:
+            try:
+                cache.run_sync(
+                    call.after, cache, state, payload, value, timeout=call.store_budget(cache, state)
+                )
+            except CACHE_ERRORS as exc:
+                call.failure(cache, state, "store", exc)
+        overhead = spent + time.perf_counter() - resumed
+        call.finish(state, "error" if state.failed else "miss", overhead=overhead)
+        return value
+
+    return wrapper
+
+
+def _validate(
+    namespace: Any, ttl: Any, threshold: Any, tenant: Any, ignore: Any, prompt: Any, on_result: Any
+) -> None:
+    if not isinstance(namespace, str) or not NAMESPACE_RE.match(namespace):
+        raise CacheConfigError(
+            f"namespace must be 1-64 characters of A-Z a-z 0-9 _ . - (it is part of Redis key "
+            f"names), got {namespace!r}"
+        )
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0):
+        raise CacheConfigError(f"ttl must be a positive int (seconds) or None, got {ttl!r}")
+    if threshold is not None:
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+            raise CacheConfigError(f"threshold must be a number in [-1, 1], got {threshold!r}")
+        if not -1.0 <= float(threshold) <= 1.0:
+            raise CacheConfigError(
+                f"threshold is a cosine similarity and must be in [-1, 1], got {threshold!r}"
+            )
+    if tenant is not None and not callable(tenant):
+        raise CacheConfigError(f"tenant must be a callable(BoundCall) -> str | None, got {tenant!r}")
+    if on_result is not None and not callable(on_result):
+        raise CacheConfigError(f"on_result must be callable, got {on_result!r}")
+    if isinstance(ignore, str) or not all(isinstance(x, str) for x in ignore):
+        raise CacheConfigError(f"ignore must be a collection of parameter names, got {ignore!r}")
+    if prompt is not None and not isinstance(prompt, str):
+        raise CacheConfigError(f"prompt must be a parameter name, got {prompt!r}")
+
+
+def cached_llm(
+    namespace: str = "default",
+    *,
+    cache: LLMCache | None = None,
+    ttl: int | None = None,
+    threshold: float | None = _UNSET,
+    tenant: Callable[[BoundCall], str | None] | None = None,
+    ignore: Iterable[str] = (),
+    prompt: str | None = None,
+    normalize: Callable[[str], str] | None = default_normalize,
+    on_result: Callable[[CacheResult], None] | None = None,
+    allow_global: bool = False,
+) -> Callable[[F], F]:
+    """Cache the results of an LLM-calling function in Redis.
+
+    Args:
+        namespace: groups entries for stats, ``invalidate`` and ``clear``.
+        cache: the :class:`LLMCache`; defaults to :func:`cachekit.get_default_cache`.
+        ttl: seconds an entry lives (None: the cache's ``default_ttl``, else forever).
+        threshold: cosine similarity in [-1, 1] a paraphrase needs to be served from the
+            semantic layer. Omitted: the embedder's calibrated default. ``None``: exact
+            matches only.
+        tenant: ``callable(BoundCall) -> str | None``; entries of one tenant are never
+            served to another. When it returns None the tenant set with
+            :func:`cachekit.use_tenant` applies; if there is none either, the call bypasses
+            the cache unless ``allow_global=True``.
+        ignore: parameter names that do not take part in the key.
+        prompt: the parameter holding the prompt (default: the first of
+            ``prompt, question, query, input, text`` that is a string, else the last
+            user message of ``messages``).
+        normalize: applied to the prompt for the exact key (default: collapse whitespace,
+            lower-case); None keeps prompts byte-exact.
+        on_result: called with every :class:`CacheResult` (metrics hooks).
+    """
+    _validate(namespace, ttl, None if threshold is _UNSET else threshold, tenant, ignore, prompt, on_result)
+
+    def decorate(func: F) -> F:
+        target = getattr(func, "__func__", func)
+        if not callable(target):
+            raise CacheConfigError(f"cached_llm can only decorate callables, got {func!r}")
+        name = getattr(target, "__qualname__", repr(target))
+        if inspect.isasyncgenfunction(target) or inspect.isgeneratorfunction(target):
+            raise CacheConfigError(
+                f"{name!r} is a generator function; streaming generators are not supported "
+                "by this version of cached_llm"
+            )
+        _check_prompt_param(target, prompt, ignore)
+        _register_return_type(target)
+        call = _CachedCall(
+            namespace=namespace,
+            cache=cache,
+            ttl=ttl,
+            threshold=None if threshold is _UNSET else threshold,
+            threshold_given=threshold is not _UNSET,
+            tenant=tenant,
+            ignore=ignore,
+            prompt=prompt,
+            normalize=normalize,
+            on_result=on_result,
+            allow_global=allow_global or tenant is None,
+            function_id=f"{getattr(target, '__module__', '?')}.{name}",
+        )
+        # SDK methods are often wrapped by sync decorators around an async def (openai's
+        # required_args): look through __wrapped__ to see what the call really returns.
+        is_async = inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
+            inspect.unwrap(target)
+        )
+        wrapper = _make_async_wrapper(call) if is_async else _make_sync_wrapper(call)
+        wrapped = wrapper(func)
+        return typing.cast(F, wrapped)
+
+    return decorate
+
+
+def _check_prompt_param(func: Callable[..., Any], prompt: str | None, ignore: Iterable[str]) -> None:
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError):
+        return
+    names = set(sig.parameters)
+    has_var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+    if prompt is not None and prompt not in names and not has_var_kw:
+        raise CacheConfigError(
+            f"prompt={prompt!r} is not a parameter of {getattr(func, '__qualname__', func)!r} "
+            f"(parameters: {', '.join(sorted(names)) or 'none'})"
+        )
+    if prompt is not None and prompt in set(ignore):
+        raise CacheConfigError(f"prompt={prompt!r} cannot also be in ignore=")

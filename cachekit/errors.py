@@ -1,0 +1,62 @@
+"""The one exception tree of cachekit.
+
+Everything cachekit raises on purpose derives from :class:`CacheKitError`. Lower-layer
+errors (redis-py, the embedding client, JSON) are translated at the boundary with
+``raise ... from`` so callers can catch one family. Note that the *cache* never raises
+into a decorated call because Redis is down: that is fail-open and shows up as
+``last_result().status == "error"``. The errors here are for misuse (bad options, bad
+arguments) and for explicit management calls (``invalidate``, ``clear``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CacheBackendError",
+    "CacheConfigError",
+    "CacheKeyError",
+    "CacheKitError",
+    "CodecError",
+    "EmbedderError",
+    "IndexMismatchError",
+    "RedisServerNotFoundError",
+]
+
+
+class CacheKitError(Exception):
+    """Base class of every error cachekit raises."""
+
+
+class CacheConfigError(CacheKitError, ValueError):
+    """An option makes no sense (negative ttl, threshold outside [-1, 1], bad namespace)."""
+
+
+class CacheKeyError(CacheKitError, TypeError):
+    """A call argument cannot be turned into a stable cache key.
+
+    Raised at call time, before the wrapped function runs, naming the parameter and its
+    type. Put the parameter in ``ignore=`` if it should not take part in the key.
+    """
+
+    def __init__(self, message: str, *, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+class CodecError(CacheKitError):
+    """A value cannot be encoded for, or decoded from, the cache."""
+
+
+class CacheBackendError(CacheKitError):
+    """Redis failed during an explicit management call (invalidate, clear, stats)."""
+
+
+class IndexMismatchError(CacheKitError):
+    """An existing vector index was built for other dimensions or another metric."""
+
+
+class EmbedderError(CacheKitError):
+    """The embedder failed or returned vectors of the wrong shape."""
+
+
+class RedisServerNotFoundError(CacheKitError):
+    """No Redis >= 8 ``redis-server`` binary could be found to start a local server."""

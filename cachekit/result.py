@@ -1,0 +1,126 @@
+"""What happened to the last cached call, without changing return types.
+
+``last_result()`` reads a context variable set by the decorator (and by the middleware
+per request), so concurrent tasks and threads each see their own call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "CacheControl",
+    "CacheResult",
+    "Status",
+    "cache_control",
+    "current_control",
+    "current_tenant",
+    "last_result",
+    "use_tenant",
+]
+
+Status = Literal["miss", "exact", "semantic", "bypass", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class CacheResult:
+    """The outcome of one cached call.
+
+    ``status``: ``miss`` (the function ran), ``exact``/``semantic`` (served from the
+    cache), ``bypass`` (cache skipped on purpose), ``error`` (the cache failed and the
+    function ran anyway). ``latency_ms`` is the time cachekit itself spent (lookup and,
+    on a miss, the store), not the wrapped function's time.
+    """
+
+    status: Status
+    namespace: str
+    key: str | None = None
+    layer: Literal["exact", "semantic"] | None = None
+    similarity: float | None = None
+    matched_prompt: str | None = None
+    latency_ms: float = 0.0
+    age_s: float | None = None
+    stored: bool = False
+    reason: str | None = None
+
+    @property
+    def hit(self) -> bool:
+        return self.status in ("exact", "semantic")
+
+
+_last: contextvars.ContextVar[CacheResult | None] = contextvars.ContextVar(
+    "cachekit_last_result", default=None
+)
+
+
+def last_result() -> CacheResult | None:
+    """The result of the most recent cached call in this context (task or thread)."""
+    return _last.get()
+
+
+def _set_last(result: CacheResult) -> None:
+    _last.set(result)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheControl:
+    """Per-call overrides: skip the lookup, skip the store, or reject old entries."""
+
+    skip_lookup: bool = False
+    skip_store: bool = False
+    max_age: float | None = None
+
+
+_control: contextvars.ContextVar[CacheControl | None] = contextvars.ContextVar(
+    "cachekit_control", default=None
+)
+_tenant: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "cachekit_tenant", default=None
+)
+
+
+def current_control() -> CacheControl | None:
+    return _control.get()
+
+
+@contextlib.contextmanager
+def cache_control(
+    *, skip_lookup: bool = False, skip_store: bool = False, max_age: float | None = None
+) -> Iterator[CacheControl]:
+    """Apply per-call cache policy to the calls made inside the ``with`` block.
+
+    ``skip_lookup`` always calls the function (fresh answer) and still stores it unless
+    ``skip_store``; ``skip_store`` never writes; ``max_age`` (seconds) treats older
+    entries as misses. Like HTTP's ``Cache-Control: no-cache / no-store / max-age``.
+    """
+    if max_age is not None and max_age < 0:
+        raise ValueError(f"max_age must be >= 0 seconds, got {max_age}")
+    ctl = CacheControl(skip_lookup=skip_lookup, skip_store=skip_store, max_age=max_age)
+    token = _control.set(ctl)
+    try:
+        yield ctl
+    finally:
+        _control.reset(token)
+
+
+def current_tenant() -> str | None:
+    return _tenant.get()
+
+
+@contextlib.contextmanager
+def use_tenant(tenant: str | None) -> Iterator[None]:
+    """Set the tenant for cached calls inside the block (for code paths with no argument).
+
+    A ``tenant=`` callback on the decorator takes precedence when it returns a value.
+    """
+    if tenant is not None and not isinstance(tenant, str):
+        raise TypeError(f"tenant must be str or None, not {type(tenant).__name__}")
+    token = _tenant.set(tenant)
+    try:
+        yield
+    finally:
+        _tenant.reset(token)
