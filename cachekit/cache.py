@@ -53,26 +53,31 @@ CACHE_ERRORS: tuple[type[BaseException], ...] = (
     IndexMismatchError,
 )
 
-# One round trip for an exact hit: read the tenant generation, follow the exact pointer,
-# read the entry, count the hit. A pointer whose entry is gone (TTL, LRU, flush) is
-# deleted and reported as a miss. Keys built in the script share KEYS[1]'s hash slot.
+# One round trip for an exact hit: read the namespace epoch and the tenant generation,
+# follow the exact pointer, read the entry, count the hit. A pointer whose entry is gone
+# (TTL, LRU, flush) is deleted and reported as a miss; an entry stored under an older
+# namespace epoch is not served. Keys built in the script share KEYS[1]'s hash slot; the
+# epoch key (KEYS[3]) lives in another slot, so cluster mode reads it separately and
+# passes it as ARGV[4] instead.
 _LOOKUP_LUA = """
+local epoch = ARGV[4]
+if KEYS[3] then epoch = redis.call('GET', KEYS[3]) or '0' end
 local gen = redis.call('GET', KEYS[1]) or '0'
 local prefix = ARGV[1]
 local xkey = prefix .. 'x:' .. gen .. ':' .. ARGV[2]
 local eid = redis.call('GET', xkey)
-if not eid then return {gen} end
+if not eid then return {gen, epoch} end
 local ekey = prefix .. 'e:' .. eid
 local f = redis.call('HMGET', ekey, 'v', 'c', 'p', 'ne', 'm', 'ti', 'to')
 if not f[1] then
   redis.call('DEL', xkey)
-  return {gen, eid, 'dangling'}
+  return {gen, epoch, eid, 'dangling'}
 end
-if f[4] ~= ARGV[3] then return {gen, eid, 'epoch'} end
-if ARGV[4] ~= '' then
+if f[4] ~= epoch then return {gen, epoch, eid, 'epoch'} end
+if ARGV[3] ~= '' then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-  if now - tonumber(f[2]) > tonumber(ARGV[4]) then return {gen, eid, 'stale'} end
+  if now - tonumber(f[2]) > tonumber(ARGV[3]) then return {gen, epoch, eid, 'stale'} end
 end
 redis.call('HINCRBY', ekey, 'h', 1)
 redis.call('HINCRBY', KEYS[2], 'exact', 1)
@@ -80,7 +85,7 @@ if f[5] then
   if f[6] then redis.call('HINCRBY', KEYS[2], 'tin:' .. f[5], f[6]) end
   if f[7] then redis.call('HINCRBY', KEYS[2], 'tout:' .. f[5], f[7]) end
 end
-return {gen, eid, 'hit', f[1], f[2], f[3]}
+return {gen, epoch, eid, 'hit', f[1], f[2], f[3]}
 """
 _LOOKUP_SHA = hashlib.sha1(_LOOKUP_LUA.encode()).hexdigest()
 
@@ -210,7 +215,6 @@ class LLMCache:
         self._index_ready: asyncio.Future[VectorIndex] | None = None
         self._resolved_kind: str | None = None
         self._background = LoopThread()
-        self._epochs: dict[str, int] = {}
         self._closed = False
         self.warn = _RateLimitedLog()
         self.local_errors = 0
@@ -447,50 +451,28 @@ class LLMCache:
     ) -> LookupOutcome:
         """Exact layer, then (when configured and the call has prompt text) semantic."""
         space = self.space(manifest)
-        epoch_key = f"ck:{{{manifest.namespace}}}:epoch"
-        for _attempt in range(3):
-            cached_epoch = self._epochs.get(manifest.namespace, 0)
-            # EVALSHA straight in the pipeline: redis-py's Script in a pipeline would add a
-            # SCRIPT EXISTS round trip to every lookup. NOSCRIPT (first use, server
-            # restart) is answered by loading the script once and retrying.
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.get(epoch_key)
-                pipe.evalsha(
-                    _LOOKUP_SHA,
-                    2,
-                    space.gen_key,
-                    space.stats_key,
-                    f"ck:{space.tag}:",
-                    manifest.exact_digest,
-                    str(cached_epoch),
-                    "" if max_age is None else repr(float(max_age)),
-                )
-                raw_epoch, reply = await pipe.execute(raise_on_error=False)
-            if isinstance(reply, redis_errors.NoScriptError):
-                await self.redis.script_load(_LOOKUP_LUA)
-                continue
-            for item in (raw_epoch, reply):
-                if isinstance(item, Exception):
-                    raise item
-            epoch = int(raw_epoch or 0)
-            if epoch != cached_epoch:
-                # Someone invalidated the whole namespace: learn the new epoch and look
-                # again, so a hit from the old epoch is never served.
-                self._epochs[manifest.namespace] = epoch
-                continue
-            break
-        else:
-            raise CacheBackendError("lookup did not settle (script reload or epoch change)")
-        generation = int(reply[0])
-        outcome = LookupOutcome(generation=generation, epoch=epoch)
-        if len(reply) >= 3:
-            status = _text(reply[2])
+        keys = [space.gen_key, space.stats_key, f"ck:{{{manifest.namespace}}}:epoch"]
+        args = [
+            f"ck:{space.tag}:",
+            manifest.exact_digest,
+            "" if max_age is None else repr(float(max_age)),
+            "",
+        ]
+        try:
+            reply = await self.redis.evalsha(_LOOKUP_SHA, len(keys), *keys, *args)
+        except redis_errors.NoScriptError:
+            # First use on this server, or it restarted: load once, then EVALSHA again.
+            await self.redis.script_load(_LOOKUP_LUA)
+            reply = await self.redis.evalsha(_LOOKUP_SHA, len(keys), *keys, *args)
+        outcome = LookupOutcome(generation=int(reply[0]), epoch=int(reply[1]))
+        if len(reply) >= 4:
+            status = _text(reply[3])
             if status == "hit":
                 outcome.entry = Entry(
-                    entry_id=_text(reply[1]),
-                    payload=bytes(reply[3]),
-                    created=float(reply[4]),
-                    prompt=_text(reply[5]) if reply[5] else None,
+                    entry_id=_text(reply[2]),
+                    payload=bytes(reply[4]),
+                    created=float(reply[5]),
+                    prompt=_text(reply[6]) if reply[6] else None,
                 )
                 outcome.layer = "exact"
                 return outcome
@@ -507,14 +489,13 @@ class LLMCache:
             pipe.get(f"ck:{{{manifest.namespace}}}:epoch")
             pipe.get(space.gen_key)
             raw_epoch, raw_gen = await pipe.execute()
-        epoch = int(raw_epoch or 0)
-        self._epochs[manifest.namespace] = epoch
-        return LookupOutcome(generation=int(raw_gen or 0), epoch=epoch)
+        return LookupOutcome(generation=int(raw_gen or 0), epoch=int(raw_epoch or 0))
 
     async def embed(self, text: str) -> np.ndarray:
         """Embed one prompt through the coalescing batcher, within the embed budget."""
         assert self._batcher is not None
-        return await asyncio.wait_for(self._batcher.embed_one(text), self.budgets.embed)
+        async with asyncio.timeout(self.budgets.embed):
+            return await self._batcher.embed_one(text)
 
     async def _semantic(
         self,
@@ -529,9 +510,8 @@ class LLMCache:
         vector = await self.embed(manifest.prompt)
         outcome.vector = vector
         scope = space.scope(outcome.generation, manifest.scope_digest)
-        found = await asyncio.wait_for(
-            index.search(scope, vector, self.candidates), self.budgets.search
-        )
+        async with asyncio.timeout(self.budgets.search):
+            found = await index.search(scope, vector, self.candidates)
         above = [c for c in found if c.similarity >= threshold]
         if not above:
             if found:
@@ -657,9 +637,7 @@ class LLMCache:
     async def _invalidate(self, namespace: str, tenant: str | None) -> int:
         try:
             if tenant is None:
-                value = int(await self.redis.incr(f"ck:{{{namespace}}}:epoch"))
-                self._epochs[namespace] = value
-                return value
+                return int(await self.redis.incr(f"ck:{{{namespace}}}:epoch"))
             space = Space(namespace, encode_tenant(tenant))
             return int(await self.redis.incr(space.gen_key))
         except CACHE_ERRORS as exc:

@@ -330,7 +330,9 @@ def _make_async_wrapper(call: _CachedCall) -> Any:
             return value
         cache = call.cache
         try:
-            await asyncio.wait_for(cache.run(call.before, cache, state), call.lookup_budget(cache))
+            # asyncio.timeout, not wait_for: no extra task on the hit path.
+            async with asyncio.timeout(call.lookup_budget(cache)):
+                await cache.run(call.before, cache, state)
         except CACHE_ERRORS as exc:
             call.failure(cache, state, "lookup", exc)
         if state.value is not _UNSET:
@@ -343,10 +345,8 @@ def _make_async_wrapper(call: _CachedCall) -> Any:
         payload = call.payload(state, value)
         if payload is not None:
             try:
-                await asyncio.wait_for(
-                    cache.run(call.after, cache, state, payload, value),
-                    call.store_budget(cache, state),
-                )
+                async with asyncio.timeout(call.store_budget(cache, state)):
+                    await cache.run(call.after, cache, state, payload, value)
             except CACHE_ERRORS as exc:
                 call.failure(cache, state, "store", exc)
         overhead = spent + time.perf_counter() - resumed

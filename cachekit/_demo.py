@@ -1,0 +1,156 @@
+"""``cachekit demo``: the cache in front of an LLM, end to end, with no API key needed.
+
+With no ``REDIS_URL`` it starts a throwaway local Redis 8 itself. With no
+``OPENAI_API_KEY`` the "LLM" is a clearly labelled offline stand-in that sleeps like a
+network call and answers from a tiny table. Local embeddings (all-MiniLM-L6-v2, shipped
+offline) turn on the semantic layer when ``cachekit[local]`` is installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO
+
+from ._server import RedisServer
+from .cache import LLMCache
+from .decorator import cached_llm
+from .result import last_result
+
+__all__ = ["run_demo"]
+
+STAND_IN_LATENCY_S = 0.6
+
+_FACTS = {
+    "france": "The capital of France is Paris.",
+    "japan": "The capital of Japan is Tokyo.",
+    "boil": "Water boils at 100 °C at sea level.",
+}
+
+PROMPTS = (
+    "What is the capital of France?",
+    "What is the capital of France?",
+    "Tell me the capital city of France.",
+    "Tell me the capital city of France.",
+    "What is the capital of Japan?",
+    "At what temperature does water boil?",
+    "what is the capital of   FRANCE?",
+)
+
+
+def _stand_in_answer(prompt: str) -> str:
+    low = prompt.lower()
+    for word, answer in _FACTS.items():
+        if word in low:
+            return answer
+    return "I am the offline stand-in LLM; I only know three facts."
+
+
+@contextlib.contextmanager
+def _redis_url(out: TextIO) -> Iterator[str]:
+    url = os.environ.get("REDIS_URL") or os.environ.get("CACHEKIT_REDIS_URL")
+    if url:
+        yield url
+        return
+    with RedisServer() as server:
+        out.write(f"Started a throwaway Redis 8 on 127.0.0.1:{server.port} (no REDIS_URL set)\n")
+        yield server.url
+
+
+def _make_embedder(out: TextIO) -> Any:
+    try:
+        from .embedders import SentenceTransformerEmbedder
+
+        embedder = SentenceTransformerEmbedder()
+        import sentence_transformers  # noqa: F401 - fail here, not mid-demo
+    except ImportError:
+        out.write("Semantic layer off: install cachekit[local] for local embeddings.\n")
+        return None
+    out.write(f"Semantic layer on: {embedder.model_id} (offline, CPU)\n")
+    return embedder
+
+
+def _make_llm(out: TextIO) -> Callable[[str], Any]:
+    if os.environ.get("OPENAI_API_KEY"):
+        from openai import AsyncOpenAI
+
+        client = AsyncOpenAI()
+        model = os.environ.get("CACHEKIT_DEMO_MODEL", "gpt-4o-mini")
+        out.write(f"LLM: OpenAI {model} (OPENAI_API_KEY is set)\n")
+
+        async def real(prompt: str) -> str:
+            reply = await client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": prompt}]
+            )
+            return reply.choices[0].message.content or ""
+
+        return real
+    out.write(
+        f"LLM: OFFLINE STAND-IN (no OPENAI_API_KEY): answers from a table after "
+        f"{STAND_IN_LATENCY_S:.1f}s, like a network call\n"
+    )
+
+    async def stand_in(prompt: str) -> str:
+        await asyncio.sleep(STAND_IN_LATENCY_S)
+        return _stand_in_answer(prompt)
+
+    return stand_in
+
+
+async def _run(url: str, out: TextIO) -> None:
+    embedder = _make_embedder(out)
+    llm = _make_llm(out)
+    async with LLMCache.from_url(url, embedder=embedder) as cache:
+        await cache.clear("demo")
+        threshold = embedder.default_threshold if embedder is not None else None
+        if threshold is not None:
+            out.write(f"Threshold: cosine >= {threshold:.2f} (calibrated default)\n")
+
+        @cached_llm(namespace="demo", cache=cache, ttl=3600)
+        async def ask(prompt: str, system: str = "You are a concise assistant.") -> str:
+            return str(await llm(prompt))
+
+        out.write("\n")
+        for prompt in PROMPTS:
+            started = time.perf_counter()
+            answer = await ask(prompt)
+            took = (time.perf_counter() - started) * 1000
+            r = last_result()
+            assert r is not None
+            status = r.status.upper()
+            extra = ""
+            if r.status == "semantic":
+                extra = f" similarity={r.similarity:.3f} matched={r.matched_prompt!r}"
+            out.write(f"{status:<8} {took:8.1f} ms  {prompt!r} -> {answer!r}{extra}\n")
+        stats = await cache.run(_read_stats, cache)
+        total = sum(stats.get(k, 0) for k in ("exact", "semantic", "miss"))
+        hits = stats.get("exact", 0) + stats.get("semantic", 0)
+        out.write(
+            f"\nStats: {stats.get('exact', 0)} exact, {stats.get('semantic', 0)} semantic, "
+            f"{stats.get('miss', 0)} misses; hit rate {hits / max(total, 1):.0%}\n"
+        )
+
+
+async def _read_stats(cache: LLMCache) -> dict[str, int]:
+    from ._layout import Space, encode_tenant
+
+    raw = await cache.redis.hgetall(Space("demo", encode_tenant(None)).stats_key)
+    out: dict[str, int] = {}
+    for key, value in raw.items():
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        out[name] = int(value)
+    return out
+
+
+def run_demo(out: TextIO = sys.stdout) -> int:
+    logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    with _redis_url(out) as url:
+        asyncio.run(_run(url, out))
+    return 0
