@@ -12,11 +12,12 @@ request body. Both end in :func:`build_manifest`, so the two agree on what a key
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._canonical import canonical, digest, is_missing
+from ._canonical import canonical, dumps_canonical, is_missing
 
 __all__ = [
     "DEFAULT_IGNORE",
@@ -166,11 +167,16 @@ def build_manifest(
         scope_args[name] = canonical(value, name)
     model = arguments.get("model")
     scope = {"fn": function_id, "args": dict(sorted(scope_args.items()))}
-    scope_digest = digest(scope)
+    # One serialisation: the exact digest continues the scope's hash with the prompt.
+    h = hashlib.blake2b(dumps_canonical(scope), digest_size=16)
+    scope_digest = h.hexdigest()
     normalized = None
     if prompt is not None:
         normalized = normalize(prompt) if normalize is not None else prompt
-    exact_digest = digest({"s": scope_digest, "p": normalized})
+        h.update(b"\x00p" + normalized.encode("utf-8", "surrogatepass"))
+    else:
+        h.update(b"\x00n")
+    exact_digest = h.hexdigest()
     return KeyManifest(
         namespace=namespace,
         tenant=tenant,

@@ -246,7 +246,7 @@ class LLMCache:
                 url,
                 max_connections=max_connections,
                 timeout=b.pool_wait,
-                socket_timeout=b.command,
+                socket_timeout=None,
                 socket_connect_timeout=b.connect,
                 health_check_interval=30,
             )
@@ -375,6 +375,13 @@ class LLMCache:
             raise CacheBackendError(f"cannot reach Redis at {self._description}: {exc}") from exc
         if self._embedder is not None:
             await self._get_index()
+            # Load the model now (seconds for a local one), not inside the first call's
+            # embedding budget. An embedder that is down is not a reason to refuse to
+            # start: calls fail open until it recovers.
+            try:
+                await self._embedder.embed(["warm-up"])
+            except (EmbedderError, OSError) as exc:
+                log.warning("cachekit: embedder warm-up failed (calls will fail open): %s", exc)
 
     async def aclose(self) -> None:
         """Close the pool and the background loop thread. Idempotent."""

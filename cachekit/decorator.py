@@ -314,7 +314,9 @@ class _CachedCall:
     def failure(self, cache: LLMCache, state: _CallState, stage: str, exc: BaseException) -> None:
         state.failed = f"{stage} failed: {type(exc).__name__}: {exc}"
         cache.local_errors += 1
-        cache.warn(stage, "cachekit: cache %s failed; the call goes to the function: %s", stage, exc)
+        cache.warn(
+            stage, "cachekit: cache %s failed; the call goes to the function: %s", stage, state.failed
+        )
 
 
 def _make_async_wrapper(call: _CachedCall) -> Any:

@@ -1,0 +1,120 @@
+"""Exact cosine search in numpy over one Redis hash per scope; works on any Redis.
+
+The fallback when the server has neither vector sets nor the query engine (Redis < 8,
+older managed services, KeyDB, ...). A scope's vectors live in ``ck:{ns:T}:fl:<gen>:<scope>``
+as ``entry_id -> float32 blob``; a search is one HGETALL plus a matrix product. That is
+exact (no recall loss) and fast for the sizes a single scope usually reaches (hundreds to a
+few thousand prompts); past that, prefer ``vectorset`` or ``search``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, cast
+
+import numpy as np
+import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
+from redis.client import NEVER_DECODE
+from redis.exceptions import RedisError
+
+from .._layout import VectorScope
+from ..errors import CacheBackendError
+from .base import (
+    Candidate,
+    Vector,
+    check_meta,
+    check_pipeline,
+    clip_similarity,
+    queue_key_ttl,
+    run,
+    server_version,
+    to_blob,
+    to_text,
+)
+
+__all__ = ["FlatIndex"]
+
+log = logging.getLogger("cachekit.index")
+
+#: Key kind of a scope's vector hash (``VectorScope.key("fl")``).
+KEY_KIND: Final = "fl"
+
+
+class FlatIndex:
+    """HSET / HGETALL + numpy / HDEL on one hash per scope."""
+
+    name: str = "flat"
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        # EXPIRE NX/GT exist since Redis 7.0; assume them until ensure() learns otherwise.
+        self._expire_options = True
+
+    async def ensure(self, dims: int, model: str) -> None:
+        """Validate the meta hash and learn whether EXPIRE NX/GT can be used."""
+        await check_meta(self._client, self.name, dims, model)
+        try:
+            version = await server_version(self._client)
+        except RedisError as exc:
+            raise CacheBackendError(f"cannot probe the Redis server: {exc}") from exc
+        self._expire_options = not version or version >= (7,)
+        if not self._expire_options:
+            log.info("Redis %s has no EXPIRE NX/GT: flat index keys take the latest TTL", version)
+
+    def add(
+        self,
+        pipe: Pipeline,
+        scope: VectorScope,
+        entry_id: str,
+        vector: Vector,
+        ttl: int | None,
+    ) -> None:
+        """Queue HSET of the blob and the expiry that keeps the hash alive for it."""
+        check_pipeline(pipe)
+        key = scope.key(KEY_KIND)
+        pipe.execute_command("HSET", key, entry_id, to_blob(vector))
+        queue_key_ttl(pipe, key, ttl, has_expire_options=self._expire_options)
+
+    async def search(self, scope: VectorScope, vector: Vector, k: int) -> list[Candidate]:
+        """Exact top-k: dot products of unit vectors are cosines; argpartition, then sort k.
+
+        NEVER_DECODE keeps the blobs raw even on a ``decode_responses=True`` client.
+        """
+        if k < 1:
+            return []
+        reply = await run(self._client, "HGETALL", scope.key(KEY_KIND), **{NEVER_DECODE: True})
+        fields = _as_pairs(reply)
+        if not fields:
+            return []
+        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
+        width = query.shape[0] * 4
+        ids: list[str] = []
+        blobs: list[bytes] = []
+        for field, blob in fields:
+            if len(blob) != width:  # written under other dims: never comparable
+                continue
+            ids.append(field)
+            blobs.append(blob)
+        if not ids:
+            return []
+        matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(ids), -1)
+        scores = matrix @ query
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(ids) else np.arange(len(ids))
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [Candidate(ids[i], clip_similarity(float(scores[i]))) for i in top]
+
+    async def remove(self, scope: VectorScope, entry_ids: Sequence[str]) -> None:
+        """One HDEL for all ids (Redis deletes the hash when it becomes empty)."""
+        if entry_ids:
+            await self._client.hdel(scope.key(KEY_KIND), *entry_ids)
+
+
+def _as_pairs(reply: object) -> list[tuple[str, bytes]]:
+    """HGETALL as ``[(field, blob)]`` from a RESP3 map, a parsed dict or a RESP2 array."""
+    if isinstance(reply, Mapping):
+        items = reply.items()
+        return [(to_text(f), bytes(v)) for f, v in items]
+    flat = list(cast("Sequence[Any]", reply or []))
+    return [(to_text(flat[i]), bytes(flat[i + 1])) for i in range(0, len(flat) - 1, 2)]
