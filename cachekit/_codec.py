@@ -24,7 +24,7 @@ from typing import Any
 
 from .errors import CodecError
 
-__all__ = ["decode", "encode", "register_type", "registered_name"]
+__all__ = ["decode", "decode_stream", "encode", "encode_stream", "register_type", "registered_name"]
 
 log = logging.getLogger("cachekit.codec")
 
@@ -167,3 +167,20 @@ def decode(text: str | bytes) -> Any:
         except Exception as exc:  # noqa: BLE001 - validation errors of any model
             raise CodecError(f"cached {name} does not validate: {exc}") from exc
     raise CodecError(f"cached value has unknown codec tag {tag!r}")
+
+
+def encode_stream(items: list[Any]) -> str:
+    """Encode the items of a finished stream (generator output, SSE chunks) in order."""
+    parts = [encode(item) for item in items]
+    return '{"t":"stream","v":[' + ",".join(parts) + "]}"
+
+
+def decode_stream(text: str | bytes) -> list[Any]:
+    """Decode what :func:`encode_stream` wrote; CodecError for anything else."""
+    try:
+        env = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CodecError(f"cached stream is not valid JSON: {exc}") from exc
+    if not isinstance(env, dict) or env.get("t") != "stream" or not isinstance(env.get("v"), list):
+        raise CodecError("cached value is not a stream envelope")
+    return [decode(json.dumps(item)) for item in env["v"]]

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -23,6 +23,7 @@ from . import _codec
 from ._defaults import get_default_cache
 from ._layout import NAMESPACE_RE
 from ._manifest import KeyManifest, build_manifest, default_normalize
+from ._streams import AsyncRecorder, AsyncReplay, SyncRecorder, SyncReplay
 from .cache import CACHE_ERRORS, LLMCache, LookupOutcome, WouldBlockError
 from .errors import CacheConfigError, CodecError
 from .result import (
@@ -101,6 +102,15 @@ def _usage_of(value: Any) -> tuple[int, int] | None:
     return None
 
 
+def _stream_usage(items: list[Any]) -> tuple[int, int] | None:
+    """Usage from the last chunk that carries one (OpenAI ``include_usage``)."""
+    for item in reversed(items):
+        usage = _usage_of(item)
+        if usage is not None:
+            return usage
+    return None
+
+
 def _warn_uncacheable(exc: CodecError, value: Any) -> None:
     name = f"{type(value).__module__}.{type(value).__qualname__}"
     with _warned_lock:
@@ -127,9 +137,10 @@ def _register_return_type(func: Callable[..., Any]) -> None:
 class _CallState:
     """One call's trip through the cache (mutable, lives for one call)."""
 
-    __slots__ = ("ctl", "failed", "manifest", "outcome", "started", "stored", "value")
+    __slots__ = ("ctl", "failed", "manifest", "outcome", "started", "stored", "stream", "value")
 
     def __init__(self, manifest: KeyManifest, ctl: CacheControl | None) -> None:
+        self.stream = False
         self.started = time.perf_counter()
         self.manifest = manifest
         self.ctl = ctl
@@ -174,6 +185,7 @@ class _CachedCall:
         self.on_result = on_result
         self.allow_global = allow_global
         self.function_id = function_id
+        self.generator = False
 
     @property
     def cache(self) -> LLMCache:
@@ -223,8 +235,7 @@ class _CachedCall:
         state.started = started
         if tenant is None and self.tenant is not None and not self.allow_global:
             return state, "no tenant"
-        if arguments.get("stream") is True:
-            return state, "stream"
+        state.stream = self.generator or arguments.get("stream") is True
         if ctl is not None and ctl.skip_lookup and ctl.skip_store:
             return state, "cache_control"
         return state, None
@@ -248,7 +259,8 @@ class _CachedCall:
         if outcome.entry is None:
             return
         try:
-            state.value = _codec.decode(outcome.entry.payload)
+            payload = outcome.entry.payload
+            state.value = _codec.decode_stream(payload) if state.stream else _codec.decode(payload)
         except CodecError as exc:
             cache.warn("decode", "cachekit: dropping a corrupt cache entry: %s", exc)
             entry_id = outcome.entry.entry_id
@@ -265,9 +277,9 @@ class _CachedCall:
         if state.ctl is not None and state.ctl.skip_store:
             return None
         try:
-            return _codec.encode(value)
+            return _codec.encode_stream(value) if state.stream else _codec.encode(value)
         except CodecError as exc:
-            _warn_uncacheable(exc, value)
+            _warn_uncacheable(exc, value[-1] if state.stream and value else value)
             return None
 
     def store_budget(self, cache: LLMCache, state: _CallState) -> float:
@@ -276,8 +288,32 @@ class _CachedCall:
 
     async def after(self, cache: LLMCache, state: _CallState, payload: str, value: Any) -> None:
         assert state.outcome is not None
-        await cache.store(state.manifest, state.outcome, payload, ttl=self.ttl, usage=_usage_of(value))
+        usage = _stream_usage(value) if state.stream else _usage_of(value)
+        await cache.store(state.manifest, state.outcome, payload, ttl=self.ttl, usage=usage)
         state.stored = True
+
+    async def store_async(self, cache: LLMCache, state: _CallState, value: Any) -> None:
+        """Store a finished value from an async caller, failing open."""
+        payload = self.payload(state, value)
+        if payload is None:
+            return
+        try:
+            async with asyncio.timeout(self.store_budget(cache, state)):
+                await cache.run(self.after, cache, state, payload, value)
+        except CACHE_ERRORS as exc:
+            self.failure(cache, state, "store", exc)
+
+    def store_sync(self, cache: LLMCache, state: _CallState, value: Any) -> None:
+        """Store a finished value from a sync caller, failing open."""
+        payload = self.payload(state, value)
+        if payload is None:
+            return
+        try:
+            cache.run_sync(
+                self.after, cache, state, payload, value, timeout=self.store_budget(cache, state)
+            )
+        except CACHE_ERRORS as exc:
+            self.failure(cache, state, "store", exc)
 
     # -- reporting --------------------------------------------------------------------
 
@@ -319,6 +355,35 @@ class _CachedCall:
         )
 
 
+async def _async_lookup(call: _CachedCall, cache: LLMCache, state: _CallState) -> None:
+    try:
+        # asyncio.timeout, not wait_for: no extra task on the hit path.
+        async with asyncio.timeout(call.lookup_budget(cache)):
+            await cache.run(call.before, cache, state)
+    except CACHE_ERRORS as exc:
+        call.failure(cache, state, "lookup", exc)
+
+
+def _sync_lookup(call: _CachedCall, cache: LLMCache, state: _CallState) -> bool:
+    """Look up from sync code; False when the cache must be skipped (would block)."""
+    try:
+        cache.run_sync(call.before, cache, state, timeout=call.lookup_budget(cache))
+    except WouldBlockError as exc:
+        cache.warn("blocking", "cachekit: %s; skipping the cache for this call", exc)
+        return False
+    except CACHE_ERRORS as exc:
+        call.failure(cache, state, "lookup", exc)
+    return True
+
+
+def _served(call: _CachedCall, state: _CallState) -> bool:
+    if state.value is _UNSET:
+        return False
+    assert state.outcome is not None
+    call.finish(state, state.outcome.layer)  # type: ignore[arg-type]
+    return True
+
+
 def _make_async_wrapper(call: _CachedCall) -> Any:
     @wrapt.decorator
     async def wrapper(
@@ -331,26 +396,17 @@ def _make_async_wrapper(call: _CachedCall) -> Any:
             call.finish(state, "bypass", reason=bypass)
             return value
         cache = call.cache
-        try:
-            # asyncio.timeout, not wait_for: no extra task on the hit path.
-            async with asyncio.timeout(call.lookup_budget(cache)):
-                await cache.run(call.before, cache, state)
-        except CACHE_ERRORS as exc:
-            call.failure(cache, state, "lookup", exc)
-        if state.value is not _UNSET:
-            assert state.outcome is not None
-            call.finish(state, state.outcome.layer)  # type: ignore[arg-type]
-            return state.value
+        await _async_lookup(call, cache, state)
+        if _served(call, state):
+            return AsyncReplay(state.value) if state.stream else state.value
         spent = time.perf_counter() - state.started
         value = await wrapped(*args, **kwargs)
+        if state.stream:
+            # stream=True SDK call: store when the caller has read the stream to its end.
+            call.finish(state, "error" if state.failed else "miss", overhead=spent)
+            return AsyncRecorder(value, lambda items: call.store_async(cache, state, items))
         resumed = time.perf_counter()
-        payload = call.payload(state, value)
-        if payload is not None:
-            try:
-                async with asyncio.timeout(call.store_budget(cache, state)):
-                    await cache.run(call.after, cache, state, payload, value)
-            except CACHE_ERRORS as exc:
-                call.failure(cache, state, "store", exc)
+        await call.store_async(cache, state, value)
         overhead = spent + time.perf_counter() - resumed
         call.finish(state, "error" if state.failed else "miss", overhead=overhead)
         return value
@@ -365,38 +421,89 @@ def _make_sync_wrapper(call: _CachedCall) -> Any:
     ) -> Any:
         state, bypass = call.start(wrapped, instance, args, kwargs)
         assert state is not None
+        cache = call.cache
+        if bypass is None and not _sync_lookup(call, cache, state):
+            bypass = "would block the event loop"
         if bypass is not None:
             value = wrapped(*args, **kwargs)
             call.finish(state, "bypass", reason=bypass)
             return value
-        cache = call.cache
-        try:
-            cache.run_sync(call.before, cache, state, timeout=call.lookup_budget(cache))
-        except WouldBlockError as exc:
-            cache.warn("blocking", "cachekit: %s; skipping the cache for this call", exc)
-            value = wrapped(*args, **kwargs)
-            call.finish(state, "bypass", reason="would block the event loop")
-            return value
-        except CACHE_ERRORS as exc:
-            call.failure(cache, state, "lookup", exc)
-        if state.value is not _UNSET:
-            assert state.outcome is not None
-            call.finish(state, state.outcome.layer)  # type: ignore[arg-type]
-            return state.value
+        if _served(call, state):
+            return SyncReplay(state.value) if state.stream else state.value
         spent = time.perf_counter() - state.started
         value = wrapped(*args, **kwargs)
+        if state.stream:
+            call.finish(state, "error" if state.failed else "miss", overhead=spent)
+            return SyncRecorder(value, lambda items: call.store_sync(cache, state, items))
         resumed = time.perf_counter()
-        payload = call.payload(state, value)
-        if payload is not None:
-            try:
-                cache.run_sync(
-                    call.after, cache, state, payload, value, timeout=call.store_budget(cache, state)
-                )
-            except CACHE_ERRORS as exc:
-                call.failure(cache, state, "store", exc)
+        call.store_sync(cache, state, value)
         overhead = spent + time.perf_counter() - resumed
         call.finish(state, "error" if state.failed else "miss", overhead=overhead)
         return value
+
+    return wrapper
+
+
+def _make_async_gen_wrapper(call: _CachedCall) -> Any:
+    @wrapt.decorator
+    async def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> AsyncIterator[Any]:
+        state, bypass = call.start(wrapped, instance, args, kwargs)
+        assert state is not None
+        if bypass is not None:
+            call.finish(state, "bypass", reason=bypass)
+            async for item in wrapped(*args, **kwargs):
+                yield item
+            return
+        cache = call.cache
+        await _async_lookup(call, cache, state)
+        if _served(call, state):
+            for item in state.value:
+                yield item
+            return
+        call.finish(state, "error" if state.failed else "miss")
+        items: list[Any] = []
+        agen = wrapped(*args, **kwargs)
+        try:
+            async for item in agen:
+                items.append(item)
+                yield item
+        finally:
+            await agen.aclose()
+        # Reached only when the producer finished and the consumer read to the end.
+        await call.store_async(cache, state, items)
+
+    return wrapper
+
+
+def _make_sync_gen_wrapper(call: _CachedCall) -> Any:
+    @wrapt.decorator
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Iterator[Any]:
+        state, bypass = call.start(wrapped, instance, args, kwargs)
+        assert state is not None
+        cache = call.cache
+        if bypass is None and not _sync_lookup(call, cache, state):
+            bypass = "would block the event loop"
+        if bypass is not None:
+            call.finish(state, "bypass", reason=bypass)
+            yield from wrapped(*args, **kwargs)
+            return
+        if _served(call, state):
+            yield from state.value
+            return
+        call.finish(state, "error" if state.failed else "miss")
+        items: list[Any] = []
+        gen = wrapped(*args, **kwargs)
+        try:
+            for item in gen:
+                items.append(item)
+                yield item
+        finally:
+            gen.close()
+        call.store_sync(cache, state, items)
 
     return wrapper
 
@@ -469,11 +576,6 @@ def cached_llm(
         if not callable(target):
             raise CacheConfigError(f"cached_llm can only decorate callables, got {func!r}")
         name = getattr(target, "__qualname__", repr(target))
-        if inspect.isasyncgenfunction(target) or inspect.isgeneratorfunction(target):
-            raise CacheConfigError(
-                f"{name!r} is a generator function; streaming generators are not supported "
-                "by this version of cached_llm"
-            )
         _check_prompt_param(target, prompt, ignore)
         _register_return_type(target)
         call = _CachedCall(
@@ -492,10 +594,17 @@ def cached_llm(
         )
         # SDK methods are often wrapped by sync decorators around an async def (openai's
         # required_args): look through __wrapped__ to see what the call really returns.
-        is_async = inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
-            inspect.unwrap(target)
-        )
-        wrapper = _make_async_wrapper(call) if is_async else _make_sync_wrapper(call)
+        unwrapped = inspect.unwrap(target)
+        if inspect.isasyncgenfunction(unwrapped):
+            call.generator = True
+            wrapper = _make_async_gen_wrapper(call)
+        elif inspect.isgeneratorfunction(unwrapped):
+            call.generator = True
+            wrapper = _make_sync_gen_wrapper(call)
+        elif inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(unwrapped):
+            wrapper = _make_async_wrapper(call)
+        else:
+            wrapper = _make_sync_wrapper(call)
         wrapped = wrapper(func)
         return typing.cast(F, wrapped)
 
