@@ -10,7 +10,9 @@ from importlib import metadata
 from pathlib import Path
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-HEADER = "# Benchmark results\n\nEach section is written by the script it names; rerun it to refresh.\n"
+HEADER = (
+    "# Benchmark results\n\nEach section is written by the script it names; rerun it to refresh.\n"
+)
 
 
 def machine() -> str:

@@ -14,17 +14,16 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import redis.asyncio as aredis  # noqa: E402
-from _report import machine, redis_version, versions, write_section  # noqa: E402
+import redis.asyncio as aredis
+from _report import machine, redis_version, versions, write_section
 
-from cachekit import LLMCache, cached_llm, last_result  # noqa: E402
-from cachekit._codec import encode  # noqa: E402
-from cachekit._server import RedisServer  # noqa: E402
+from cachekit import LLMCache, cached_llm, last_result
+from cachekit._codec import encode
+from cachekit._server import RedisServer
 
 ANSWER = "Paris is the capital of France. " * 32  # ~1 KB, a typical short completion
 
@@ -94,8 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         "## Exact hit: decorator vs raw GET",
         "",
         f"- machine: {machine()}",
-        f"- versions: Redis {redis_version()}, "
-        + versions("redis", "hiredis", "wrapt", "numpy"),
+        f"- versions: Redis {redis_version()}, " + versions("redis", "hiredis", "wrapt", "numpy"),
         f"- command: `python benchmarks/exact_hit.py --n {args.n} --rounds {args.rounds}`",
         f"- {args.n * args.rounds} calls per variant, interleaved in {args.rounds} rounds, "
         "one asyncio loop, Redis on loopback, ~1 KB value",

@@ -33,7 +33,7 @@ _SENTINEL_NAMES = frozenset({"NotGiven", "Omit", "_Missing", "NotGivenOr"})
 
 
 def is_missing(value: object) -> bool:
-    """True for cachekit's and the SDKs' "not given" sentinels (openai/anthropic NOT_GIVEN, omit)."""
+    """True for "not given" sentinels: cachekit's MISSING, openai/anthropic NOT_GIVEN and omit."""
     return value is MISSING or type(value).__name__ in _SENTINEL_NAMES
 
 

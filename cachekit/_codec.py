@@ -95,9 +95,7 @@ def _json_data_ok(value: Any, depth: int = 0) -> bool:
     if isinstance(value, list | tuple):
         return all(_json_data_ok(v, depth + 1) for v in value)
     if isinstance(value, dict):
-        return all(
-            isinstance(k, str) and _json_data_ok(v, depth + 1) for k, v in value.items()
-        )
+        return all(isinstance(k, str) and _json_data_ok(v, depth + 1) for k, v in value.items())
     return False
 
 
@@ -111,7 +109,7 @@ def encode(value: Any) -> str:
         with _lock:
             _registry.setdefault(name, cls)
         # exclude_unset keeps the exact shape the API sent (and pydantic equality).
-        body = value.model_dump_json(exclude_unset=True)
+        body: str = value.model_dump_json(exclude_unset=True)
         return '{"t":"pydantic","c":' + json.dumps(name) + ',"v":' + body + "}"
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         name = registered_name(cls)
@@ -121,13 +119,15 @@ def encode(value: Any) -> str:
 
         try:
             data = TypeAdapter(cls).dump_python(value, mode="json")
-        except Exception as exc:  # noqa: BLE001 - any pydantic failure means "no codec"
+        except Exception as exc:
             raise CodecError(f"cannot encode dataclass {name}: {exc}") from exc
         return json.dumps({"t": "dataclass", "c": name, "v": data}, separators=(",", ":"))
     if _json_data_ok(value):
         try:
             return json.dumps(
-                {"t": "json", "v": value}, ensure_ascii=False, separators=(",", ":"),
+                {"t": "json", "v": value},
+                ensure_ascii=False,
+                separators=(",", ":"),
                 allow_nan=False,
             )
         except ValueError as exc:
@@ -164,7 +164,7 @@ def decode(text: str | bytes) -> Any:
             from pydantic import TypeAdapter
 
             return TypeAdapter(cls).validate_python(data)
-        except Exception as exc:  # noqa: BLE001 - validation errors of any model
+        except Exception as exc:
             raise CodecError(f"cached {name} does not validate: {exc}") from exc
     raise CodecError(f"cached value has unknown codec tag {tag!r}")
 

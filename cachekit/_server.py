@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,9 +130,7 @@ class RedisServer:
                     )
                 args += ["--loadmodule", module]
             args += list(self.extra_args)
-            self.process = subprocess.Popen(
-                args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-            )
+            self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             if self._wait_ready(timeout):
                 log.debug("redis-server ready on port %d", self.port)
                 return self
@@ -143,9 +142,10 @@ class RedisServer:
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
                 return False
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=0.5
-            ) as sock:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock,
+            ):
                 sock.sendall(b"PING\r\n")
                 if sock.recv(64).startswith(b"+PONG"):
                     return True
@@ -223,7 +223,7 @@ def _create_cluster(
     """Assign slots and meet nodes with plain commands (no redis-cli needed)."""
     import redis
 
-    clients = [redis.Redis(port=n.port) for n in nodes]
+    clients: list[Any] = [redis.Redis(port=n.port) for n in nodes]
     try:
         per = 16384 // primaries
         for i in range(primaries):

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import numpy as np
 import redis.asyncio as aredis
 from redis import exceptions as redis_errors
+from redis.typing import EncodableT, FieldT
 
 from ._layout import META_KEY, NAMESPACE_RE, Space, encode_tenant
 from ._loop import LoopThread
@@ -189,7 +190,9 @@ class LLMCache:
         candidates: int = 4,
     ) -> None:
         if default_ttl is not None and (not isinstance(default_ttl, int) or default_ttl <= 0):
-            raise CacheConfigError(f"default_ttl must be a positive int (seconds), got {default_ttl!r}")
+            raise CacheConfigError(
+                f"default_ttl must be a positive int (seconds), got {default_ttl!r}"
+            )
         if not isinstance(candidates, int) or candidates < 1:
             raise CacheConfigError(f"candidates must be an int >= 1, got {candidates!r}")
         self._pool_factory = pool_factory
@@ -320,9 +323,7 @@ class LLMCache:
         cfut = asyncio.run_coroutine_threadsafe(fn(*args), home)
         return await asyncio.wrap_future(cfut)
 
-    def run_sync(
-        self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, timeout: float
-    ) -> T:
+    def run_sync(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, timeout: float) -> T:
         """Run ``fn(*args)`` on the home loop from sync code and wait up to ``timeout``.
 
         Raises :class:`WouldBlockError` on the home loop's own thread: blocking there
@@ -338,9 +339,7 @@ class LLMCache:
             home = self._home
             assert home is not None
         if running is home:
-            raise WouldBlockError(
-                "a sync cached call ran on the thread of the cache's event loop"
-            )
+            raise WouldBlockError("a sync cached call ran on the thread of the cache's event loop")
         cfut = asyncio.run_coroutine_threadsafe(fn(*args), home)
         try:
             return cfut.result(timeout)
@@ -414,7 +413,7 @@ class LLMCache:
         if pool is not None and home is not None and home.is_running():
             try:
                 asyncio.run_coroutine_threadsafe(pool.disconnect(), home).result(2.0)
-            except (*CACHE_ERRORS, RuntimeError) as exc:
+            except (RuntimeError, *CACHE_ERRORS) as exc:  # type: ignore[misc]
                 log.debug("error while closing the pool: %s", exc)
         self._background.stop()
 
@@ -587,7 +586,7 @@ class LLMCache:
                 vector = await self.embed(manifest.prompt)
         entry_id = manifest.exact_digest
         entry_key = space.entry_key(entry_id)
-        fields: dict[str, Any] = {
+        fields: dict[FieldT, EncodableT] = {
             "v": payload,
             "c": repr(time.time()),
             "h": 0,

@@ -63,7 +63,9 @@ def _signature(func: Callable[..., Any], drop_first: bool) -> inspect.Signature:
     return sig
 
 
-def _bind(wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+def _bind(
+    wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
     """Bind a call to its signature with defaults: positional and keyword agree."""
     if inspect.ismethod(wrapped):
         sig = _signature(wrapped.__func__, True)
@@ -344,14 +346,17 @@ class _CachedCall:
         if self.on_result is not None:
             try:
                 self.on_result(result)
-            except Exception:  # noqa: BLE001 - a metrics hook must never break the call
+            except Exception:
                 log.exception("cachekit: on_result callback failed")
 
     def failure(self, cache: LLMCache, state: _CallState, stage: str, exc: BaseException) -> None:
         state.failed = f"{stage} failed: {type(exc).__name__}: {exc}"
         cache.local_errors += 1
         cache.warn(
-            stage, "cachekit: cache %s failed; the call goes to the function: %s", stage, state.failed
+            stage,
+            "cachekit: cache %s failed; the call goes to the function: %s",
+            stage,
+            state.failed,
         )
 
 
@@ -526,7 +531,9 @@ def _validate(
                 f"threshold is a cosine similarity and must be in [-1, 1], got {threshold!r}"
             )
     if tenant is not None and not callable(tenant):
-        raise CacheConfigError(f"tenant must be a callable(BoundCall) -> str | None, got {tenant!r}")
+        raise CacheConfigError(
+            f"tenant must be a callable(BoundCall) -> str | None, got {tenant!r}"
+        )
     if on_result is not None and not callable(on_result):
         raise CacheConfigError(f"on_result must be callable, got {on_result!r}")
     if isinstance(ignore, str) or not all(isinstance(x, str) for x in ignore):
@@ -569,7 +576,15 @@ def cached_llm(
             lower-case); None keeps prompts byte-exact.
         on_result: called with every :class:`CacheResult` (metrics hooks).
     """
-    _validate(namespace, ttl, None if threshold is _UNSET else threshold, tenant, ignore, prompt, on_result)
+    _validate(
+        namespace,
+        ttl,
+        None if threshold is _UNSET else threshold,
+        tenant,
+        ignore,
+        prompt,
+        on_result,
+    )
 
     def decorate(func: F) -> F:
         target = getattr(func, "__func__", func)
@@ -611,7 +626,9 @@ def cached_llm(
     return decorate
 
 
-def _check_prompt_param(func: Callable[..., Any], prompt: str | None, ignore: Iterable[str]) -> None:
+def _check_prompt_param(
+    func: Callable[..., Any], prompt: str | None, ignore: Iterable[str]
+) -> None:
     try:
         sig = inspect.signature(func)
     except (TypeError, ValueError):

@@ -440,7 +440,9 @@ async def test_uncacheable_value_returns_and_warns_once(
     assert sum("Opaque" in r.message for r in caplog.records) == 1
 
 
-async def test_corrupt_entry_is_a_miss_and_deleted(cache: LLMCache, redis_sync: redis.Redis) -> None:
+async def test_corrupt_entry_is_a_miss_and_deleted(
+    cache: LLMCache, redis_sync: redis.Redis
+) -> None:
     @cached_llm(namespace="t", cache=cache)
     async def ask(prompt: str) -> str:
         return "good"
@@ -532,7 +534,9 @@ def test_on_result_callback(cache: LLMCache) -> None:
         ({"prompt": "nope"}, "nope"),
     ],
 )
-def test_bad_options_fail_at_decoration(kwargs: dict[str, Any], match: str, cache: LLMCache) -> None:
+def test_bad_options_fail_at_decoration(
+    kwargs: dict[str, Any], match: str, cache: LLMCache
+) -> None:
     with pytest.raises(CacheConfigError, match=match):
 
         @cached_llm(cache=cache, **kwargs)

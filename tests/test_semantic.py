@@ -308,8 +308,8 @@ async def test_embedder_failure_fails_open(redis_url: str, backend: str) -> None
 
         assert await ask("hello") == "from the llm"
         r = last_result()
-        assert r is not None and r.status == "error" and "embedding service down" in (
-            r.reason or ""
+        assert (
+            r is not None and r.status == "error" and "embedding service down" in (r.reason or "")
         )
 
 

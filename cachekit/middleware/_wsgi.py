@@ -1,0 +1,353 @@
+"""``WSGICacheMiddleware``: the same cache in front of a WSGI app (Flask, Django, ...).
+
+WSGI has no event loop: the lookup and the store are submitted to the cache's home loop
+with :meth:`LLMCache.run_sync` (the cache's one background loop thread and one pool when
+no async code owns it), and each WSGI worker thread waits for its own request only.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .._manifest import default_normalize
+from ..cache import CACHE_ERRORS, LLMCache, WouldBlockError
+from ..result import CacheResult
+from ._asgi import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_RESPONSE_BYTES
+from ._extract import (
+    DEFAULT,
+    DEFAULT_METHODS,
+    DEFAULT_PATHS,
+    Default,
+    Extractor,
+    Options,
+    RequestState,
+    TenantFn,
+    is_json_type,
+    parse_body,
+    parse_cache_control,
+    result_headers,
+)
+from ._record import Recorder
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["WSGICacheMiddleware"]
+
+log = logging.getLogger("cachekit.middleware")
+
+_ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+
+_REASONS = {200: "OK"}
+
+
+def _str_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
+
+
+def _read_exactly(stream: Any, size: int) -> bytes:
+    """Read ``size`` bytes (servers may return fewer per read), or what there is."""
+    parts: list[bytes] = []
+    remaining = size
+    while remaining > 0:
+        chunk = stream.read(remaining)
+        if not chunk:
+            break
+        parts.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(parts)
+
+
+class _PrefixedInput(io.RawIOBase):
+    """``wsgi.input`` for an oversized chunked body: the bytes we read, then the rest."""
+
+    def __init__(self, prefix: bytes, rest: Any) -> None:
+        self._prefix = io.BytesIO(prefix)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        n = self._prefix.readinto(view)
+        if n:
+            return n
+        data = self._rest.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+class WSGICacheMiddleware:
+    """:class:`~cachekit.middleware.CacheMiddleware` for WSGI apps; same options.
+
+    Differences: ``tenant`` and ``extractor`` receive the WSGI ``environ`` dict instead
+    of a Starlette ``Request`` (``tenant`` must be sync here); the response is stored
+    when the server closes the response iterable after sending it, as PEP 3333 servers
+    do, so the client never waits for the store.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        cache: LLMCache | None = None,
+        namespace: str = "http",
+        threshold: float | Default | None = DEFAULT,
+        ttl: int | None = None,
+        paths: Sequence[str] = DEFAULT_PATHS,
+        methods: Sequence[str] = DEFAULT_METHODS,
+        tenant: TenantFn | None = None,
+        allow_global: bool = False,
+        extractor: Extractor | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        ignore: Iterable[str] = (),
+        normalize: Callable[[str], str] | None = default_normalize,
+        on_result: Callable[[CacheResult], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.options = Options(
+            cache=cache,
+            namespace=namespace,
+            threshold=threshold,
+            ttl=ttl,
+            paths=paths,
+            methods=methods,
+            tenant=tenant,
+            allow_global=allow_global,
+            extractor=extractor,
+            max_body_bytes=max_body_bytes,
+            max_response_bytes=max_response_bytes,
+            ignore=ignore,
+            normalize=normalize,
+            on_result=on_result,
+        )
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        if not self.options.matches(environ.get("REQUEST_METHOD", "GET"), path):
+            return self.app(environ, start_response)
+        return self._handle(environ, start_response, path)
+
+    # -- one handled request ----------------------------------------------------------
+
+    def _handle(
+        self, environ: WSGIEnvironment, start_response: StartResponse, path: str
+    ) -> Iterable[bytes]:
+        started = time.perf_counter()
+        opts = self.options
+        content_type = environ.get("CONTENT_TYPE") or None
+        if content_type is not None and not is_json_type(content_type):
+            return self._bypass(environ, start_response, "content-type", started)
+        control = parse_cache_control(environ.get("HTTP_CACHE_CONTROL"))
+        if control.no_cache and control.no_store:
+            return self._bypass(environ, start_response, "cache-control", started)
+        tenant, reason = self._tenant(environ)
+        if reason is not None:
+            return self._bypass(environ, start_response, reason, started)
+        raw, reason = self._read_body(environ)
+        if reason is not None:
+            return self._bypass(environ, start_response, reason, started)
+        body = parse_body(raw)
+        if isinstance(body, str):
+            return self._bypass(environ, start_response, body, started)
+        manifest = opts.manifest(body, environ, tenant, path, environ.get("QUERY_STRING", ""))
+        if isinstance(manifest, str):
+            return self._bypass(environ, start_response, manifest, started)
+
+        state = RequestState(manifest, control, started)
+        cache = opts.cache
+        try:
+            cache.run_sync(opts.before, cache, state, timeout=opts.lookup_budget(cache))
+        except WouldBlockError as exc:
+            cache.warn("blocking", "cachekit: %s; skipping the cache for this request", exc)
+            return self._bypass(environ, start_response, "would block the event loop", started)
+        except CACHE_ERRORS as exc:
+            opts.failure(cache, state, "lookup", exc)
+        except Exception as exc:
+            log.exception("cachekit: unexpected error in the cache lookup; bypassing")
+            state.failed = f"lookup failed: {type(exc).__name__}: {exc}"
+        if state.failed is not None or state.outcome is None:
+            opts.finish(state, "error", overhead=time.perf_counter() - started)
+            return self.app(environ, self._labelled(start_response, state, "BYPASS"))
+        cached = state.cached
+        if cached is not None:
+            data = cached.body_bytes()
+            headers = _str_headers(cached.headers(len(data)) + result_headers(state, "HIT"))
+            status = f"{cached.status} {_REASONS.get(cached.status, 'Cached')}"
+            start_response(status, headers)
+            opts.finish(state, state.outcome.layer)  # type: ignore[arg-type]
+            return [data]
+        return self._miss(environ, start_response, state)
+
+    def _tenant(self, environ: WSGIEnvironment) -> tuple[str | None, str | None]:
+        fn = self.options.tenant
+        if fn is None:
+            return None, None
+        try:
+            value = fn(environ)
+        except Exception:
+            log.exception("cachekit: the tenant callback raised; bypassing the cache")
+            return None, "tenant failed"
+        if inspect.isawaitable(value):
+            if inspect.iscoroutine(value):
+                value.close()
+            log.error("cachekit: WSGI tenant callbacks must be sync; bypassing the cache")
+            return None, "tenant failed"
+        return self.options.check_tenant(value)
+
+    def _read_body(self, environ: WSGIEnvironment) -> tuple[bytes, str | None]:
+        """Read the body and put an identical ``wsgi.input`` back for the app."""
+        limit = self.options.max_body_bytes
+        stream = environ.get("wsgi.input")
+        if stream is None:
+            return b"", "empty body"
+        length = environ.get("CONTENT_LENGTH") or ""
+        if length:
+            if not length.isdigit():
+                return b"", "bad content-length"
+            if int(length) > limit:
+                return b"", "body too large"  # not read at all: the app gets the stream
+            raw = _read_exactly(stream, int(length))
+        elif environ.get("wsgi.input_terminated"):
+            # Chunked upload: the server marks the end, so reading past the cap is safe.
+            raw = stream.read(limit + 1)
+            if len(raw) > limit:
+                environ["wsgi.input"] = io.BufferedReader(_PrefixedInput(raw, stream))
+                return b"", "body too large"
+        else:
+            return b"", "empty body"  # no length and no terminator: reading could block
+        environ["wsgi.input"] = io.BytesIO(raw)
+        environ["CONTENT_LENGTH"] = str(len(raw))
+        return raw, None
+
+    def _labelled(
+        self, start_response: StartResponse, state: RequestState | None, label: str
+    ) -> StartResponse:
+        extra = _str_headers(result_headers(state, label))
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response(status, [*headers, *extra], exc_info)
+
+        return start
+
+    def _bypass(
+        self, environ: WSGIEnvironment, start_response: StartResponse, reason: str, started: float
+    ) -> Iterable[bytes]:
+        log.debug("cachekit: bypass %s: %s", environ.get("PATH_INFO"), reason)
+        self.options.finish(None, "bypass", reason=reason, overhead=time.perf_counter() - started)
+        return self.app(environ, self._labelled(start_response, None, "BYPASS"))
+
+    def _miss(
+        self, environ: WSGIEnvironment, start_response: StartResponse, state: RequestState
+    ) -> Iterable[bytes]:
+        recorder = Recorder(self.options.max_response_bytes)
+        if state.control.no_store:
+            recorder.reason = "no-store requested"
+        extra = _str_headers(result_headers(state, "MISS"))
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            if exc_info is not None:
+                recorder.reason = "app error"
+            elif not state.control.no_store:
+                try:
+                    code = int(status.split(" ", 1)[0])
+                except ValueError:
+                    code = 0
+                recorder.start(code, headers)
+            write = start_response(status, [*headers, *extra], exc_info)
+
+            def write_unrecorded(data: bytes) -> object:
+                # The legacy write() path bypasses the iterable: we cannot see it all.
+                recorder.reason = recorder.reason or "write() used"
+                return write(data)
+
+            return write_unrecorded
+
+        spent = time.perf_counter() - state.started
+        try:
+            app_iter = self.app(environ, start)
+        except BaseException:
+            self.options.finish(state, "miss", reason="app raised", overhead=spent)
+            raise
+        return _RecordingIterable(self, app_iter, recorder, state, spent)
+
+    def _store(self, state: RequestState, recorder: Recorder, spent: float) -> None:
+        """Called from the response's ``close()``, after the server sent everything."""
+        opts = self.options
+        begin = time.perf_counter()
+        response = recorder.result() if recorder.recording else None
+        if response is not None:
+            cache = opts.cache
+            try:
+                cache.run_sync(
+                    opts.after, cache, state, response, timeout=opts.store_budget(cache, state)
+                )
+            except CACHE_ERRORS as exc:
+                opts.failure(cache, state, "store", exc)
+            except Exception as exc:
+                log.exception("cachekit: unexpected error storing a response")
+                state.failed = f"store failed: {type(exc).__name__}: {exc}"
+        overhead = spent + time.perf_counter() - begin
+        reason = None if state.stored else recorder.reason
+        opts.finish(state, "error" if state.failed else "miss", reason=reason, overhead=overhead)
+
+
+class _RecordingIterable:
+    """Forwards the app's chunks as they come, recording them; stores on ``close()``.
+
+    Only a response the server iterated to the end is complete: a client that went
+    away, or an app that raised mid-stream, leaves it incomplete and nothing is stored.
+    """
+
+    def __init__(
+        self,
+        owner: WSGICacheMiddleware,
+        app_iter: Iterable[bytes],
+        recorder: Recorder,
+        state: RequestState,
+        spent: float,
+    ) -> None:
+        self._owner = owner
+        self._app_iter = app_iter
+        self._iter: Iterator[bytes] | None = None
+        self._recorder = recorder
+        self._state = state
+        self._spent = spent
+        self._closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        self._iter = iter(self._app_iter)
+        return self
+
+    def __next__(self) -> bytes:
+        if self._iter is None:
+            self._iter = iter(self._app_iter)
+        try:
+            chunk = next(self._iter)
+        except StopIteration:
+            self._recorder.complete = True
+            raise
+        except BaseException:
+            self._recorder.reason = self._recorder.reason or "app raised"
+            raise
+        self._recorder.add(chunk)
+        return chunk
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            close = getattr(self._app_iter, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._owner._store(self._state, self._recorder, self._spent)
