@@ -17,9 +17,9 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import RedisServerNotFoundError
 
