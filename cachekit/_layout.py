@@ -10,6 +10,7 @@ tenant id can forge another tenant's key with ``}``, ``:``, ``*`` or newlines.
     ck:{ns:T}:e:<entry id>          entry hash (payload, prompt, model, usage, created, hits)
     ck:{ns:T}:<kind>:<gen>:<scope>  vector index data of one scope (vectorset / flat)
     ck:{ns:T}:stats                 counters
+    ck:{ns:T}:nearmiss              capped stream of near misses (opt-in, sampled)
     ckv:{ns:T}:<gen>:<entry id>     search-backend document (vector + scope TAG)
 """
 
@@ -75,6 +76,10 @@ class Space:
     @property
     def stats_key(self) -> str:
         return f"ck:{self.tag}:stats"
+
+    @property
+    def near_miss_key(self) -> str:
+        return f"ck:{self.tag}:nearmiss"
 
     @property
     def patterns(self) -> tuple[str, ...]:

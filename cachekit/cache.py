@@ -17,6 +17,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -35,13 +36,15 @@ from .errors import CacheBackendError, CacheConfigError, EmbedderError, IndexMis
 
 if TYPE_CHECKING:
     from ._batching import BatchingEmbedder
-    from ._index import VectorIndex
+    from ._index import Candidate, VectorIndex
     from .embedders import Embedder
 
 __all__ = ["Budgets", "Entry", "LLMCache", "LookupOutcome"]
 
 log = logging.getLogger("cachekit")
 T = TypeVar("T")
+#: Near misses kept per tenant+namespace (a capped stream).
+NEAR_MISS_MAXLEN = 2000
 
 #: Errors that mean "the cache is unavailable", never "the user's call failed".
 CACHE_ERRORS: tuple[type[BaseException], ...] = (
@@ -188,11 +191,17 @@ class LLMCache:
         default_ttl: int | None = None,
         budgets: Budgets | None = None,
         candidates: int = 4,
+        near_miss_sample: float = 0.0,
+        near_miss_margin: float = 0.1,
     ) -> None:
         if default_ttl is not None and (not isinstance(default_ttl, int) or default_ttl <= 0):
             raise CacheConfigError(
                 f"default_ttl must be a positive int (seconds), got {default_ttl!r}"
             )
+        if not 0.0 <= near_miss_sample <= 1.0:
+            raise CacheConfigError(f"near_miss_sample must be in [0, 1], got {near_miss_sample!r}")
+        if not 0.0 < near_miss_margin <= 2.0:
+            raise CacheConfigError(f"near_miss_margin must be in (0, 2], got {near_miss_margin!r}")
         if not isinstance(candidates, int) or candidates < 1:
             raise CacheConfigError(f"candidates must be an int >= 1, got {candidates!r}")
         self._pool_factory = pool_factory
@@ -202,6 +211,11 @@ class LLMCache:
         self.index_kind = index
         self.quantization = quantization
         self.candidates = candidates
+        self.near_miss_sample = near_miss_sample
+        self.near_miss_margin = near_miss_margin
+        #: Called with every CacheResult of every decorated call and middleware request
+        #: (metrics). An observer must be fast and must not raise.
+        self.observers: list[Callable[[Any], None]] = []
         self._embedder: Embedder | None = None
         self._batcher: BatchingEmbedder | None = None
         if embedder is not None:
@@ -522,6 +536,12 @@ class LLMCache:
         if not above:
             if found:
                 outcome.similarity = found[0].similarity
+                if (
+                    self.near_miss_sample > 0.0
+                    and found[0].similarity >= threshold - self.near_miss_margin
+                    and random.random() < self.near_miss_sample
+                ):
+                    await self._record_near_miss(manifest, space, found[0], threshold)
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             for cand in above:
@@ -546,6 +566,24 @@ class LLMCache:
             break
         if dangling:
             await index.remove(scope, dangling)
+
+    async def _record_near_miss(
+        self, manifest: KeyManifest, space: Space, best: Candidate, threshold: float
+    ) -> None:
+        """Keep (prompt, nearest prompt, similarity) for ``cachekit tune``/``explain``."""
+        nearest = await self.redis.hget(space.entry_key(best.entry_id), "p")
+        await self.redis.xadd(
+            space.near_miss_key,
+            {
+                "prompt": manifest.prompt or "",
+                "nearest": _text(nearest) if nearest is not None else "",
+                "similarity": repr(best.similarity),
+                "threshold": repr(threshold),
+                "model": manifest.model or "",
+            },
+            maxlen=NEAR_MISS_MAXLEN,
+            approximate=True,
+        )
 
     async def _write_alias(
         self, manifest: KeyManifest, space: Space, outcome: LookupOutcome, pttl: int

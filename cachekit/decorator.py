@@ -343,6 +343,11 @@ class _CachedCall:
             reason=reason or state.failed,
         )
         _set_last(result)
+        for observe in self.cache.observers:
+            try:
+                observe(result)
+            except Exception:  # noqa: BLE001 - metrics must never break the call
+                log.exception("cachekit: result observer failed")
         if self.on_result is not None:
             try:
                 self.on_result(result)
