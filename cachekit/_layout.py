@@ -9,6 +9,7 @@ tenant id can forge another tenant's key with ``}``, ``:``, ``*`` or newlines.
     ck:{ns:T}:x:<gen>:<digest>      exact key -> entry id
     ck:{ns:T}:e:<entry id>          entry hash (payload, prompt, model, usage, created, hits)
     ck:{ns:T}:<kind>:<gen>:<scope>  vector index data of one scope (vectorset / flat)
+    ck:{ns:T}:lk:<gen>:<digest>     single-flight lock (redis-py Lock, with a lease)
     ck:{ns:T}:stats                 counters
     ck:{ns:T}:nearmiss              capped stream of near misses (opt-in, sampled)
     ckv:{ns:T}:<gen>:<entry id>     search-backend document (vector + scope TAG)
@@ -92,6 +93,9 @@ class Space:
 
     def entry_key(self, entry_id: str) -> str:
         return f"ck:{self.tag}:e:{entry_id}"
+
+    def lock_key(self, generation: int, digest: str) -> str:
+        return f"ck:{self.tag}:lk:{generation}:{digest}"
 
     def scope(self, generation: int, scope_digest: str) -> VectorScope:
         return VectorScope(self, generation, scope_digest)

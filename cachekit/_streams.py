@@ -67,11 +67,28 @@ class AsyncReplay:
 class SyncRecorder:
     """Forward a live sync stream item by item; call ``on_complete(items)`` at its end."""
 
-    def __init__(self, stream: Any, on_complete: Callable[[list[Any]], None]) -> None:
+    def __init__(
+        self,
+        stream: Any,
+        on_complete: Callable[[list[Any]], None],
+        on_abandon: Callable[[], None] | None = None,
+    ) -> None:
         self._stream = stream
         self._it = iter(stream)
         self._items: list[Any] = []
         self._on_complete: Callable[[list[Any]], None] | None = on_complete
+        self._on_abandon = on_abandon
+
+    def _abandon(self) -> None:
+        self._on_complete = None
+        abandon, self._on_abandon = self._on_abandon, None
+        if abandon is not None:
+            abandon()
+
+    def __del__(self) -> None:
+        # A stream dropped without being read to the end must still release waiters.
+        if self._on_complete is not None:
+            self._abandon()
 
     def __iter__(self) -> Iterator[Any]:
         return self
@@ -81,11 +98,12 @@ class SyncRecorder:
             item = next(self._it)
         except StopIteration:
             done, self._on_complete = self._on_complete, None
+            self._on_abandon = None
             if done is not None:
                 done(self._items)
             raise
         except BaseException:
-            self._on_complete = None  # an upstream error mid-stream: store nothing
+            self._abandon()  # an upstream error mid-stream: store nothing
             raise
         self._items.append(item)
         return item
@@ -100,7 +118,8 @@ class SyncRecorder:
         self.close()
 
     def close(self) -> None:
-        self._on_complete = None
+        if self._on_complete is not None:
+            self._abandon()
         close = getattr(self._stream, "close", None)
         if callable(close):
             close()
@@ -109,11 +128,27 @@ class SyncRecorder:
 class AsyncRecorder:
     """Async twin of :class:`SyncRecorder`; ``on_complete`` is awaited at the end."""
 
-    def __init__(self, stream: Any, on_complete: Callable[[list[Any]], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        stream: Any,
+        on_complete: Callable[[list[Any]], Awaitable[None]],
+        on_abandon: Callable[[], None] | None = None,
+    ) -> None:
         self._stream = stream
         self._it = stream.__aiter__()
         self._items: list[Any] = []
         self._on_complete: Callable[[list[Any]], Awaitable[None]] | None = on_complete
+        self._on_abandon = on_abandon
+
+    def _abandon(self) -> None:
+        self._on_complete = None
+        abandon, self._on_abandon = self._on_abandon, None
+        if abandon is not None:
+            abandon()
+
+    def __del__(self) -> None:
+        if self._on_complete is not None:
+            self._abandon()
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self
@@ -123,11 +158,12 @@ class AsyncRecorder:
             item = await self._it.__anext__()
         except StopAsyncIteration:
             done, self._on_complete = self._on_complete, None
+            self._on_abandon = None
             if done is not None:
                 await done(self._items)
             raise
         except BaseException:
-            self._on_complete = None
+            self._abandon()
             raise
         self._items.append(item)
         return item
@@ -142,7 +178,8 @@ class AsyncRecorder:
         await self.close()
 
     async def close(self) -> None:
-        self._on_complete = None
+        if self._on_complete is not None:
+            self._abandon()
         close = getattr(self._stream, "close", None) or getattr(self._stream, "aclose", None)
         if callable(close):
             result = close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import hashlib
 import logging
 import random
@@ -29,6 +30,8 @@ import redis.asyncio as aredis
 from redis import exceptions as redis_errors
 from redis.typing import EncodableT, FieldT
 
+from ._breaker import CircuitBreaker
+from ._flight import Flights
 from ._layout import META_KEY, NAMESPACE_RE, Space, encode_tenant
 from ._loop import LoopThread
 from ._manifest import KeyManifest
@@ -105,6 +108,11 @@ class Budgets:
     search: float = 0.5
     store: float = 1.0
     pool_wait: float = 0.5
+    #: How long a caller waits for an identical call already running (in this process or
+    #: another) before calling the function itself.
+    flight_wait: float = 30.0
+    #: Lease of the cross-process single-flight lock: a holder that dies frees it then.
+    flight_lease: float = 60.0
 
     def __post_init__(self) -> None:
         for name in self.__dataclass_fields__:
@@ -193,6 +201,11 @@ class LLMCache:
         candidates: int = 4,
         near_miss_sample: float = 0.0,
         near_miss_margin: float = 0.1,
+        background_stores: bool = True,
+        max_pending_stores: int = 1000,
+        breaker_threshold: int = 5,
+        breaker_cooldown: float = 5.0,
+        single_flight: bool = True,
     ) -> None:
         if default_ttl is not None and (not isinstance(default_ttl, int) or default_ttl <= 0):
             raise CacheConfigError(
@@ -235,6 +248,19 @@ class LLMCache:
         self._closed = False
         self.warn = _RateLimitedLog()
         self.local_errors = 0
+        try:
+            self.breaker = CircuitBreaker(breaker_threshold, breaker_cooldown)
+        except ValueError as exc:
+            raise CacheConfigError(str(exc)) from exc
+        self.flights = Flights()
+        self.single_flight = single_flight
+        if not isinstance(max_pending_stores, int) or max_pending_stores < 1:
+            raise CacheConfigError(f"max_pending_stores must be >= 1, got {max_pending_stores!r}")
+        self.background_stores = background_stores
+        self.max_pending_stores = max_pending_stores
+        self._pending: set[asyncio.Task[Any]] = set()
+        self._pending_count = 0
+        self.dropped_stores = 0
 
     # -- construction -----------------------------------------------------------------
 
@@ -397,7 +423,8 @@ class LLMCache:
                 log.warning("cachekit: embedder warm-up failed (calls will fail open): %s", exc)
 
     async def aclose(self) -> None:
-        """Close the pool and the background loop thread. Idempotent."""
+        """Drain queued stores, close the pool and the background loop thread. Idempotent."""
+        await self.drain()
         with self._lock:
             home, pool = self._home, self._pool
             self._closed = True
@@ -420,6 +447,7 @@ class LLMCache:
 
     def close(self) -> None:
         """Sync twin of :meth:`aclose` for sync programs."""
+        self.drain_sync()
         with self._lock:
             home, pool = self._home, self._pool
             self._closed = True
@@ -430,6 +458,88 @@ class LLMCache:
             except (RuntimeError, *CACHE_ERRORS) as exc:  # type: ignore[misc]
                 log.debug("error while closing the pool: %s", exc)
         self._background.stop()
+
+    # -- background work ----------------------------------------------------------------
+
+    def background(
+        self,
+        fn: Callable[..., Coroutine[Any, Any, Any]],
+        *args: Any,
+        done: Callable[[BaseException | None], None] | None = None,
+    ) -> bool:
+        """Run ``fn(*args)`` on the home loop without waiting (stores after a miss).
+
+        Callable from any thread. The queue is bounded: when ``max_pending_stores`` are
+        already waiting the work is dropped and counted (``dropped_stores``), never
+        queued without limit. :meth:`drain` / :meth:`aclose` wait for what is queued.
+        Returns False when dropped (``done`` is then not called).
+        """
+        with self._lock:
+            if self._pending_count >= self.max_pending_stores:
+                self.dropped_stores += 1
+                return False
+            if not self._home_alive():
+                self._bind(self._background.loop)
+            home = self._home
+            assert home is not None
+            self._pending_count += 1
+
+        def finished(task: asyncio.Task[Any]) -> None:
+            self._pending.discard(task)
+            with self._lock:
+                self._pending_count -= 1
+            exc = None if task.cancelled() else task.exception()
+            if task.cancelled():
+                exc = asyncio.CancelledError()
+            if done is not None:
+                done(exc)
+
+        def start() -> None:
+            task = asyncio.ensure_future(fn(*args))
+            self._pending.add(task)
+            task.add_done_callback(finished)
+
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is home:
+            start()
+        else:
+            home.call_soon_threadsafe(start)
+        return True
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait until the background stores queued so far have landed."""
+        deadline = time.monotonic() + timeout
+        while self._pending_count and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+
+    def drain_sync(self, timeout: float = 10.0) -> None:
+        """Sync twin of :meth:`drain`."""
+        deadline = time.monotonic() + timeout
+        while self._pending_count and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    async def try_lock(self, manifest: KeyManifest, generation: int) -> Any:
+        """The cross-process single-flight lock of this key, or None if another holds it.
+
+        redis-py's Lock: SET NX PX with a random token, released by a Lua compare-and-
+        delete, so an expired holder can never release a lock someone else now holds.
+        """
+        space = self.space(manifest)
+        lock = self.redis.lock(
+            space.lock_key(generation, manifest.exact_digest),
+            timeout=self.budgets.flight_lease,
+            blocking=False,
+            thread_local=False,
+        )
+        return lock if await lock.acquire() else None
+
+    async def unlock(self, lock: Any) -> None:
+        # LockError: the lease ran out first; nothing is left to release.
+        with contextlib.suppress(redis_errors.LockError):
+            await lock.release()
 
     # -- vector index -----------------------------------------------------------------
 
@@ -679,6 +789,11 @@ class LLMCache:
         return await self.run(self._invalidate, namespace, tenant)
 
     async def _invalidate(self, namespace: str, tenant: str | None) -> int:
+        # Values computed here but not yet stored belong to the old generation too.
+        if tenant is None:
+            self.flights.forget(f"{{{namespace}:")
+        else:
+            self.flights.forget(Space(namespace, encode_tenant(tenant)).tag)
         try:
             if tenant is None:
                 return int(await self.redis.incr(f"ck:{{{namespace}}}:epoch"))

@@ -7,6 +7,7 @@ the key; the sync or async wrapper is chosen once, at decoration time.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import inspect
 import logging
@@ -21,6 +22,7 @@ import wrapt
 
 from . import _codec
 from ._defaults import get_default_cache
+from ._flight import LeaderFailedError
 from ._layout import NAMESPACE_RE
 from ._manifest import KeyManifest, build_manifest, default_normalize
 from ._streams import AsyncRecorder, AsyncReplay, SyncRecorder, SyncReplay
@@ -41,6 +43,8 @@ log = logging.getLogger("cachekit")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _UNSET: Any = object()
+#: Errors that make a sync caller skip the cache (or a step of it).
+_SKIP_ERRORS: tuple[type[BaseException], ...] = (WouldBlockError, *CACHE_ERRORS)
 _warned_types: set[str] = set()
 _warned_lock = threading.Lock()
 
@@ -139,10 +143,27 @@ def _register_return_type(func: Callable[..., Any]) -> None:
 class _CallState:
     """One call's trip through the cache (mutable, lives for one call)."""
 
-    __slots__ = ("ctl", "failed", "manifest", "outcome", "started", "stored", "stream", "value")
+    __slots__ = (
+        "ctl",
+        "failed",
+        "flight",
+        "flight_key",
+        "lock",
+        "manifest",
+        "outcome",
+        "reason",
+        "started",
+        "stored",
+        "stream",
+        "value",
+    )
 
     def __init__(self, manifest: KeyManifest, ctl: CacheControl | None) -> None:
         self.stream = False
+        self.flight: concurrent.futures.Future[Any] | None = None
+        self.flight_key = ""
+        self.lock: Any = None
+        self.reason: str | None = None
         self.started = time.perf_counter()
         self.manifest = manifest
         self.ctl = ctl
@@ -261,8 +282,7 @@ class _CachedCall:
         if outcome.entry is None:
             return
         try:
-            payload = outcome.entry.payload
-            state.value = _codec.decode_stream(payload) if state.stream else _codec.decode(payload)
+            state.value = self.decode(state, outcome.entry.payload)
         except CodecError as exc:
             cache.warn("decode", "cachekit: dropping a corrupt cache entry: %s", exc)
             entry_id = outcome.entry.entry_id
@@ -294,28 +314,99 @@ class _CachedCall:
         await cache.store(state.manifest, state.outcome, payload, ttl=self.ttl, usage=usage)
         state.stored = True
 
-    async def store_async(self, cache: LLMCache, state: _CallState, value: Any) -> None:
-        """Store a finished value from an async caller, failing open."""
-        payload = self.payload(state, value)
-        if payload is None:
-            return
-        try:
-            async with asyncio.timeout(self.store_budget(cache, state)):
-                await cache.run(self.after, cache, state, payload, value)
-        except CACHE_ERRORS as exc:
-            self.failure(cache, state, "store", exc)
+    async def store_and_unlock(
+        self, cache: LLMCache, state: _CallState, payload: str | None, value: Any
+    ) -> None:
+        """Store (bounded by the store budget), then free the cross-process lock.
 
-    def store_sync(self, cache: LLMCache, state: _CallState, value: Any) -> None:
-        """Store a finished value from a sync caller, failing open."""
+        Runs on the home loop, usually in the background. The lock is released only
+        after the entry landed, so processes polling for it find it before they could
+        take the lock and call the function again.
+        """
+        try:
+            if payload is not None:
+                async with asyncio.timeout(self.store_budget(cache, state)):
+                    await self.after(cache, state, payload, value)
+        finally:
+            if state.lock is not None:
+                lock, state.lock = state.lock, None
+                await cache.unlock(lock)
+
+    def land(self, cache: LLMCache, state: _CallState, value: Any) -> None:
+        """The function's value is known: hand it to followers and store it.
+
+        With background stores this returns at once; the flight stays registered (so
+        local callers get the value from memory) until the store has landed.
+        """
+        if state.flight is not None:
+            cache.flights.resolve(state.flight, value)
         payload = self.payload(state, value)
         if payload is None:
+            # Nothing will land in Redis: later callers must not be served this value.
+            self._forget_flight(cache, state)
+            if state.lock is not None:
+                cache.background(self.store_and_unlock, cache, state, None, None)
+            return
+
+        def done(exc: BaseException | None) -> None:
+            if exc is not None and payload is not None:
+                if isinstance(exc, CACHE_ERRORS):
+                    cache.breaker.failure()
+                self.failure(cache, state, "store", exc)
+            self._forget_flight(cache, state)
+
+        if cache.background_stores:
+            if cache.background(self.store_and_unlock, cache, state, payload, value, done=done):
+                state.stored = payload is not None
+            else:
+                cache.warn("dropped", "cachekit: store queue full; a result was not cached")
+                self._forget_flight(cache, state)
             return
         try:
+            if _on_home_thread(cache):
+                raise WouldBlockError("store from the home loop's thread")
             cache.run_sync(
-                self.after, cache, state, payload, value, timeout=self.store_budget(cache, state)
-            )
+                self.store_and_unlock, cache, state, payload, value,
+                timeout=self.store_budget(cache, state) + cache.budgets.command,
+            )  # fmt: skip
+            state.stored = payload is not None
+            done(None)
+        except _SKIP_ERRORS as exc:
+            done(exc)
+
+    async def land_async(self, cache: LLMCache, state: _CallState, value: Any) -> None:
+        """``land`` for async callers; waits for the store when stores are not background."""
+        if cache.background_stores:
+            self.land(cache, state, value)
+            return
+        if state.flight is not None:
+            cache.flights.resolve(state.flight, value)
+        payload = self.payload(state, value)
+        try:
+            async with asyncio.timeout(self.store_budget(cache, state) + cache.budgets.command):
+                await cache.run(self.store_and_unlock, cache, state, payload, value)
+            state.stored = payload is not None
         except CACHE_ERRORS as exc:
+            cache.breaker.failure()
             self.failure(cache, state, "store", exc)
+        finally:
+            self._forget_flight(cache, state)
+
+    def abort(self, cache: LLMCache, state: _CallState) -> None:
+        """The function raised or its stream was abandoned: release waiters, store nothing."""
+        if state.flight is not None:
+            cache.flights.fail(state.flight_key, state.flight)
+            state.flight = None
+        if state.lock is not None:
+            cache.background(self.store_and_unlock, cache, state, None, None)
+
+    def _forget_flight(self, cache: LLMCache, state: _CallState) -> None:
+        if state.flight is not None:
+            cache.flights.land(state.flight_key, state.flight)
+            state.flight = None
+
+    def decode(self, state: _CallState, payload: bytes) -> Any:
+        return _codec.decode_stream(payload) if state.stream else _codec.decode(payload)
 
     # -- reporting --------------------------------------------------------------------
 
@@ -330,23 +421,27 @@ class _CachedCall:
         outcome = state.outcome
         entry = outcome.entry if outcome is not None else None
         elapsed = overhead if overhead is not None else time.perf_counter() - state.started
+        layer: Any = outcome.layer if entry is not None and outcome is not None else None
+        matched = entry.prompt if entry is not None else None
+        if status == "exact" and entry is None:  # served by an identical call in flight
+            layer, matched = "exact", state.manifest.prompt
         result = CacheResult(
             status=status,
             namespace=self.namespace,
             key=state.manifest.exact_digest,
-            layer=outcome.layer if entry is not None and outcome is not None else None,  # type: ignore[arg-type]
+            layer=layer,
             similarity=outcome.similarity if outcome is not None else None,
-            matched_prompt=entry.prompt if entry is not None else None,
+            matched_prompt=matched,
             latency_ms=elapsed * 1000.0,
             age_s=(time.time() - entry.created) if entry is not None else None,
             stored=state.stored,
-            reason=reason or state.failed,
+            reason=reason or state.failed or state.reason,
         )
         _set_last(result)
         for observe in self.cache.observers:
             try:
                 observe(result)
-            except Exception:  # noqa: BLE001 - metrics must never break the call
+            except Exception:
                 log.exception("cachekit: result observer failed")
         if self.on_result is not None:
             try:
@@ -365,33 +460,199 @@ class _CachedCall:
         )
 
 
+def _on_home_thread(cache: LLMCache) -> bool:
+    try:
+        return asyncio.get_running_loop() is cache._home
+    except RuntimeError:
+        return False
+
+
 async def _async_lookup(call: _CachedCall, cache: LLMCache, state: _CallState) -> None:
+    if not cache.breaker.allow():
+        state.failed = "circuit open: the cache is skipped after repeated failures"
+        return
     try:
         # asyncio.timeout, not wait_for: no extra task on the hit path.
         async with asyncio.timeout(call.lookup_budget(cache)):
             await cache.run(call.before, cache, state)
     except CACHE_ERRORS as exc:
+        cache.breaker.failure()
         call.failure(cache, state, "lookup", exc)
+    else:
+        cache.breaker.success()
 
 
 def _sync_lookup(call: _CachedCall, cache: LLMCache, state: _CallState) -> bool:
     """Look up from sync code; False when the cache must be skipped (would block)."""
+    if not cache.breaker.allow():
+        state.failed = "circuit open: the cache is skipped after repeated failures"
+        return True
     try:
         cache.run_sync(call.before, cache, state, timeout=call.lookup_budget(cache))
     except WouldBlockError as exc:
         cache.warn("blocking", "cachekit: %s; skipping the cache for this call", exc)
         return False
     except CACHE_ERRORS as exc:
+        cache.breaker.failure()
         call.failure(cache, state, "lookup", exc)
+    else:
+        cache.breaker.success()
     return True
 
 
 def _served(call: _CachedCall, state: _CallState) -> bool:
+    """Report a hit (from Redis, or from an identical call in flight) if there was one."""
     if state.value is _UNSET:
         return False
-    assert state.outcome is not None
-    call.finish(state, state.outcome.layer)  # type: ignore[arg-type]
+    layer = state.outcome.layer if state.outcome is not None else None
+    call.finish(state, layer or "exact")  # type: ignore[arg-type]
     return True
+
+
+def _joins_flight(cache: LLMCache, state: _CallState) -> bool:
+    ctl = state.ctl
+    return (
+        cache.single_flight
+        and state.failed is None
+        and state.outcome is not None
+        and not (ctl is not None and ctl.skip_store)
+    )
+
+
+def _flight_key(cache: LLMCache, state: _CallState) -> str:
+    return f"{cache.space(state.manifest).tag}:{state.manifest.exact_digest}"
+
+
+def _local_flight(cache: LLMCache, state: _CallState) -> concurrent.futures.Future[Any] | None:
+    """An identical call of this process whose value is pending or not yet stored."""
+    if not cache.single_flight:
+        return None
+    ctl = state.ctl
+    if ctl is not None and (ctl.skip_lookup or ctl.max_age == 0):
+        return None
+    return cache.flights.peek(_flight_key(cache, state))
+
+
+async def _follow_async(
+    cache: LLMCache, state: _CallState, fut: concurrent.futures.Future[Any]
+) -> bool:
+    try:
+        async with asyncio.timeout(cache.budgets.flight_wait):
+            state.value = await asyncio.wrap_future(fut)
+    except (LeaderFailedError, TimeoutError):
+        return False
+    state.reason = "single-flight: served the result of an identical call in flight"
+    return True
+
+
+def _follow_sync(cache: LLMCache, state: _CallState, fut: concurrent.futures.Future[Any]) -> bool:
+    try:
+        state.value = fut.result(cache.budgets.flight_wait)
+    except (LeaderFailedError, concurrent.futures.TimeoutError):
+        return False
+    state.reason = "single-flight: served the result of an identical call in flight"
+    return True
+
+
+async def _poll_lookup(call: _CachedCall, cache: LLMCache, state: _CallState) -> bool:
+    """One poll for another process's result; True when it has landed."""
+    async with asyncio.timeout(cache.budgets.lookup):
+        outcome = await cache.run(functools.partial(cache.lookup, threshold=None), state.manifest)
+    if outcome.entry is None:
+        return False
+    try:
+        state.value = call.decode(state, outcome.entry.payload)
+    except CodecError:
+        return False
+    state.outcome = outcome
+    return True
+
+
+async def _wait_for_flight_async(call: _CachedCall, cache: LLMCache, state: _CallState) -> bool:
+    """After a miss: wait for an identical call already running. True when served.
+
+    In this process, followers wait on the leader's future. Across processes, the leader
+    holds a redis-py Lock; others poll for its stored result, taking the lock (and the
+    call) themselves if it is released or its lease expires without a result.
+    """
+    if not _joins_flight(cache, state):
+        return False
+    key = _flight_key(cache, state)
+    if state.ctl is not None and state.ctl.skip_lookup:
+        state.flight, state.flight_key = cache.flights.lead(key), key
+        return False
+    leader, fut = cache.flights.join(key)
+    if not leader:
+        return await _follow_async(cache, state, fut)
+    state.flight, state.flight_key = fut, key
+    assert state.outcome is not None
+    try:
+        async with asyncio.timeout(cache.budgets.command):
+            state.lock = await cache.run(cache.try_lock, state.manifest, state.outcome.generation)
+        if state.lock is not None:
+            return False
+        deadline = time.monotonic() + cache.budgets.flight_wait
+        delay = 0.01
+        while time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+            if await _poll_lookup(call, cache, state):
+                cache.flights.resolve(fut, state.value)
+                call._forget_flight(cache, state)
+                state.reason = "single-flight: served the result of another process's call"
+                return True
+            async with asyncio.timeout(cache.budgets.command):
+                state.lock = await cache.run(
+                    cache.try_lock, state.manifest, state.outcome.generation
+                )
+            if state.lock is not None:
+                return False
+    except CACHE_ERRORS as exc:
+        call.failure(cache, state, "single-flight", exc)
+    return False
+
+
+def _wait_for_flight_sync(call: _CachedCall, cache: LLMCache, state: _CallState) -> bool:
+    """Sync twin of :func:`_wait_for_flight_async`."""
+    if not _joins_flight(cache, state):
+        return False
+    key = _flight_key(cache, state)
+    if state.ctl is not None and state.ctl.skip_lookup:
+        state.flight, state.flight_key = cache.flights.lead(key), key
+        return False
+    leader, fut = cache.flights.join(key)
+    if not leader:
+        return _follow_sync(cache, state, fut)
+    state.flight, state.flight_key = fut, key
+    assert state.outcome is not None
+    generation = state.outcome.generation
+    try:
+        state.lock = cache.run_sync(
+            cache.try_lock, state.manifest, generation, timeout=cache.budgets.command
+        )
+        if state.lock is not None:
+            return False
+        deadline = time.monotonic() + cache.budgets.flight_wait
+        delay = 0.01
+        while time.monotonic() < deadline:
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+            served = cache.run_sync(
+                _poll_lookup, call, cache, state, timeout=cache.budgets.lookup + 0.1
+            )
+            if served:
+                cache.flights.resolve(fut, state.value)
+                call._forget_flight(cache, state)
+                state.reason = "single-flight: served the result of another process's call"
+                return True
+            state.lock = cache.run_sync(
+                cache.try_lock, state.manifest, generation, timeout=cache.budgets.command
+            )
+            if state.lock is not None:
+                return False
+    except _SKIP_ERRORS as exc:
+        call.failure(cache, state, "single-flight", exc)
+    return False
 
 
 def _make_async_wrapper(call: _CachedCall) -> Any:
@@ -406,17 +667,29 @@ def _make_async_wrapper(call: _CachedCall) -> Any:
             call.finish(state, "bypass", reason=bypass)
             return value
         cache = call.cache
-        await _async_lookup(call, cache, state)
-        if _served(call, state):
+        local = _local_flight(cache, state)
+        if local is None or not await _follow_async(cache, state, local):
+            await _async_lookup(call, cache, state)
+        if _served(call, state) or (
+            await _wait_for_flight_async(call, cache, state) and _served(call, state)
+        ):
             return AsyncReplay(state.value) if state.stream else state.value
         spent = time.perf_counter() - state.started
-        value = await wrapped(*args, **kwargs)
+        try:
+            value = await wrapped(*args, **kwargs)
+        except BaseException:
+            call.abort(cache, state)
+            raise
         if state.stream:
             # stream=True SDK call: store when the caller has read the stream to its end.
             call.finish(state, "error" if state.failed else "miss", overhead=spent)
-            return AsyncRecorder(value, lambda items: call.store_async(cache, state, items))
+            return AsyncRecorder(
+                value,
+                lambda items: call.land_async(cache, state, items),
+                lambda: call.abort(cache, state),
+            )
         resumed = time.perf_counter()
-        await call.store_async(cache, state, value)
+        await call.land_async(cache, state, value)
         overhead = spent + time.perf_counter() - resumed
         call.finish(state, "error" if state.failed else "miss", overhead=overhead)
         return value
@@ -432,21 +705,33 @@ def _make_sync_wrapper(call: _CachedCall) -> Any:
         state, bypass = call.start(wrapped, instance, args, kwargs)
         assert state is not None
         cache = call.cache
-        if bypass is None and not _sync_lookup(call, cache, state):
+        local = None if bypass is not None else _local_flight(cache, state)
+        served = local is not None and _follow_sync(cache, state, local)
+        if bypass is None and not served and not _sync_lookup(call, cache, state):
             bypass = "would block the event loop"
         if bypass is not None:
             value = wrapped(*args, **kwargs)
             call.finish(state, "bypass", reason=bypass)
             return value
-        if _served(call, state):
+        if _served(call, state) or (
+            _wait_for_flight_sync(call, cache, state) and _served(call, state)
+        ):
             return SyncReplay(state.value) if state.stream else state.value
         spent = time.perf_counter() - state.started
-        value = wrapped(*args, **kwargs)
+        try:
+            value = wrapped(*args, **kwargs)
+        except BaseException:
+            call.abort(cache, state)
+            raise
         if state.stream:
             call.finish(state, "error" if state.failed else "miss", overhead=spent)
-            return SyncRecorder(value, lambda items: call.store_sync(cache, state, items))
+            return SyncRecorder(
+                value,
+                lambda items: call.land(cache, state, items),
+                lambda: call.abort(cache, state),
+            )
         resumed = time.perf_counter()
-        call.store_sync(cache, state, value)
+        call.land(cache, state, value)
         overhead = spent + time.perf_counter() - resumed
         call.finish(state, "error" if state.failed else "miss", overhead=overhead)
         return value
@@ -467,22 +752,30 @@ def _make_async_gen_wrapper(call: _CachedCall) -> Any:
                 yield item
             return
         cache = call.cache
-        await _async_lookup(call, cache, state)
-        if _served(call, state):
+        local = _local_flight(cache, state)
+        if local is None or not await _follow_async(cache, state, local):
+            await _async_lookup(call, cache, state)
+        if _served(call, state) or (
+            await _wait_for_flight_async(call, cache, state) and _served(call, state)
+        ):
             for item in state.value:
                 yield item
             return
         call.finish(state, "error" if state.failed else "miss")
         items: list[Any] = []
+        complete = False
         agen = wrapped(*args, **kwargs)
         try:
             async for item in agen:
                 items.append(item)
                 yield item
+            complete = True
         finally:
+            if not complete:
+                call.abort(cache, state)
             await agen.aclose()
         # Reached only when the producer finished and the consumer read to the end.
-        await call.store_async(cache, state, items)
+        await call.land_async(cache, state, items)
 
     return wrapper
 
@@ -495,25 +788,33 @@ def _make_sync_gen_wrapper(call: _CachedCall) -> Any:
         state, bypass = call.start(wrapped, instance, args, kwargs)
         assert state is not None
         cache = call.cache
-        if bypass is None and not _sync_lookup(call, cache, state):
+        local = None if bypass is not None else _local_flight(cache, state)
+        served = local is not None and _follow_sync(cache, state, local)
+        if bypass is None and not served and not _sync_lookup(call, cache, state):
             bypass = "would block the event loop"
         if bypass is not None:
             call.finish(state, "bypass", reason=bypass)
             yield from wrapped(*args, **kwargs)
             return
-        if _served(call, state):
+        if _served(call, state) or (
+            _wait_for_flight_sync(call, cache, state) and _served(call, state)
+        ):
             yield from state.value
             return
         call.finish(state, "error" if state.failed else "miss")
         items: list[Any] = []
+        complete = False
         gen = wrapped(*args, **kwargs)
         try:
             for item in gen:
                 items.append(item)
                 yield item
+            complete = True
         finally:
+            if not complete:
+                call.abort(cache, state)
             gen.close()
-        call.store_sync(cache, state, items)
+        call.land(cache, state, items)
 
     return wrapper
 

@@ -33,7 +33,10 @@ class CacheResult:
     ``status``: ``miss`` (the function ran), ``exact``/``semantic`` (served from the
     cache), ``bypass`` (cache skipped on purpose), ``error`` (the cache failed and the
     function ran anyway). ``latency_ms`` is the time cachekit itself spent (lookup and,
-    on a miss, the store), not the wrapped function's time.
+    on a miss, the store), not the wrapped function's time. ``stored`` means the value
+    was handed to the store: written, or queued for the background writer (a failure
+    there is logged and counted, see ``LLMCache.dropped_stores``). ``reason`` explains
+    bypasses, errors and single-flight hits.
     """
 
     status: Status

@@ -277,6 +277,7 @@ async def test_ttl_expiry(cache: LLMCache, redis_sync: redis.Redis) -> None:
         return "x"
 
     await ask("p")
+    await cache.drain()  # stores run in the background
     keys = redis_sync.keys("ck:*:e:*")
     assert keys and 0 < redis_sync.ttl(keys[0]) <= 1
     await asyncio.sleep(2.1)
@@ -290,6 +291,7 @@ async def test_pointer_to_missing_entry_is_a_miss(cache: LLMCache, redis_sync: r
         return "x"
 
     await ask("p")
+    await cache.drain()
     for key in redis_sync.keys("ck:*:e:*"):
         redis_sync.delete(key)
     await ask("p")
@@ -319,6 +321,7 @@ async def test_invalidate_one_tenant_and_all_tenants(redis_url: str) -> None:
     assert last_result().status == "miss"  # type: ignore[union-attr]
     await ask_b("p", "globex")
     assert last_result().status == "exact"  # type: ignore[union-attr]
+    await b.drain()  # b's last miss is stored in the background
     await a.invalidate("inv")  # every tenant, seen by worker b at once
     for org in ("acme", "globex"):
         await ask_b("p", org)
@@ -341,11 +344,13 @@ async def test_clear_deletes_only_that_namespace(cache: LLMCache, redis_sync: re
     await one("p", "acme")
     await one("p", "globex")
     await two("p")
+    await cache.drain()
     assert await cache.clear("one", tenant="acme") >= 2
     await one("p", "globex")
     assert last_result().status == "exact"  # type: ignore[union-attr]
     await one("p", "acme")
     assert last_result().status == "miss"  # type: ignore[union-attr]
+    await cache.drain()
     assert await cache.clear("one") >= 4
     assert not redis_sync.keys("ck:{one:*")
     await two("p")
@@ -448,6 +453,7 @@ async def test_corrupt_entry_is_a_miss_and_deleted(
         return "good"
 
     await ask("p")
+    await cache.drain()
     (key,) = redis_sync.keys("ck:*:e:*")
     redis_sync.hset(key, "v", '{"t":"pydantic","c":"builtins:eval","v":"1"}')
     assert await ask("p") == "good"
