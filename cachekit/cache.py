@@ -178,6 +178,13 @@ class _RateLimitedLog:
         log.warning(message + suffix, *args)
 
 
+async def _close_client(client: Any) -> None:
+    if isinstance(client, aredis.Redis):
+        await client.connection_pool.disconnect()
+    else:
+        await client.aclose()
+
+
 class WouldBlockError(RuntimeError):
     """A sync cache call was made on the thread running the cache's home event loop."""
 
@@ -190,9 +197,10 @@ class LLMCache:
 
     def __init__(
         self,
-        pool_factory: Callable[[], aredis.ConnectionPool],
+        client_factory: Callable[[], Any],
         *,
         description: str,
+        cluster: bool = False,
         embedder: Embedder | Callable[..., Any] | None = None,
         index: str = "auto",
         quantization: str = "int8",
@@ -217,7 +225,8 @@ class LLMCache:
             raise CacheConfigError(f"near_miss_margin must be in (0, 2], got {near_miss_margin!r}")
         if not isinstance(candidates, int) or candidates < 1:
             raise CacheConfigError(f"candidates must be an int >= 1, got {candidates!r}")
-        self._pool_factory = pool_factory
+        self._client_factory = client_factory
+        self.cluster = cluster
         self._description = description
         self.default_ttl = default_ttl
         self.budgets = budgets or Budgets()
@@ -241,6 +250,7 @@ class LLMCache:
         self._home: asyncio.AbstractEventLoop | None = None
         self._redis: aredis.Redis | None = None
         self._pool: aredis.ConnectionPool | None = None
+        self._epochs: dict[str, int] = {}
         self._index: VectorIndex | None = None
         self._index_ready: asyncio.Future[VectorIndex] | None = None
         self._resolved_kind: str | None = None
@@ -273,19 +283,46 @@ class LLMCache:
         budgets: Budgets | None = None,
         **options: Any,
     ) -> LLMCache:
-        """A cache on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``).
+        """A cache on the Redis at ``url``.
 
-        ``max_connections`` bounds the pool; callers wait up to ``budgets.pool_wait``
-        for a free connection, then fail open.
+        ``redis://``, ``rediss://`` (TLS), ``unix://``; user and password in the URL for
+        ACLs (``redis://user:secret@host:6379/0``; never logged). ``redis+cluster://`` or
+        ``rediss+cluster://`` for Redis Cluster (any node as the seed). ``max_connections``
+        bounds the pool; callers wait up to ``budgets.pool_wait`` for a free connection,
+        then fail open.
         """
         if not isinstance(url, str) or "://" not in url:
             raise CacheConfigError(f"expected a redis:// URL, got {_redact(str(url))!r}")
         if not isinstance(max_connections, int) or max_connections < 1:
             raise CacheConfigError(f"max_connections must be an int >= 1, got {max_connections!r}")
         b = budgets or Budgets()
+        scheme = url.split("://", 1)[0].lower()
+        if scheme not in ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster"):
+            raise CacheConfigError(
+                f"unsupported URL scheme {scheme!r}: use redis://, rediss://, unix://, "
+                "redis+cluster:// or rediss+cluster://"
+            )
+        if scheme.endswith("+cluster"):
+            plain = url.replace("+cluster", "", 1)
 
-        def factory() -> aredis.ConnectionPool:
-            return aredis.BlockingConnectionPool.from_url(
+            def cluster_factory() -> Any:
+                from redis.asyncio.cluster import RedisCluster
+
+                return RedisCluster.from_url(
+                    plain,
+                    max_connections=max_connections,
+                    socket_connect_timeout=b.connect,
+                    socket_timeout=None,
+                )
+
+            return cls(
+                cluster_factory, description=_redact(url), budgets=b, cluster=True, **options
+            )
+
+        def factory() -> aredis.Redis:
+            # socket_timeout=None on purpose: redis-py wraps every read of a socket with
+            # a timeout in wait_for (~80 µs a command here); the stage budgets bound waits.
+            pool = aredis.BlockingConnectionPool.from_url(
                 url,
                 max_connections=max_connections,
                 timeout=b.pool_wait,
@@ -293,34 +330,50 @@ class LLMCache:
                 socket_connect_timeout=b.connect,
                 health_check_interval=30,
             )
+            return aredis.Redis(connection_pool=pool)
 
         return cls(factory, description=_redact(url), budgets=b, **options)
 
     @classmethod
-    def from_client(cls, client: aredis.Redis, **options: Any) -> LLMCache:
-        """A cache on an existing ``redis.asyncio.Redis``; its pool settings are reused.
+    def from_client(cls, client: Any, **options: Any) -> LLMCache:
+        """A cache on an existing ``redis.asyncio.Redis`` or ``RedisCluster``.
 
-        The client's own pool is used until its event loop closes; after that the cache
-        opens a fresh pool with the same connection settings on the new loop.
+        The client is used until its event loop closes; after that the cache opens a
+        fresh client with the same connection settings on the new loop.
         """
+        from redis.asyncio.cluster import RedisCluster
+
+        if isinstance(client, RedisCluster):
+            used_cluster = [False]
+
+            def cluster_factory() -> Any:
+                if not used_cluster[0]:
+                    used_cluster[0] = True
+                    return client
+                node = client.get_default_node()
+                return RedisCluster(host=node.host, port=node.port, **client.connection_kwargs)
+
+            return cls(cluster_factory, description=repr(client), cluster=True, **options)
         if not isinstance(client, aredis.Redis):
             raise CacheConfigError(
-                f"from_client() takes a redis.asyncio.Redis, not {type(client).__name__}"
+                "from_client() takes a redis.asyncio.Redis or RedisCluster, not "
+                f"{type(client).__name__}"
             )
         original = client.connection_pool
         used = [False]
 
-        def factory() -> aredis.ConnectionPool:
+        def factory() -> aredis.Redis:
             if not used[0]:
                 used[0] = True
-                return original
-            return type(original)(
+                return client
+            pool = type(original)(
                 connection_class=original.connection_class,
                 max_connections=original.max_connections,
                 **original.connection_kwargs,
             )
+            return aredis.Redis(connection_pool=pool)
 
-        return cls(factory, description=repr(client.connection_pool), **options)
+        return cls(factory, description=repr(original), **options)
 
     def __repr__(self) -> str:
         return f"<LLMCache {self._description} index={self._resolved_kind or self.index_kind}>"
@@ -337,8 +390,8 @@ class LLMCache:
             raise CacheConfigError("this LLMCache is closed")
         if self._home is not None:
             log.debug("cachekit: home event loop closed; opening a new pool on the new loop")
-        self._pool = self._pool_factory()
-        self._redis = aredis.Redis(connection_pool=self._pool)
+        self._redis = self._client_factory()
+        self._pool = None if self.cluster else self._redis.connection_pool
         self._index = None
         self._index_ready = None
         self._home = loop
@@ -426,20 +479,20 @@ class LLMCache:
         """Drain queued stores, close the pool and the background loop thread. Idempotent."""
         await self.drain()
         with self._lock:
-            home, pool = self._home, self._pool
+            home, client = self._home, self._redis
             self._closed = True
             self._home = self._redis = self._pool = None
-        if pool is not None and home is not None and not home.is_closed():
+        if client is not None and home is not None and not home.is_closed():
             try:
                 running = asyncio.get_running_loop()
             except RuntimeError:
                 running = None
             try:
                 if home is running:
-                    await pool.disconnect()
+                    await _close_client(client)
                 elif home.is_running():
                     await asyncio.wrap_future(
-                        asyncio.run_coroutine_threadsafe(pool.disconnect(), home)
+                        asyncio.run_coroutine_threadsafe(_close_client(client), home)
                     )
             except CACHE_ERRORS as exc:
                 log.debug("error while closing the pool: %s", exc)
@@ -449,12 +502,12 @@ class LLMCache:
         """Sync twin of :meth:`aclose` for sync programs."""
         self.drain_sync()
         with self._lock:
-            home, pool = self._home, self._pool
+            home, client = self._home, self._redis
             self._closed = True
             self._home = self._redis = self._pool = None
-        if pool is not None and home is not None and home.is_running():
+        if client is not None and home is not None and home.is_running():
             try:
-                asyncio.run_coroutine_threadsafe(pool.disconnect(), home).result(2.0)
+                asyncio.run_coroutine_threadsafe(_close_client(client), home).result(2.0)
             except (RuntimeError, *CACHE_ERRORS) as exc:  # type: ignore[misc]
                 log.debug("error while closing the pool: %s", exc)
         self._background.stop()
@@ -581,19 +634,9 @@ class LLMCache:
     ) -> LookupOutcome:
         """Exact layer, then (when configured and the call has prompt text) semantic."""
         space = self.space(manifest)
-        keys = [space.gen_key, space.stats_key, f"ck:{{{manifest.namespace}}}:epoch"]
-        args = [
-            f"ck:{space.tag}:",
-            manifest.exact_digest,
-            "" if max_age is None else repr(float(max_age)),
-            "",
-        ]
-        try:
-            reply = await self.redis.evalsha(_LOOKUP_SHA, len(keys), *keys, *args)
-        except redis_errors.NoScriptError:
-            # First use on this server, or it restarted: load once, then EVALSHA again.
-            await self.redis.script_load(_LOOKUP_LUA)
-            reply = await self.redis.evalsha(_LOOKUP_SHA, len(keys), *keys, *args)
+        reply = await (self._lookup_cluster if self.cluster else self._lookup_script)(
+            manifest, space, max_age
+        )
         outcome = LookupOutcome(generation=int(reply[0]), epoch=int(reply[1]))
         if len(reply) >= 4:
             status = _text(reply[3])
@@ -611,6 +654,47 @@ class LLMCache:
             return outcome
         await self._semantic(manifest, space, outcome, threshold, max_age)
         return outcome
+
+    async def _eval_lookup(self, keys: list[str], args: list[str]) -> Any:
+        try:
+            return await self.redis.evalsha(_LOOKUP_SHA, len(keys), *keys, *args)
+        except redis_errors.NoScriptError:
+            # First use on this server, or it restarted: load once, then EVALSHA again.
+            await self.redis.script_load(_LOOKUP_LUA)
+            return await self.redis.evalsha(_LOOKUP_SHA, len(keys), *keys, *args)
+
+    async def _lookup_script(
+        self, manifest: KeyManifest, space: Space, max_age: float | None
+    ) -> Any:
+        """One EVALSHA: the script reads the namespace epoch itself (one node)."""
+        keys = [space.gen_key, space.stats_key, f"ck:{{{manifest.namespace}}}:epoch"]
+        age = "" if max_age is None else repr(float(max_age))
+        return await self._eval_lookup(keys, [f"ck:{space.tag}:", manifest.exact_digest, age, ""])
+
+    async def _lookup_cluster(
+        self, manifest: KeyManifest, space: Space, max_age: float | None
+    ) -> Any:
+        """Cluster: the epoch key is in another slot, so it is read concurrently.
+
+        The script checks entries against the epoch this worker last saw; the concurrent
+        GET tells whether that is still current. After an invalidation the first lookup
+        of each worker sees the change and runs once more with the new epoch, so an entry
+        of the old epoch is never served.
+        """
+        epoch_key = f"ck:{{{manifest.namespace}}}:epoch"
+        keys = [space.gen_key, space.stats_key]
+        age = "" if max_age is None else repr(float(max_age))
+        for _attempt in range(3):
+            known = self._epochs.get(manifest.namespace, 0)
+            args = [f"ck:{space.tag}:", manifest.exact_digest, age, str(known)]
+            raw_epoch, reply = await asyncio.gather(
+                self.redis.get(epoch_key), self._eval_lookup(keys, args)
+            )
+            epoch = int(raw_epoch or 0)
+            if epoch == known:
+                return reply
+            self._epochs[manifest.namespace] = epoch
+        raise CacheBackendError("the namespace epoch kept changing during the lookup")
 
     async def prepare(self, manifest: KeyManifest) -> LookupOutcome:
         """Generation and epoch for a store without a lookup (``skip_lookup``)."""

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from ..errors import CacheConfigError
-from .base import Candidate, VectorIndex, has_command, run
+from .base import Candidate, VectorIndex, any_node, has_command, run
 from .flat import FlatIndex
 from .search import SearchIndex
 from .vectorset import QUANTIZATIONS, VectorSetIndex
@@ -76,7 +76,7 @@ async def detect_index(client: aioredis.Redis) -> str:
     if await has_command(client, "vadd"):
         return "vectorset"
     try:
-        await run(client, "FT._LIST")
+        await run(client, "FT._LIST", **any_node(client))
     except ResponseError:
         return "flat"
     return "search"

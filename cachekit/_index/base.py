@@ -183,7 +183,8 @@ def check_pipeline(pipe: Pipeline) -> None:
     There redis-py runs commands at once and returns coroutines that ``add`` would drop
     on the floor; the vector would silently never be written.
     """
-    if pipe.watching and not pipe.explicit_transaction:
+    # ClusterPipeline has neither attribute (and no immediate mode): nothing to refuse.
+    if getattr(pipe, "watching", False) and not getattr(pipe, "explicit_transaction", True):
         raise RuntimeError("VectorIndex.add needs a buffering pipeline: call pipe.multi() first")
 
 
@@ -201,6 +202,17 @@ async def server_version(client: aioredis.Redis) -> tuple[int, ...]:
     return tuple(parts)
 
 
+def any_node(client: object) -> dict[str, Any]:
+    """Routing options for a keyless probe: on Redis Cluster, ask any one node."""
+    from redis.asyncio.cluster import RedisCluster
+
+    # A node object, not the RANDOM flag: redis-py resolves flags through its command
+    # policy table, which has no entry for keyless module probes like COMMAND INFO.
+    if isinstance(client, RedisCluster):
+        return {"target_nodes": client.get_random_node()}
+    return {}
+
+
 async def has_command(client: aioredis.Redis, command: str) -> bool:
     """Whether the server knows ``command`` (COMMAND INFO; falls back to INFO's version).
 
@@ -210,7 +222,7 @@ async def has_command(client: aioredis.Redis, command: str) -> bool:
     server version decides (vector sets are built into Redis >= 8).
     """
     try:
-        reply = await run(client, "COMMAND INFO", command)
+        reply = await run(client, "COMMAND INFO", command, **any_node(client))
     except ResponseError:
         if command.lower() in {"vadd", "vsim", "vrem"}:
             return await server_version(client) >= (8,)

@@ -1,0 +1,126 @@
+"""Redis Cluster: a real 3-primary cluster started from the Redis 8 binary on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+from cachekit import Budgets, LLMCache, cached_llm, last_result
+from cachekit._server import RedisServer, start_cluster
+from cachekit.embedders import CallableEmbedder
+
+GENEROUS = Budgets(lookup=10, embed=30, search=10, store=10, command=10, pool_wait=10)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[list[RedisServer]]:
+    with start_cluster(primaries=3) as nodes:
+        yield nodes
+
+
+@pytest.fixture
+def cluster_url(cluster: list[RedisServer]) -> Iterator[str]:
+    client = RedisCluster(host="127.0.0.1", port=cluster[0].port)
+    client.flushall(target_nodes=RedisCluster.PRIMARIES)
+    client.close()
+    yield f"redis+cluster://127.0.0.1:{cluster[1].port}"
+
+
+def words_embedder() -> CallableEmbedder:
+    vocab = ["capital", "france", "paris", "city", "bread", "bake", "weather"]
+
+    def embed(texts: list[str]) -> np.ndarray:
+        out = np.full((len(texts), len(vocab) + 1), 0.05, dtype=np.float32)
+        for i, t in enumerate(texts):
+            for j, w in enumerate(vocab):
+                out[i, j] += t.lower().count(w)
+        return out
+
+    return CallableEmbedder(embed, dimensions=len(vocab) + 1, model_id="test/words")
+
+
+@pytest.mark.parametrize("index", ["vectorset", "flat"])
+async def test_cluster_exact_semantic_invalidate_clear(cluster_url: str, index: str) -> None:
+    calls: list[str] = []
+    async with LLMCache.from_url(
+        cluster_url, embedder=words_embedder(), index=index, budgets=GENEROUS
+    ) as cache:
+        assert cache.cluster
+
+        @cached_llm(namespace="cl", cache=cache, threshold=0.9, tenant=lambda c: c.arguments["org"])
+        async def ask(prompt: str, org: str) -> str:
+            calls.append(f"{org}:{prompt}")
+            return f"{org} answer to {prompt}"
+
+        orgs = [f"org-{i}" for i in range(12)]  # spread over all three primaries
+        for org in orgs:
+            await ask("capital of france", org)
+        await cache.drain()
+        for org in orgs:
+            assert await ask("capital of france", org) == f"{org} answer to capital of france"
+            assert last_result().status == "exact"  # type: ignore[union-attr]
+            assert await ask("France: the capital?", org) == f"{org} answer to capital of france"
+            assert last_result().status == "semantic"  # type: ignore[union-attr]
+        assert len(calls) == len(orgs)
+        await cache.invalidate("cl", tenant="org-0")
+        await ask("capital of france", "org-0")
+        assert last_result().status == "miss"  # type: ignore[union-attr]
+        await ask("capital of france", "org-1")
+        assert last_result().status == "exact"  # type: ignore[union-attr]
+        await cache.drain()
+        await cache.invalidate("cl")  # every tenant: the epoch lives in another slot
+        for org in orgs[:4]:
+            await ask("capital of france", org)
+            assert last_result().status == "miss"  # type: ignore[union-attr]
+        await cache.drain()
+        deleted = await cache.clear("cl")
+        assert deleted > len(orgs)
+        check = RedisCluster(host="127.0.0.1", port=int(cluster_url.rsplit(":", 1)[1]))
+        try:
+            assert not list(check.scan_iter(match="ck:{cl:*", target_nodes=RedisCluster.PRIMARIES))
+        finally:
+            check.close()
+
+
+async def test_every_key_of_a_tenant_namespace_is_in_one_slot(
+    cluster_url: str, cluster: list[RedisServer]
+) -> None:
+    async with LLMCache.from_url(
+        cluster_url, embedder=words_embedder(), index="vectorset", budgets=GENEROUS
+    ) as cache:
+
+        @cached_llm(
+            namespace="slot", cache=cache, threshold=0.9, tenant=lambda c: c.arguments["org"]
+        )
+        async def ask(prompt: str, org: str) -> str:
+            return "x"
+
+        for p in ("capital of france", "bake bread", "weather"):
+            await ask(p, "acme")
+        await cache.drain()
+    slots: set[int] = set()
+    for node in cluster:
+        client: Any = redis.Redis(port=node.port)
+        for key in client.scan_iter(match="ck:{slot:*"):
+            slots.add(int(client.execute_command("CLUSTER", "KEYSLOT", key)))
+        client.close()
+    assert len(slots) == 1
+
+
+def test_sync_callers_on_a_cluster(cluster_url: str) -> None:
+    cache = LLMCache.from_url(cluster_url, budgets=GENEROUS)
+
+    @cached_llm(namespace="sync", cache=cache)
+    def ask(prompt: str) -> str:
+        return prompt.upper()
+
+    assert ask("hello") == "HELLO"
+    cache.drain_sync()
+    assert ask("hello") == "HELLO"
+    assert last_result().status == "exact"  # type: ignore[union-attr]
+    cache.close()
