@@ -23,14 +23,14 @@ from typing import Any
 
 import httpx
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .cache import LLMCache
-from .errors import CacheConfigError
+from .cache import CACHE_ERRORS, LLMCache
+from .errors import CacheBackendError, CacheConfigError
 from .middleware import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_PATHS,
@@ -64,8 +64,16 @@ _REQUEST_DROP = frozenset(
     }
 )
 # The body we send is decoded and re-framed by the server: its length and encoding change.
+# Date and Server are the responding server's own (uvicorn adds them; no duplicates), and
+# an upstream CDN's X-Cache/Age would be mistaken for ours.
 _RESPONSE_DROP = frozenset(
     {
+        "date",
+        "server",
+        "age",
+        "x-cache",
+        "x-cache-match",
+        "x-cache-similarity",
         "connection",
         "keep-alive",
         "proxy-authenticate",
@@ -164,11 +172,7 @@ class _Upstream:
         ]
         content_type = reply.headers.get("content-type", "")
         if content_type.split(";", 1)[0].strip().lower() == "text/event-stream":
-            response: Response = StreamingResponse(
-                _relay(reply, url),
-                status_code=reply.status_code,
-                background=BackgroundTask(reply.aclose),
-            )
+            response: Response = _RelayResponse(reply, url)
             response.raw_headers.extend(raw_headers)
             return response
         try:
@@ -183,6 +187,40 @@ class _Upstream:
         return response
 
 
+class _RelayResponse(StreamingResponse):
+    """A streamed upstream response; the upstream connection is released however it ends
+    (complete, upstream broke, or the client hung up mid-stream)."""
+
+    def __init__(self, reply: httpx.Response, url: httpx.URL) -> None:
+        super().__init__(_relay(reply, url), status_code=reply.status_code)
+        self._reply = reply
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._reply.aclose()
+
+
+class _EndBrokenStreams:
+    """Outermost layer: a stream the upstream broke ends here, quietly.
+
+    The exception has already passed through :class:`CacheMiddleware` (so nothing was
+    stored) and was logged once in :func:`_relay`. Returning without the final body
+    message makes the server close the client's connection, so the client sees the cut
+    too, without a traceback per broken stream in the server log.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except* UpstreamStreamError:
+            pass
+
+
 async def _relay(reply: httpx.Response, url: httpx.URL) -> AsyncIterator[bytes]:
     """Forward a stream chunk by chunk (no buffering: the first byte is not delayed)."""
     try:
@@ -193,6 +231,22 @@ async def _relay(reply: httpx.Response, url: httpx.URL) -> AsyncIterator[bytes]:
         raise UpstreamStreamError(f"upstream stream broke: {exc!r}") from exc
     finally:
         await reply.aclose()
+
+
+async def _warm_up(cache: LLMCache) -> None:
+    """Connect and load the embedding model before the first request, when possible.
+
+    A cold model would blow the first requests' lookup budget (they would skip the
+    cache). Failures are only logged: the proxy must start even when Redis is down.
+    """
+    try:
+        if cache.embedder is not None:
+            await cache.embedder.embed(["warm-up"])
+        await cache.connect()
+    except CACHE_ERRORS as exc:
+        log.warning("cachekit proxy: cache not ready at start-up (requests fail open): %s", exc)
+    except CacheBackendError as exc:
+        log.warning("cachekit proxy: cache not ready at start-up (requests fail open): %s", exc)
 
 
 def create_proxy_app(
@@ -236,6 +290,7 @@ def create_proxy_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await _warm_up(cache)
         try:
             yield
         finally:
@@ -257,7 +312,7 @@ def create_proxy_app(
     )
     app = Starlette(
         routes=[Route("/{path:path}", forwarder.forward, methods=_METHODS)],
-        middleware=[middleware],
+        middleware=[Middleware(_EndBrokenStreams), middleware],
         lifespan=lifespan,
     )
     # Build the middleware stack now: bad options fail here, not on the first request.

@@ -179,7 +179,9 @@ class _Responder:
         state = RequestState(manifest, control, started)
         cache = opts.cache
         try:
-            await asyncio.wait_for(cache.run(opts.before, cache, state), opts.lookup_budget(cache))
+            # asyncio.timeout, not wait_for: no extra task per request on the hot path.
+            async with asyncio.timeout(opts.lookup_budget(cache)):
+                await cache.run(opts.before, cache, state)
         except CACHE_ERRORS as exc:
             opts.failure(cache, state, "lookup", exc)
         except Exception as exc:
@@ -264,15 +266,15 @@ class _Responder:
             nonlocal store_time
             kind = message["type"]
             if kind == "http.response.start":
+                # ASGI allows any iterable of headers: read it once, forward that copy.
+                headers = list(message.get("headers", ()))
                 if not state.control.no_store:
                     recorder.start(
                         int(message["status"]),
-                        [
-                            (k.decode("latin-1"), v.decode("latin-1"))
-                            for k, v in message.get("headers", ())
-                        ],
+                        [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
                     )
-                await send(_with_headers(message, result_headers(state, "MISS")))
+                extra = result_headers(state, "MISS")
+                await send({**message, "headers": headers + extra})
                 return
             if kind != "http.response.body":
                 # Trailers, pathsend, ...: nothing we can replay faithfully.
@@ -306,9 +308,8 @@ class _Responder:
     async def store(self, cache: LLMCache, state: RequestState, response: CachedResponse) -> None:
         opts = self.options
         try:
-            await asyncio.wait_for(
-                cache.run(opts.after, cache, state, response), opts.store_budget(cache, state)
-            )
+            async with asyncio.timeout(opts.store_budget(cache, state)):
+                await cache.run(opts.after, cache, state, response)
         except CACHE_ERRORS as exc:
             opts.failure(cache, state, "store", exc)
         except Exception as exc:

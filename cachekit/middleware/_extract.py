@@ -426,8 +426,9 @@ class Options:
         cache.local_errors += 1
         cache.warn(
             f"http-{stage}",
-            "cachekit: cache %s failed; the request goes to the app: %s",
+            "cachekit: cache %s failed; the request goes to the app: %s: %s",
             stage,
+            type(exc).__name__,
             exc,
         )
 
@@ -460,6 +461,12 @@ class Options:
             reason=reason or (state.failed if state is not None else None),
         )
         _set_last(result)
+        # The cache's observers (metrics) see middleware requests like decorated calls.
+        for observe in self.cache.observers:
+            try:
+                observe(result)
+            except Exception:
+                log.exception("cachekit: result observer failed")
         if self.on_result is not None:
             try:
                 self.on_result(result)
