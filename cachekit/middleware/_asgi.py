@@ -282,18 +282,20 @@ class _Responder:
                 await send(message)
                 return
             recorder.add(message.get("body", b""))
-            # Forward first: the client never waits for the cache.
-            await send(message)
             if message.get("more_body", False) or not recorder.recording:
+                await send(message)  # forwarded as it comes: no added latency per chunk
                 return
             recorder.complete = True
             response = recorder.result()
-            if response is None:
-                return
-            begin = time.perf_counter()
-            await self.store(cache, state, response)
-            store_time += time.perf_counter() - begin
-            recorder.reason = "stored"  # a second final message must not store twice
+            if response is not None:
+                # Store before the last message goes out (one round trip, misses only,
+                # bounded by the store budget): a client that has the whole answer and
+                # asks again gets a hit, never a race with our own write.
+                begin = time.perf_counter()
+                await self.store(cache, state, response)
+                store_time += time.perf_counter() - begin
+                recorder.reason = "stored"  # a second final message must not store twice
+            await send(message)
 
         try:
             await self.app(scope, self.replay, send_recording)
