@@ -146,7 +146,11 @@ def build_manifest(
     normalize: Callable[[str], str] | None = default_normalize,
 ) -> KeyManifest:
     """Build the manifest of one call from its bound arguments (defaults applied)."""
-    skip = DEFAULT_IGNORE.union(ignore)
+    skip = (
+        ignore
+        if isinstance(ignore, frozenset) and ignore >= DEFAULT_IGNORE
+        else (DEFAULT_IGNORE.union(ignore))
+    )
     args = {k: v for k, v in arguments.items() if k not in skip and not is_missing(v)}
     prompt: str | None = None
     candidates = (prompt_param,) if prompt_param else DEFAULT_PROMPT_PARAMS
