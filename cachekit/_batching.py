@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -32,7 +33,7 @@ Vector = npt.NDArray[np.float32]
 class _LoopQueue:
     """The waiters and the draining task of one event loop (both are bound to it)."""
 
-    pending: list[tuple[str, asyncio.Future[Vector]]] = field(default_factory=list)
+    pending: deque[tuple[str, asyncio.Future[Vector]]] = field(default_factory=deque)
     task: asyncio.Task[None] | None = None
 
 
@@ -121,7 +122,7 @@ class BatchingEmbedder:
     def _take_batch(self, queue: _LoopQueue) -> list[tuple[str, asyncio.Future[Vector]]]:
         batch: list[tuple[str, asyncio.Future[Vector]]] = []
         while queue.pending and len(batch) < self._max_batch:
-            text, future = queue.pending.pop(0)
+            text, future = queue.pending.popleft()
             if not future.done():
                 batch.append((text, future))
         return batch
@@ -137,7 +138,7 @@ class BatchingEmbedder:
         except BaseException:
             # Only cancellation (loop shutdown) or an interpreter-level error gets here:
             # nobody may wait forever, so release every waiter before re-raising.
-            for _, future in batch + queue.pending:
+            for _, future in [*batch, *queue.pending]:
                 future.cancel()
             queue.pending.clear()
             raise

