@@ -34,12 +34,13 @@ _FACTS = {
 
 PROMPTS = (
     "What is the capital of France?",
-    "What is the capital of France?",
-    "Tell me the capital city of France.",
-    "Tell me the capital city of France.",
-    "What is the capital of Japan?",
+    "What is the capital of France?",  # exact hit
+    "Which city is the capital of France?",  # paraphrase: semantic hit
+    "Which city is the capital of France?",  # exact now (alias written on the hit)
+    "Tell me the capital city of France.",  # paraphrase just under the threshold: a miss
+    "What is the capital of Japan?",  # same shape, other answer: must miss
     "At what temperature does water boil?",
-    "what is the capital of   FRANCE?",
+    "what is the capital of   FRANCE?",  # normalised whitespace and case: exact
 )
 
 
@@ -126,6 +127,8 @@ async def _run(url: str, out: TextIO) -> None:
             extra = ""
             if r.status == "semantic":
                 extra = f" similarity={r.similarity:.3f} matched={r.matched_prompt!r}"
+            elif r.status == "miss" and r.similarity is not None:
+                extra = f" (nearest cached prompt: similarity {r.similarity:.3f}, below threshold)"
             out.write(f"{status:<8} {took:8.1f} ms  {prompt!r} -> {answer!r}{extra}\n")
         stats = await cache.run(_read_stats, cache)
         total = sum(stats.get(k, 0) for k in ("exact", "semantic", "miss"))

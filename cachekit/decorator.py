@@ -43,6 +43,7 @@ log = logging.getLogger("cachekit")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _UNSET: Any = object()
+_IN_FLIGHT = "single-flight: served the result of an identical call in flight"
 #: Errors that make a sync caller skip the cache (or a step of it).
 _SKIP_ERRORS: tuple[type[BaseException], ...] = (WouldBlockError, *CACHE_ERRORS)
 _warned_types: set[str] = set()
@@ -544,6 +545,9 @@ def _served(call: _CachedCall, state: _CallState) -> bool:
     if state.value is _UNSET:
         return False
     layer = state.outcome.layer if state.outcome is not None else None
+    if state.reason == _IN_FLIGHT:
+        # Served from memory: count it like a Redis hit so shared stats stay true.
+        call.cache.background(call.cache.count, state.manifest, "exact")
     call.finish(state, layer or "exact")  # type: ignore[arg-type]
     return True
 
@@ -580,7 +584,7 @@ async def _follow_async(
             state.value = await asyncio.wrap_future(fut)
     except (LeaderFailedError, TimeoutError):
         return False
-    state.reason = "single-flight: served the result of an identical call in flight"
+    state.reason = _IN_FLIGHT
     return True
 
 
@@ -589,7 +593,7 @@ def _follow_sync(cache: LLMCache, state: _CallState, fut: concurrent.futures.Fut
         state.value = fut.result(cache.budgets.flight_wait)
     except (LeaderFailedError, concurrent.futures.TimeoutError):
         return False
-    state.reason = "single-flight: served the result of an identical call in flight"
+    state.reason = _IN_FLIGHT
     return True
 
 
