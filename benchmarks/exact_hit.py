@@ -115,9 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     lines += [
         "",
         f"Goal (median within raw GET + 60 µs): **{goal}** ({delta:+.0f} µs, "
-        f"p95 {us['decorator'][1] - base_p95:+.0f} µs). A hit is one round trip: a "
-        "non-transactional pipeline of `GET` (namespace epoch) + `EVALSHA` (generation, "
-        "pointer, entry, hit counters).",
+        f"p95 {us['decorator'][1] - base_p95:+.0f} µs). A hit is one round trip: one `EVALSHA` "
+        "(namespace epoch, tenant generation, pointer, entry, hit and token counters).",
     ]
     text = "\n".join(lines)
     print(text)

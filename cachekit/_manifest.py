@@ -12,6 +12,7 @@ request body. Both end in :func:`build_manifest`, so the two agree on what a key
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -133,6 +134,64 @@ def split_messages(messages: Iterable[Any]) -> tuple[str | None, dict[str, Any]]
     if extra:
         parts["last_user_fields"] = extra
     return prompt, parts
+
+
+_SCALARS = (str, int, float, bool, type(None), bytes)
+
+
+def cached_manifest(
+    namespace: str,
+    tenant: str | None,
+    arguments: Mapping[str, Any],
+    *,
+    function_id: str,
+    prompt_param: str | None,
+    ignore: frozenset[str],
+    normalize: Callable[[str], str] | None,
+) -> KeyManifest:
+    """:func:`build_manifest`, memoised for calls whose arguments are all plain scalars.
+
+    Repeated identical calls are what a cache serves; their key does not need to be
+    re-serialised and re-hashed each time. Only str/int/float/bool/None/bytes values
+    qualify (immutable, so a memoised key can never go stale); anything else is built
+    fresh. Type names are part of the memo key so ``1`` and ``True`` stay apart.
+    """
+    try:
+        items = tuple((k, type(v).__name__, v) for k, v in arguments.items())
+    except TypeError:
+        items = None
+    if items is not None and all(type(v) in _SCALARS for _, _, v in items):
+        return _memo(namespace, tenant, items, function_id, prompt_param, ignore, normalize)
+    return build_manifest(
+        namespace,
+        tenant,
+        arguments,
+        function_id=function_id,
+        prompt_param=prompt_param,
+        ignore=ignore,
+        normalize=normalize,
+    )
+
+
+@functools.lru_cache(maxsize=2048)
+def _memo(
+    namespace: str,
+    tenant: str | None,
+    items: tuple[tuple[str, str, Any], ...],
+    function_id: str,
+    prompt_param: str | None,
+    ignore: frozenset[str],
+    normalize: Callable[[str], str] | None,
+) -> KeyManifest:
+    return build_manifest(
+        namespace,
+        tenant,
+        {k: v for k, _, v in items},
+        function_id=function_id,
+        prompt_param=prompt_param,
+        ignore=ignore,
+        normalize=normalize,
+    )
 
 
 def build_manifest(

@@ -24,7 +24,7 @@ from . import _codec
 from ._defaults import get_default_cache
 from ._flight import LeaderFailedError
 from ._layout import NAMESPACE_RE
-from ._manifest import DEFAULT_IGNORE, KeyManifest, build_manifest, default_normalize
+from ._manifest import DEFAULT_IGNORE, KeyManifest, cached_manifest, default_normalize
 from ._streams import AsyncRecorder, AsyncReplay, SyncRecorder, SyncReplay
 from .cache import CACHE_ERRORS, LLMCache, LookupOutcome, WouldBlockError
 from .errors import CacheConfigError, CodecError
@@ -284,7 +284,7 @@ class _CachedCall:
                 )
         if tenant is None:
             tenant = current_tenant()
-        manifest = build_manifest(
+        manifest = cached_manifest(
             self.namespace,
             tenant,
             arguments,
