@@ -17,6 +17,7 @@ from .errors import (
     IndexMismatchError,
 )
 from .result import CacheControl, CacheResult, cache_control, last_result, use_tenant
+from .stats import Pricing, StatsReport, StatsRow, track_outcomes
 
 __version__ = "0.1.0"
 
@@ -34,6 +35,9 @@ __all__ = [
     "IndexMismatchError",
     "KeyManifest",
     "LLMCache",
+    "Pricing",
+    "StatsReport",
+    "StatsRow",
     "__version__",
     "cache_control",
     "cached_llm",
@@ -42,5 +46,6 @@ __all__ = [
     "last_result",
     "register_type",
     "set_default_cache",
+    "track_outcomes",
     "use_tenant",
 ]

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from ._batching import BatchingEmbedder
     from ._index import Candidate, VectorIndex
     from .embedders import Embedder
+    from .stats import StatsReport
 
 __all__ = ["Budgets", "Entry", "LLMCache", "LookupOutcome"]
 
@@ -75,7 +76,7 @@ local xkey = prefix .. 'x:' .. gen .. ':' .. ARGV[2]
 local eid = redis.call('GET', xkey)
 if not eid then return {gen, epoch} end
 local ekey = prefix .. 'e:' .. eid
-local f = redis.call('HMGET', ekey, 'v', 'c', 'p', 'ne', 'm', 'ti', 'to')
+local f = redis.call('HMGET', ekey, 'v', 'c', 'p', 'ne', 'm', 'ti', 'to', 'te')
 if not f[1] then
   redis.call('DEL', xkey)
   return {gen, epoch, eid, 'dangling'}
@@ -89,8 +90,9 @@ end
 redis.call('HINCRBY', ekey, 'h', 1)
 redis.call('HINCRBY', KEYS[2], 'exact', 1)
 if f[5] then
-  if f[6] then redis.call('HINCRBY', KEYS[2], 'tin:' .. f[5], f[6]) end
-  if f[7] then redis.call('HINCRBY', KEYS[2], 'tout:' .. f[5], f[7]) end
+  local t = f[8] and 'e' or 't'
+  if f[6] then redis.call('HINCRBY', KEYS[2], t .. 'in:' .. f[5], f[6]) end
+  if f[7] then redis.call('HINCRBY', KEYS[2], t .. 'out:' .. f[5], f[7]) end
 end
 return {gen, epoch, eid, 'hit', f[1], f[2], f[3]}
 """
@@ -238,6 +240,11 @@ class LLMCache:
         #: Called with every CacheResult of every decorated call and middleware request
         #: (metrics). An observer must be fast and must not raise.
         self.observers: list[Callable[[Any], None]] = []
+        # Bypasses, errors and in-process single-flight hits make no Redis round trip of
+        # their own; this observer adds them to the shared stats in the background.
+        from .stats import OutcomeCounter
+
+        self.observers.append(OutcomeCounter(self))
         self._embedder: Embedder | None = None
         self._batcher: BatchingEmbedder | None = None
         if embedder is not None:
@@ -739,13 +746,15 @@ class LLMCache:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             for cand in above:
-                pipe.hmget(space.entry_key(cand.entry_id), ["v", "c", "p", "ne"])
+                pipe.hmget(
+                    space.entry_key(cand.entry_id), ["v", "c", "p", "ne", "m", "ti", "to", "te"]
+                )
                 pipe.pttl(space.entry_key(cand.entry_id))
             rows = await pipe.execute()
         dangling: list[str] = []
         now = time.time()
         for i, cand in enumerate(above):
-            (payload, created, prompt, ne), pttl = rows[2 * i], rows[2 * i + 1]
+            (payload, created, prompt, ne, *tokens), pttl = rows[2 * i], rows[2 * i + 1]
             if payload is None:
                 dangling.append(cand.entry_id)
                 continue
@@ -756,7 +765,7 @@ class LLMCache:
             outcome.entry = Entry(cand.entry_id, bytes(payload), float(created), _text(prompt))
             outcome.layer = "semantic"
             outcome.similarity = cand.similarity
-            await self._write_alias(manifest, space, outcome, int(pttl))
+            await self._write_alias(manifest, space, outcome, int(pttl), tokens)
             break
         if dangling:
             await index.remove(scope, dangling)
@@ -780,7 +789,12 @@ class LLMCache:
         )
 
     async def _write_alias(
-        self, manifest: KeyManifest, space: Space, outcome: LookupOutcome, pttl: int
+        self,
+        manifest: KeyManifest,
+        space: Space,
+        outcome: LookupOutcome,
+        pttl: int,
+        tokens: Sequence[Any] = (None, None, None, None),
     ) -> None:
         """After a semantic hit, make the same prompt an exact hit next time."""
         assert outcome.entry is not None
@@ -793,6 +807,14 @@ class LLMCache:
                 pipe.set(xkey, outcome.entry.entry_id)
             pipe.hincrby(entry_key, "h", 1)
             pipe.hincrby(space.stats_key, "semantic", 1)
+            # Tokens this hit saved, like the exact lookup script (m, ti, to, te of the entry).
+            model, tin, tout, estimated = tokens
+            if model is not None:
+                kind = "e" if estimated else "t"
+                if tin is not None:
+                    pipe.hincrby(space.stats_key, f"{kind}in:{_text(model)}", int(tin))
+                if tout is not None:
+                    pipe.hincrby(space.stats_key, f"{kind}out:{_text(model)}", int(tout))
             await pipe.execute()
 
     # -- the store --------------------------------------------------------------------
@@ -805,6 +827,7 @@ class LLMCache:
         *,
         ttl: int | None,
         usage: tuple[int, int] | None = None,
+        usage_estimated: bool = False,
     ) -> None:
         """Entry + exact key + vector in one MULTI on one hash slot."""
         space = self.space(manifest)
@@ -831,6 +854,8 @@ class LLMCache:
             fields["m"] = manifest.model
         if usage is not None:
             fields["ti"], fields["to"] = usage
+            if usage_estimated:
+                fields["te"] = 1
         xkey = space.exact_key(outcome.generation, manifest.exact_digest)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(entry_key)
@@ -844,6 +869,7 @@ class LLMCache:
                 scope = space.scope(outcome.generation, manifest.scope_digest)
                 index.add(pipe, scope, entry_id, vector, ttl)
             pipe.hincrby(space.stats_key, "miss", 1)
+            pipe.hsetnx(space.stats_key, "since", repr(time.time()))
             await pipe.execute()
 
     async def count(self, manifest: KeyManifest, field: str) -> None:
@@ -913,6 +939,14 @@ class LLMCache:
         except CACHE_ERRORS as exc:
             raise CacheBackendError(f"clear({namespace!r}) failed: {exc}") from exc
         return deleted
+
+    async def stats(
+        self, namespace: str | None = None, tenant: str | None = None, **options: Any
+    ) -> StatsReport:
+        """Counters and savings of every worker (see :func:`cachekit.stats.stats`)."""
+        from .stats import stats
+
+        return await stats(self, namespace, tenant, **options)
 
     async def index_meta(self) -> dict[str, str]:
         """The global vector-index metadata (backend, dims, model), if any."""

@@ -351,7 +351,24 @@ class _CachedCall:
     async def after(self, cache: LLMCache, state: _CallState, payload: str, value: Any) -> None:
         assert state.outcome is not None
         usage = _stream_usage(value) if state.stream else _usage_of(value)
-        await cache.store(state.manifest, state.outcome, payload, ttl=self.ttl, usage=usage)
+        estimated = False
+        if usage is None and state.manifest.model:
+            # No usage reported (a plain str, a stream without include_usage): estimate it
+            # so savings still count, flagged so reports can say so.
+            from .stats import estimate_usage
+
+            usage, estimated = (
+                estimate_usage(state.manifest.prompt, value, state.manifest.model),
+                True,
+            )
+        await cache.store(
+            state.manifest,
+            state.outcome,
+            payload,
+            ttl=self.ttl,
+            usage=usage,
+            usage_estimated=estimated,
+        )
         state.stored = True
 
     async def store_and_unlock(
@@ -476,6 +493,7 @@ class _CachedCall:
             age_s=(time.time() - entry.created) if entry is not None else None,
             stored=state.stored,
             reason=reason or state.failed or state.reason,
+            tenant=state.manifest.tenant,
         )
         _set_last(result)
         for observe in self.cache.observers:

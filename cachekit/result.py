@@ -49,6 +49,8 @@ class CacheResult:
     age_s: float | None = None
     stored: bool = False
     reason: str | None = None
+    #: The call's tenant (None: no tenant), so observers can attribute it.
+    tenant: str | None = None
 
     @property
     def hit(self) -> bool:

@@ -459,6 +459,7 @@ class Options:
             age_s=(time.time() - entry.created) if entry is not None else None,
             stored=state.stored if state is not None else False,
             reason=reason or (state.failed if state is not None else None),
+            tenant=state.manifest.tenant if state is not None else None,
         )
         _set_last(result)
         # The cache's observers (metrics) see middleware requests like decorated calls.
