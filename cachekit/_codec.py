@@ -16,9 +16,9 @@ function's return annotation are registered at decoration time; anything else wi
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import logging
+import sys
 import threading
 from typing import Any
 
@@ -66,20 +66,33 @@ def register_type(cls: type[Any]) -> type[Any]:
 
 
 def _load_defaults() -> None:
+    """Register the SDK response types of SDKs this process has already imported.
+
+    Never imports: importing openai/anthropic takes seconds and a decode runs on the
+    event loop inside the lookup budget. A process that never imported an SDK cannot
+    have asked for one of its types (decorated functions register their return
+    annotation at decoration time, outside the loop).
+    """
     global _defaults_loaded
     if _defaults_loaded:
         return
+    complete = True
     for module, name in _DEFAULT_TYPES:
-        try:
-            cls = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError):
+        mod = sys.modules.get(module)
+        if mod is None:
+            complete = False
             continue
-        with _lock:
-            _registry.setdefault(registered_name(cls), cls)
-    _defaults_loaded = True
+        cls = getattr(mod, name, None)
+        if isinstance(cls, type):
+            with _lock:
+                _registry.setdefault(registered_name(cls), cls)
+    _defaults_loaded = complete
 
 
 def _lookup(name: str) -> type[Any]:
+    cls = _registry.get(name)
+    if cls is not None:
+        return cls
     _load_defaults()
     try:
         return _registry[name]
@@ -142,7 +155,7 @@ def decode(text: str | bytes) -> Any:
     """Decode an envelope; raise CodecError for anything malformed or unregistered."""
     try:
         env = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise CodecError(f"cached value is not valid JSON: {exc}") from exc
     if not isinstance(env, dict) or "t" not in env or "v" not in env:
         raise CodecError("cached value is not a cachekit envelope")
@@ -179,8 +192,11 @@ def decode_stream(text: str | bytes) -> list[Any]:
     """Decode what :func:`encode_stream` wrote; CodecError for anything else."""
     try:
         env = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise CodecError(f"cached stream is not valid JSON: {exc}") from exc
     if not isinstance(env, dict) or env.get("t") != "stream" or not isinstance(env.get("v"), list):
         raise CodecError("cached value is not a stream envelope")
-    return [decode(json.dumps(item)) for item in env["v"]]
+    try:
+        return [decode(json.dumps(item)) for item in env["v"]]
+    except RecursionError as exc:
+        raise CodecError("cached stream is nested too deeply") from exc

@@ -21,6 +21,8 @@ import logging
 import random
 import threading
 import time
+import urllib.parse
+import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -67,10 +69,24 @@ CACHE_ERRORS: tuple[type[BaseException], ...] = (
 # namespace epoch is not served. Keys built in the script share KEYS[1]'s hash slot; the
 # epoch key (KEYS[3]) lives in another slot, so cluster mode reads it separately and
 # passes it as ARGV[4] instead.
-_LOOKUP_LUA = """
+_COUNTER_LUA = """
+local function counter(key)
+  local v = redis.call('GET', key)
+  if v then return v end
+  local t = redis.call('TIME')
+  redis.call('SET', key, t[1] .. string.format('%06d', tonumber(t[2])), 'NX')
+  return redis.call('GET', key)
+end
+"""
+# A missing generation or epoch (never set, or evicted under allkeys-lru) starts at the
+# current time in microseconds, never at 0: entries of a generation that was invalidated
+# and then lost its counter can never become reachable again.
+_LOOKUP_LUA = (
+    _COUNTER_LUA
+    + """
 local epoch = ARGV[4]
-if KEYS[3] then epoch = redis.call('GET', KEYS[3]) or '0' end
-local gen = redis.call('GET', KEYS[1]) or '0'
+if KEYS[3] then epoch = counter(KEYS[3]) end
+local gen = counter(KEYS[1])
 local prefix = ARGV[1]
 local xkey = prefix .. 'x:' .. gen .. ':' .. ARGV[2]
 local eid = redis.call('GET', xkey)
@@ -81,21 +97,46 @@ if not f[1] then
   redis.call('DEL', xkey)
   return {gen, epoch, eid, 'dangling'}
 end
+local created = tonumber(f[2])
+if not created then
+  -- written by something else or truncated: drop it rather than serve it
+  redis.call('DEL', xkey, ekey)
+  return {gen, epoch, eid, 'corrupt'}
+end
 if f[4] ~= epoch then return {gen, epoch, eid, 'epoch'} end
 if ARGV[3] ~= '' then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-  if now - tonumber(f[2]) > tonumber(ARGV[3]) then return {gen, epoch, eid, 'stale'} end
+  if now - created > tonumber(ARGV[3]) then return {gen, epoch, eid, 'stale'} end
 end
 redis.call('HINCRBY', ekey, 'h', 1)
 redis.call('HINCRBY', KEYS[2], 'exact', 1)
 if f[5] then
-  local t = f[8] and 'e' or 't'
-  if f[6] then redis.call('HINCRBY', KEYS[2], t .. 'in:' .. f[5], f[6]) end
-  if f[7] then redis.call('HINCRBY', KEYS[2], t .. 'out:' .. f[5], f[7]) end
+  local kind = f[8] and 'e' or 't'
+  local tin, tout = tonumber(f[6]), tonumber(f[7])
+  if tin and tin == math.floor(tin) then
+    redis.call('HINCRBY', KEYS[2], kind .. 'in:' .. f[5], tin)
+  end
+  if tout and tout == math.floor(tout) then
+    redis.call('HINCRBY', KEYS[2], kind .. 'out:' .. f[5], tout)
+  end
 end
 return {gen, epoch, eid, 'hit', f[1], f[2], f[3]}
 """
+)
+_BUMP_LUA = (
+    _COUNTER_LUA
+    + """
+counter(KEYS[1])
+return redis.call('INCR', KEYS[1])
+"""
+)
+_COUNTER_ONLY_LUA = (
+    _COUNTER_LUA
+    + """
+return counter(KEYS[1])
+"""
+)
 _LOOKUP_SHA = hashlib.sha1(_LOOKUP_LUA.encode()).hexdigest()
 
 
@@ -150,12 +191,30 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+_SECRET_PARAMS = frozenset({"password", "username", "user", "pass"})
+
+
 def _redact(url: str) -> str:
-    """A URL safe for logs and reprs: no user name, no password."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    """A URL safe for logs, reprs and errors: no user name, no password, anywhere.
+
+    Covers ``user:password@`` in the netloc and redis-py's ``?password=``/``?username=``
+    query parameters; anything unparsable is replaced whole.
+    """
+    if "://" not in url:
+        return "<redacted URL>" if "@" in url or "password" in url.lower() else url
+    try:
+        parts = urllib.parse.urlsplit(url)
+        params = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        if "@" not in parts.netloc and not any(k.lower() in _SECRET_PARAMS for k, _ in params):
+            return url
+        host = parts.netloc.rsplit("@", 1)[-1]
+        netloc = f"***@{host}" if "@" in parts.netloc else host
+        query = urllib.parse.urlencode(
+            [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in params]
+        )
+        return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    except ValueError:
+        return "<unparsable redis URL>"
 
 
 class _RateLimitedLog:
@@ -269,6 +328,8 @@ class LLMCache:
             self.breaker = CircuitBreaker(breaker_threshold, breaker_cooldown)
         except ValueError as exc:
             raise CacheConfigError(str(exc)) from exc
+        self._breaker_args = (breaker_threshold, breaker_cooldown)
+        self._slot_breakers: dict[int, CircuitBreaker] = {}
         self.flights = Flights()
         self.single_flight = single_flight
         if not isinstance(max_pending_stores, int) or max_pending_stores < 1:
@@ -519,6 +580,23 @@ class LLMCache:
                 log.debug("error while closing the pool: %s", exc)
         self._background.stop()
 
+    def breaker_for(self, manifest: KeyManifest) -> CircuitBreaker:
+        """The circuit breaker guarding this call's keys.
+
+        One per cache on a single node. On a cluster one per hash slot of the
+        tenant+namespace, so a dead shard does not switch the cache off for tenants
+        whose keys live on healthy shards.
+        """
+        if not self.cluster:
+            return self.breaker
+        from redis.crc import key_slot
+
+        slot = key_slot(self.space(manifest).tag.encode())
+        breaker = self._slot_breakers.get(slot)
+        if breaker is None:
+            breaker = self._slot_breakers.setdefault(slot, CircuitBreaker(*self._breaker_args))
+        return breaker
+
     # -- background work ----------------------------------------------------------------
 
     def background(
@@ -594,7 +672,19 @@ class LLMCache:
             blocking=False,
             thread_local=False,
         )
-        return lock if await lock.acquire() else None
+        token = uuid.uuid4().hex
+        try:
+            return lock if await lock.acquire(token=token) else None
+        except BaseException:
+            # The SET may have landed while its reply was lost (timeout, cancel, broken
+            # connection): release by token in the background so the key is not left
+            # locked for a whole lease with nobody running the call.
+            self.background(self._release_token, lock, token.encode())
+            raise
+
+    async def _release_token(self, lock: Any, token: bytes) -> None:
+        with contextlib.suppress(redis_errors.LockError, *CACHE_ERRORS):
+            await lock.do_release(token)
 
     async def unlock(self, lock: Any) -> None:
         # LockError: the lease ran out first; nothing is left to release.
@@ -695,22 +785,25 @@ class LLMCache:
             known = self._epochs.get(manifest.namespace, 0)
             args = [f"ck:{space.tag}:", manifest.exact_digest, age, str(known)]
             raw_epoch, reply = await asyncio.gather(
-                self.redis.get(epoch_key), self._eval_lookup(keys, args)
+                self._counter(epoch_key), self._eval_lookup(keys, args)
             )
-            epoch = int(raw_epoch or 0)
+            epoch = int(raw_epoch)
             if epoch == known:
                 return reply
             self._epochs[manifest.namespace] = epoch
         raise CacheBackendError("the namespace epoch kept changing during the lookup")
 
+    async def _counter(self, key: str) -> int:
+        """A generation/epoch counter, created from the clock when missing (see the Lua)."""
+        return int(await self.redis.eval(_COUNTER_ONLY_LUA, 1, key))
+
     async def prepare(self, manifest: KeyManifest) -> LookupOutcome:
         """Generation and epoch for a store without a lookup (``skip_lookup``)."""
         space = self.space(manifest)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(f"ck:{{{manifest.namespace}}}:epoch")
-            pipe.get(space.gen_key)
-            raw_epoch, raw_gen = await pipe.execute()
-        return LookupOutcome(generation=int(raw_gen or 0), epoch=int(raw_epoch or 0))
+        epoch, generation = await asyncio.gather(
+            self._counter(f"ck:{{{manifest.namespace}}}:epoch"), self._counter(space.gen_key)
+        )
+        return LookupOutcome(generation=generation, epoch=epoch)
 
     async def embed(self, text: str) -> np.ndarray:
         """Embed one prompt through the coalescing batcher, within the embed budget."""
@@ -752,23 +845,32 @@ class LLMCache:
                 pipe.pttl(space.entry_key(cand.entry_id))
             rows = await pipe.execute()
         dangling: list[str] = []
+        corrupt: list[str] = []
         now = time.time()
         for i, cand in enumerate(above):
             (payload, created, prompt, ne, *tokens), pttl = rows[2 * i], rows[2 * i + 1]
             if payload is None:
                 dangling.append(cand.entry_id)
                 continue
-            if int(ne or -1) != outcome.epoch:
+            try:
+                entry_epoch, created_at = int(ne), float(created)
+            except (TypeError, ValueError):
+                # Written by something else: never serve it; drop entry and vector.
+                corrupt.append(cand.entry_id)
                 continue
-            if max_age is not None and now - float(created) > max_age:
+            if entry_epoch != outcome.epoch:
                 continue
-            outcome.entry = Entry(cand.entry_id, bytes(payload), float(created), _text(prompt))
+            if max_age is not None and now - created_at > max_age:
+                continue
+            outcome.entry = Entry(cand.entry_id, bytes(payload), created_at, _text(prompt))
             outcome.layer = "semantic"
             outcome.similarity = cand.similarity
             await self._write_alias(manifest, space, outcome, int(pttl), tokens)
             break
-        if dangling:
-            await index.remove(scope, dangling)
+        if corrupt:
+            await self.redis.delete(*(space.entry_key(e) for e in corrupt))
+        if dangling or corrupt:
+            await index.remove(scope, dangling + corrupt)
 
     async def _record_near_miss(
         self, manifest: KeyManifest, space: Space, best: Candidate, threshold: float
@@ -905,10 +1007,12 @@ class LLMCache:
         else:
             self.flights.forget(Space(namespace, encode_tenant(tenant)).tag)
         try:
-            if tenant is None:
-                return int(await self.redis.incr(f"ck:{{{namespace}}}:epoch"))
-            space = Space(namespace, encode_tenant(tenant))
-            return int(await self.redis.incr(space.gen_key))
+            key = (
+                f"ck:{{{namespace}}}:epoch"
+                if tenant is None
+                else (Space(namespace, encode_tenant(tenant)).gen_key)
+            )
+            return int(await self.redis.eval(_BUMP_LUA, 1, key))
         except CACHE_ERRORS as exc:
             raise CacheBackendError(f"invalidate({namespace!r}) failed: {exc}") from exc
 

@@ -408,7 +408,7 @@ class _CachedCall:
         def done(exc: BaseException | None) -> None:
             if exc is not None and payload is not None:
                 if isinstance(exc, CACHE_ERRORS):
-                    cache.breaker.failure()
+                    cache.breaker_for(state.manifest).failure()
                 self.failure(cache, state, "store", exc)
             self._forget_flight(cache, state)
 
@@ -444,7 +444,7 @@ class _CachedCall:
                 await cache.run(self.store_and_unlock, cache, state, payload, value)
             state.stored = payload is not None
         except CACHE_ERRORS as exc:
-            cache.breaker.failure()
+            cache.breaker_for(state.manifest).failure()
             self.failure(cache, state, "store", exc)
         finally:
             self._forget_flight(cache, state)
@@ -526,7 +526,7 @@ def _on_home_thread(cache: LLMCache) -> bool:
 
 
 async def _async_lookup(call: _CachedCall, cache: LLMCache, state: _CallState) -> None:
-    if not cache.breaker.allow():
+    if not cache.breaker_for(state.manifest).allow():
         state.failed = "circuit open: the cache is skipped after repeated failures"
         return
     try:
@@ -534,15 +534,15 @@ async def _async_lookup(call: _CachedCall, cache: LLMCache, state: _CallState) -
         async with asyncio.timeout(call.lookup_budget(cache)):
             await cache.run(call.before, cache, state)
     except CACHE_ERRORS as exc:
-        cache.breaker.failure()
+        cache.breaker_for(state.manifest).failure()
         call.failure(cache, state, "lookup", exc)
     else:
-        cache.breaker.success()
+        cache.breaker_for(state.manifest).success()
 
 
 def _sync_lookup(call: _CachedCall, cache: LLMCache, state: _CallState) -> bool:
     """Look up from sync code; False when the cache must be skipped (would block)."""
-    if not cache.breaker.allow():
+    if not cache.breaker_for(state.manifest).allow():
         state.failed = "circuit open: the cache is skipped after repeated failures"
         return True
     try:
@@ -551,10 +551,10 @@ def _sync_lookup(call: _CachedCall, cache: LLMCache, state: _CallState) -> bool:
         cache.warn("blocking", "cachekit: %s; skipping the cache for this call", exc)
         return False
     except CACHE_ERRORS as exc:
-        cache.breaker.failure()
+        cache.breaker_for(state.manifest).failure()
         call.failure(cache, state, "lookup", exc)
     else:
-        cache.breaker.success()
+        cache.breaker_for(state.manifest).success()
     return True
 
 
@@ -594,12 +594,35 @@ def _local_flight(cache: LLMCache, state: _CallState) -> concurrent.futures.Futu
     return cache.flights.peek(_flight_key(cache, state))
 
 
+def _observe(fut: concurrent.futures.Future[Any]) -> asyncio.Future[Any]:
+    """An asyncio view of a flight future that a waiter may cancel without harm.
+
+    ``asyncio.wrap_future`` would cancel the shared future when one follower gives up
+    (its time budget), failing every other follower of that flight.
+    """
+    loop = asyncio.get_running_loop()
+    view: asyncio.Future[Any] = loop.create_future()
+
+    def copy(done: concurrent.futures.Future[Any]) -> None:
+        if view.done():
+            return
+        if done.cancelled():
+            view.cancel()
+        elif done.exception() is not None:
+            view.set_exception(done.exception())  # type: ignore[arg-type]
+        else:
+            view.set_result(done.result())
+
+    fut.add_done_callback(lambda done: loop.call_soon_threadsafe(copy, done))
+    return view
+
+
 async def _follow_async(
     cache: LLMCache, state: _CallState, fut: concurrent.futures.Future[Any]
 ) -> bool:
     try:
         async with asyncio.timeout(cache.budgets.flight_wait):
-            state.value = await asyncio.wrap_future(fut)
+            state.value = await _observe(fut)
     except (LeaderFailedError, TimeoutError):
         return False
     state.reason = _IN_FLIGHT

@@ -19,7 +19,7 @@ from typing import Any, Final, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from .._layout import VectorScope
 from ..errors import CacheBackendError, CacheConfigError
@@ -97,18 +97,29 @@ class VectorSetIndex:
         """VSIM with an explicit EF: the server's default explores too little for recall."""
         if k < 1:
             return []
-        reply = await run(
-            self._client,
-            "VSIM",
-            scope.key(KEY_KIND),
-            "FP32",
-            to_blob(vector),
-            "WITHSCORES",
-            "COUNT",
-            k,
-            "EF",
-            max(self._ef, k),
-        )
+        key = scope.key(KEY_KIND)
+        try:
+            reply = await run(
+                self._client,
+                "VSIM",
+                key,
+                "FP32",
+                to_blob(vector),
+                "WITHSCORES",
+                "COUNT",
+                k,
+                "EF",
+                max(self._ef, k),
+            )
+        except ResponseError as exc:
+            if "dimension" not in str(exc).lower() and "wrongtype" not in str(exc).lower():
+                raise
+            # Not a set of this embedder's vectors (written by something else, or left
+            # by an older embedder): it can never match, and every VADD into it would
+            # fail too. Drop it; the scope rebuilds from the next stores.
+            log.warning("cachekit: dropping %s: %s", key, exc)
+            await run(self._client, "UNLINK", key)
+            return []
         return _parse_vsim(reply)
 
     async def remove(self, scope: VectorScope, entry_ids: Sequence[str]) -> None:

@@ -178,11 +178,17 @@ class _Responder:
 
         state = RequestState(manifest, control, started)
         cache = opts.cache
+        breaker = cache.breaker_for(manifest)
         try:
-            # asyncio.timeout, not wait_for: no extra task per request on the hot path.
-            async with asyncio.timeout(opts.lookup_budget(cache)):
-                await cache.run(opts.before, cache, state)
+            if not breaker.allow():
+                state.failed = "circuit open: the cache is skipped after repeated failures"
+            else:
+                # asyncio.timeout, not wait_for: no extra task per request on the hot path.
+                async with asyncio.timeout(opts.lookup_budget(cache)):
+                    await cache.run(opts.before, cache, state)
+                breaker.success()
         except CACHE_ERRORS as exc:
+            breaker.failure()
             opts.failure(cache, state, "lookup", exc)
         except Exception as exc:
             log.exception("cachekit: unexpected error in the cache lookup; bypassing")

@@ -164,12 +164,18 @@ class WSGICacheMiddleware:
 
         state = RequestState(manifest, control, started)
         cache = opts.cache
+        breaker = cache.breaker_for(manifest)
         try:
-            cache.run_sync(opts.before, cache, state, timeout=opts.lookup_budget(cache))
+            if not breaker.allow():
+                state.failed = "circuit open: the cache is skipped after repeated failures"
+            else:
+                cache.run_sync(opts.before, cache, state, timeout=opts.lookup_budget(cache))
+                breaker.success()
         except WouldBlockError as exc:
             cache.warn("blocking", "cachekit: %s; skipping the cache for this request", exc)
             return self._bypass(environ, start_response, "would block the event loop", started)
         except CACHE_ERRORS as exc:
+            breaker.failure()
             opts.failure(cache, state, "lookup", exc)
         except Exception as exc:
             log.exception("cachekit: unexpected error in the cache lookup; bypassing")
