@@ -613,7 +613,11 @@ def _observe(fut: concurrent.futures.Future[Any]) -> asyncio.Future[Any]:
         else:
             view.set_result(done.result())
 
-    fut.add_done_callback(lambda done: loop.call_soon_threadsafe(copy, done))
+    def forward(done: concurrent.futures.Future[Any]) -> None:
+        if not loop.is_closed():  # the follower's loop may be gone by the time we land
+            loop.call_soon_threadsafe(copy, done)
+
+    fut.add_done_callback(forward)
     return view
 
 
@@ -640,8 +644,10 @@ def _follow_sync(cache: LLMCache, state: _CallState, fut: concurrent.futures.Fut
 
 async def _poll_lookup(call: _CachedCall, cache: LLMCache, state: _CallState) -> bool:
     """One poll for another process's result; True when it has landed."""
+    max_age = state.ctl.max_age if state.ctl is not None else None
+    lookup = functools.partial(cache.lookup, threshold=None, max_age=max_age)
     async with asyncio.timeout(cache.budgets.lookup):
-        outcome = await cache.run(functools.partial(cache.lookup, threshold=None), state.manifest)
+        outcome = await cache.run(lookup, state.manifest)
     if outcome.entry is None:
         return False
     try:
@@ -671,29 +677,40 @@ async def _wait_for_flight_async(call: _CachedCall, cache: LLMCache, state: _Cal
     state.flight, state.flight_key = fut, key
     assert state.outcome is not None
     try:
-        async with asyncio.timeout(cache.budgets.command):
-            state.lock = await cache.run(cache.try_lock, state.manifest, state.outcome.generation)
-        if state.lock is not None:
-            return False
         deadline = time.monotonic() + cache.budgets.flight_wait
         delay = 0.01
-        while time.monotonic() < deadline:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.2)
-            if await _poll_lookup(call, cache, state):
-                cache.flights.resolve(fut, state.value)
-                call._forget_flight(cache, state)
-                state.reason = "single-flight: served the result of another process's call"
-                return True
+        while True:
             async with asyncio.timeout(cache.budgets.command):
                 state.lock = await cache.run(
                     cache.try_lock, state.manifest, state.outcome.generation
                 )
             if state.lock is not None:
+                # The lock is ours, but another process may have stored the answer and
+                # released it since our miss: look once more before calling the LLM.
+                served = await _poll_lookup(call, cache, state)
+                return _took_other(cache, call, state, fut) if served else False
+            if time.monotonic() >= deadline:
                 return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+            if await _poll_lookup(call, cache, state):
+                return _took_other(cache, call, state, fut)
     except CACHE_ERRORS as exc:
         call.failure(cache, state, "single-flight", exc)
     return False
+
+
+def _took_other(
+    cache: LLMCache, call: _CachedCall, state: _CallState, fut: concurrent.futures.Future[Any]
+) -> bool:
+    """Another process's stored answer serves this call (and this process's followers)."""
+    if state.lock is not None:
+        lock, state.lock = state.lock, None
+        cache.background(cache.unlock, lock)
+    cache.flights.resolve(fut, state.value)
+    call._forget_flight(cache, state)
+    state.reason = "single-flight: served the result of another process's call"
+    return True
 
 
 def _wait_for_flight_sync(call: _CachedCall, cache: LLMCache, state: _CallState) -> bool:
@@ -710,30 +727,23 @@ def _wait_for_flight_sync(call: _CachedCall, cache: LLMCache, state: _CallState)
     state.flight, state.flight_key = fut, key
     assert state.outcome is not None
     generation = state.outcome.generation
+    poll_timeout = cache.budgets.lookup + 0.1
     try:
-        state.lock = cache.run_sync(
-            cache.try_lock, state.manifest, generation, timeout=cache.budgets.command
-        )
-        if state.lock is not None:
-            return False
         deadline = time.monotonic() + cache.budgets.flight_wait
         delay = 0.01
-        while time.monotonic() < deadline:
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
-            served = cache.run_sync(
-                _poll_lookup, call, cache, state, timeout=cache.budgets.lookup + 0.1
-            )
-            if served:
-                cache.flights.resolve(fut, state.value)
-                call._forget_flight(cache, state)
-                state.reason = "single-flight: served the result of another process's call"
-                return True
+        while True:
             state.lock = cache.run_sync(
                 cache.try_lock, state.manifest, generation, timeout=cache.budgets.command
             )
             if state.lock is not None:
+                served = cache.run_sync(_poll_lookup, call, cache, state, timeout=poll_timeout)
+                return _took_other(cache, call, state, fut) if served else False
+            if time.monotonic() >= deadline:
                 return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+            if cache.run_sync(_poll_lookup, call, cache, state, timeout=poll_timeout):
+                return _took_other(cache, call, state, fut)
     except _SKIP_ERRORS as exc:
         call.failure(cache, state, "single-flight", exc)
     return False
