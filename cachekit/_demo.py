@@ -113,7 +113,9 @@ async def _run(url: str, out: TextIO) -> None:
             out.write(f"Threshold: cosine >= {threshold:.2f} (calibrated default)\n")
 
         @cached_llm(namespace="demo", cache=cache, ttl=3600)
-        async def ask(prompt: str, system: str = "You are a concise assistant.") -> str:
+        async def ask(
+            prompt: str, system: str = "You are a concise assistant.", model: str = "gpt-4o-mini"
+        ) -> str:
             return str(await llm(prompt))
 
         out.write("\n")
@@ -130,24 +132,26 @@ async def _run(url: str, out: TextIO) -> None:
             elif r.status == "miss" and r.similarity is not None:
                 extra = f" (nearest cached prompt: similarity {r.similarity:.3f}, below threshold)"
             out.write(f"{status:<8} {took:8.1f} ms  {prompt!r} -> {answer!r}{extra}\n")
-        stats = await cache.run(_read_stats, cache)
-        total = sum(stats.get(k, 0) for k in ("exact", "semantic", "miss"))
-        hits = stats.get("exact", 0) + stats.get("semantic", 0)
+        await cache.drain()
+        report = await cache.stats("demo")
+        t = report.totals
+        rate = f"{t.hit_rate:.0%}" if t.hit_rate is not None else "n/a"
         out.write(
-            f"\nStats: {stats.get('exact', 0)} exact, {stats.get('semantic', 0)} semantic, "
-            f"{stats.get('miss', 0)} misses; hit rate {hits / max(total, 1):.0%}\n"
+            f"\nStats (shared by every worker, from Redis): {t.exact} exact, {t.semantic} "
+            f"semantic, {t.miss} misses; hit rate {rate}\n"
         )
-
-
-async def _read_stats(cache: LLMCache) -> dict[str, int]:
-    from ._layout import Space, encode_tenant
-
-    raw = await cache.redis.hgetall(Space("demo", encode_tenant(None)).stats_key)
-    out: dict[str, int] = {}
-    for key, value in raw.items():
-        name = key.decode() if isinstance(key, bytes) else str(key)
-        out[name] = int(value)
-    return out
+        est = " (token counts estimated with tiktoken)" if t.usd_saved_estimated else ""
+        out.write(
+            f"Saved so far: {t.tokens_in} input + {t.tokens_out} output tokens, "
+            f"${t.usd_saved:.6f} at {report.pricing_as_of or 'list'} prices{est}\n"
+        )
+        if t.projected_monthly_usd is not None:
+            out.write(f"Projected monthly saving: ${t.projected_monthly_usd:,.2f}\n")
+        else:
+            out.write(
+                "Projected monthly saving: needs an hour of traffic to project; run "
+                "`cachekit stats` against your own Redis later\n"
+            )
 
 
 def run_demo(out: TextIO = sys.stdout) -> int:
