@@ -784,9 +784,20 @@ class LLMCache:
         for _attempt in range(3):
             known = self._epochs.get(manifest.namespace, 0)
             args = [f"ck:{space.tag}:", manifest.exact_digest, age, str(known)]
-            raw_epoch, reply = await asyncio.gather(
-                self._counter(epoch_key), self._eval_lookup(keys, args)
+            results: tuple[Any, Any] = await asyncio.gather(
+                self._counter(epoch_key), self._eval_lookup(keys, args), return_exceptions=True
             )
+            raw_epoch, reply = results
+            if isinstance(reply, BaseException):
+                raise reply
+            if isinstance(raw_epoch, BaseException):
+                # The epoch lives on another shard. If that shard is down, keep serving
+                # this tenant's shard with the epoch we last saw: an all-tenant
+                # invalidate needs that shard too, so it cannot have happened meanwhile
+                # (except in the moment before it failed, which is the accepted risk).
+                if manifest.namespace in self._epochs:
+                    return reply
+                raise raw_epoch
             epoch = int(raw_epoch)
             if epoch == known:
                 return reply

@@ -219,7 +219,7 @@ def test_invalidate_then_entries_are_not_live(invoke: Any, populated: Any, cache
     populated("What is the capital of France?", org="acme")
     assert last_result().status == "miss"  # type: ignore[union-attr]
     result = invoke("invalidate", "support")
-    assert result.exit_code == 0 and "every tenant (epoch 1)" in result.stdout
+    assert result.exit_code == 0 and "every tenant (epoch " in result.stdout
     populated("What is the capital of France?", org="globex")
     assert last_result().status == "miss"  # type: ignore[union-attr]
 
