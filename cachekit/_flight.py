@@ -10,11 +10,15 @@ can wait on the same flight.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import threading
 from typing import Any
 
-__all__ = ["Flights", "LeaderFailedError"]
+__all__ = ["IN_FLIGHT", "Flights", "LeaderFailedError", "observe"]
+
+#: ``CacheResult.reason`` of a call served by an identical call in flight.
+IN_FLIGHT = "single-flight: served the result of an identical call in flight"
 
 
 class LeaderFailedError(Exception):
@@ -72,3 +76,30 @@ class Flights:
 
     def __len__(self) -> int:
         return len(self._flights)
+
+
+def observe(fut: concurrent.futures.Future[Any]) -> asyncio.Future[Any]:
+    """An asyncio view of a flight future that a waiter may cancel without harm.
+
+    ``asyncio.wrap_future`` would cancel the shared future when one follower gives up
+    (its time budget), failing every other follower of that flight.
+    """
+    loop = asyncio.get_running_loop()
+    view: asyncio.Future[Any] = loop.create_future()
+
+    def copy(done: concurrent.futures.Future[Any]) -> None:
+        if view.done():
+            return
+        if done.cancelled():
+            view.cancel()
+        elif done.exception() is not None:
+            view.set_exception(done.exception())  # type: ignore[arg-type]
+        else:
+            view.set_result(done.result())
+
+    def forward(done: concurrent.futures.Future[Any]) -> None:
+        if not loop.is_closed():  # the follower's loop may be gone by the time we land
+            loop.call_soon_threadsafe(copy, done)
+
+    fut.add_done_callback(forward)
+    return view

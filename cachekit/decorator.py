@@ -22,7 +22,7 @@ import wrapt
 
 from . import _codec
 from ._defaults import get_default_cache
-from ._flight import LeaderFailedError
+from ._flight import IN_FLIGHT, LeaderFailedError, observe
 from ._layout import NAMESPACE_RE
 from ._manifest import DEFAULT_IGNORE, KeyManifest, cached_manifest, default_normalize
 from ._streams import AsyncRecorder, AsyncReplay, SyncRecorder, SyncReplay
@@ -43,7 +43,6 @@ log = logging.getLogger("cachekit")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _UNSET: Any = object()
-_IN_FLIGHT = "single-flight: served the result of an identical call in flight"
 #: Errors that make a sync caller skip the cache (or a step of it).
 _SKIP_ERRORS: tuple[type[BaseException], ...] = (WouldBlockError, *CACHE_ERRORS)
 _warned_types: set[str] = set()
@@ -496,9 +495,9 @@ class _CachedCall:
             tenant=state.manifest.tenant,
         )
         _set_last(result)
-        for observe in self.cache.observers:
+        for observer in self.cache.observers:
             try:
-                observe(result)
+                observer(result)
             except Exception:
                 log.exception("cachekit: result observer failed")
         if self.on_result is not None:
@@ -563,7 +562,7 @@ def _served(call: _CachedCall, state: _CallState) -> bool:
     if state.value is _UNSET:
         return False
     layer = state.outcome.layer if state.outcome is not None else None
-    if state.reason == _IN_FLIGHT:
+    if state.reason == IN_FLIGHT:
         # Served from memory: count it like a Redis hit so shared stats stay true.
         call.cache.background(call.cache.count, state.manifest, "exact")
     call.finish(state, layer or "exact")  # type: ignore[arg-type]
@@ -594,42 +593,15 @@ def _local_flight(cache: LLMCache, state: _CallState) -> concurrent.futures.Futu
     return cache.flights.peek(_flight_key(cache, state))
 
 
-def _observe(fut: concurrent.futures.Future[Any]) -> asyncio.Future[Any]:
-    """An asyncio view of a flight future that a waiter may cancel without harm.
-
-    ``asyncio.wrap_future`` would cancel the shared future when one follower gives up
-    (its time budget), failing every other follower of that flight.
-    """
-    loop = asyncio.get_running_loop()
-    view: asyncio.Future[Any] = loop.create_future()
-
-    def copy(done: concurrent.futures.Future[Any]) -> None:
-        if view.done():
-            return
-        if done.cancelled():
-            view.cancel()
-        elif done.exception() is not None:
-            view.set_exception(done.exception())  # type: ignore[arg-type]
-        else:
-            view.set_result(done.result())
-
-    def forward(done: concurrent.futures.Future[Any]) -> None:
-        if not loop.is_closed():  # the follower's loop may be gone by the time we land
-            loop.call_soon_threadsafe(copy, done)
-
-    fut.add_done_callback(forward)
-    return view
-
-
 async def _follow_async(
     cache: LLMCache, state: _CallState, fut: concurrent.futures.Future[Any]
 ) -> bool:
     try:
         async with asyncio.timeout(cache.budgets.flight_wait):
-            state.value = await _observe(fut)
+            state.value = await observe(fut)
     except (LeaderFailedError, TimeoutError):
         return False
-    state.reason = _IN_FLIGHT
+    state.reason = IN_FLIGHT
     return True
 
 
@@ -638,7 +610,7 @@ def _follow_sync(cache: LLMCache, state: _CallState, fut: concurrent.futures.Fut
         state.value = fut.result(cache.budgets.flight_wait)
     except (LeaderFailedError, concurrent.futures.TimeoutError):
         return False
-    state.reason = _IN_FLIGHT
+    state.reason = IN_FLIGHT
     return True
 
 

@@ -8,15 +8,18 @@ handled at all, and a fresh ``_Responder`` carries that one request's state.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .._flight import IN_FLIGHT, LeaderFailedError, observe
 from .._manifest import default_normalize
 from ..cache import CACHE_ERRORS, LLMCache
 from ..result import CacheResult
@@ -203,7 +206,30 @@ class _Responder:
             await self.serve(send, state, cached)
             opts.finish(state, state.outcome.layer)  # type: ignore[arg-type]
             return
-        await self.miss(scope, send, state)
+        if not cache.single_flight or state.control.no_cache or state.control.no_store:
+            await self.miss(scope, send, state)
+            return
+        # Single-flight: identical requests arriving while one is at the app wait for its
+        # response (streams: for the whole stream) instead of calling the LLM again.
+        key = f"{cache.space(state.manifest).tag}:{state.manifest.exact_digest}"
+        leader, flight = cache.flights.join(key)
+        if not leader:
+            try:
+                async with asyncio.timeout(cache.budgets.flight_wait):
+                    shared = await observe(flight)
+            except (LeaderFailedError, TimeoutError):
+                await self.miss(scope, send, state)  # the leader failed: ask the app
+                return
+            await self.serve(send, state, shared)
+            opts.finish(state, "exact", reason=IN_FLIGHT)
+            return
+        try:
+            await self.miss(scope, send, state, flight)
+        finally:
+            if flight.done():
+                cache.flights.land(key, flight)
+            else:
+                cache.flights.fail(key, flight)
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -259,7 +285,13 @@ class _Responder:
         await send({"type": "http.response.start", "status": cached.status, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
-    async def miss(self, scope: Scope, send: Send, state: RequestState) -> None:
+    async def miss(
+        self,
+        scope: Scope,
+        send: Send,
+        state: RequestState,
+        flight: concurrent.futures.Future[Any] | None = None,
+    ) -> None:
         opts = self.options
         cache = opts.cache
         recorder = Recorder(opts.max_response_bytes)
@@ -301,6 +333,8 @@ class _Responder:
                 await self.store(cache, state, response)
                 store_time += time.perf_counter() - begin
                 recorder.reason = "stored"  # a second final message must not store twice
+                if flight is not None and state.stored:
+                    cache.flights.resolve(flight, response)  # waiting requests replay it
             await send(message)
 
         try:
