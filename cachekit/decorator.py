@@ -32,9 +32,9 @@ from .result import (
     CacheControl,
     CacheResult,
     Status,
-    _set_last,
     current_control,
     current_tenant,
+    publish,
 )
 
 __all__ = ["BoundCall", "cached_llm"]
@@ -494,17 +494,7 @@ class _CachedCall:
             reason=reason or state.failed or state.reason,
             tenant=state.manifest.tenant,
         )
-        _set_last(result)
-        for observer in self.cache.observers:
-            try:
-                observer(result)
-            except Exception:
-                log.exception("cachekit: result observer failed")
-        if self.on_result is not None:
-            try:
-                self.on_result(result)
-            except Exception:
-                log.exception("cachekit: on_result callback failed")
+        publish(result, self.cache.observers, self.on_result)
 
     def failure(self, cache: LLMCache, state: _CallState, stage: str, exc: BaseException) -> None:
         state.failed = f"{stage} failed: {type(exc).__name__}: {exc}"

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,6 +25,7 @@ __all__ = [
 ]
 
 Status = Literal["miss", "exact", "semantic", "bypass", "error"]
+log = logging.getLogger("cachekit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,24 @@ def last_result() -> CacheResult | None:
 
 def _set_last(result: CacheResult) -> None:
     _last.set(result)
+
+
+def publish(
+    result: CacheResult,
+    observers: Iterable[Callable[[CacheResult], None]],
+    on_result: Callable[[CacheResult], None] | None,
+) -> None:
+    """Make a result visible: ``last_result()``, the cache's observers, ``on_result``.
+
+    Shared by the decorator and the middlewares. A failing hook is logged, never raised:
+    metrics must not break a user's call.
+    """
+    _last.set(result)
+    for hook in (*observers, *((on_result,) if on_result is not None else ())):
+        try:
+            hook(result)
+        except Exception:
+            log.exception("cachekit: result hook %r failed", hook)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from .._layout import NAMESPACE_RE
 from .._manifest import KeyManifest, build_manifest
 from ..cache import LLMCache, LookupOutcome
 from ..errors import CacheConfigError, CacheKeyError, CodecError
-from ..result import CacheResult, Status, _set_last
+from ..result import CacheResult, Status, publish
 from ._record import CachedResponse
 
 __all__ = [
@@ -461,18 +461,8 @@ class Options:
             reason=reason or (state.failed if state is not None else None),
             tenant=state.manifest.tenant if state is not None else None,
         )
-        _set_last(result)
         # The cache's observers (metrics) see middleware requests like decorated calls.
-        for observe in self.cache.observers:
-            try:
-                observe(result)
-            except Exception:
-                log.exception("cachekit: result observer failed")
-        if self.on_result is not None:
-            try:
-                self.on_result(result)
-            except Exception:
-                log.exception("cachekit: on_result callback failed")
+        publish(result, self.cache.observers, self.on_result)
 
 
 def result_headers(state: RequestState | None, label: str) -> list[tuple[bytes, bytes]]:
