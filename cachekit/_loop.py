@@ -45,10 +45,6 @@ class LoopThread:
                 self._loop, self._thread = loop, thread
             return self._loop
 
-    @property
-    def thread_id(self) -> int | None:
-        return self._thread.ident if self._thread is not None else None
-
     def stop(self, timeout: float = 5.0) -> None:
         with self._lock:
             loop, thread = self._loop, self._thread
