@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import hashlib
 import logging
 import random
@@ -30,14 +31,20 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import numpy as np
 import redis.asyncio as aredis
 from redis import exceptions as redis_errors
-from redis.typing import EncodableT, FieldT
+from redis.typing import EncodableT
 
 from ._breaker import CircuitBreaker
 from ._flight import Flights
 from ._layout import META_KEY, NAMESPACE_RE, Space, encode_tenant
 from ._loop import LoopThread
 from ._manifest import KeyManifest
-from .errors import CacheBackendError, CacheConfigError, EmbedderError, IndexMismatchError
+from .errors import (
+    CacheBackendError,
+    CacheConfigError,
+    CacheTimeoutError,
+    EmbedderError,
+    IndexMismatchError,
+)
 
 if TYPE_CHECKING:
     from ._batching import BatchingEmbedder
@@ -45,16 +52,29 @@ if TYPE_CHECKING:
     from .embedders import Embedder
     from .stats import StatsReport
 
-__all__ = ["Budgets", "Entry", "LLMCache", "LookupOutcome"]
+__all__ = ["Budgets", "Entry", "LLMCache", "LookupOutcome", "describe_failure"]
 
 log = logging.getLogger("cachekit")
 T = TypeVar("T")
+_IN_GATE: contextvars.ContextVar[bool] = contextvars.ContextVar("cachekit_in_gate", default=False)
+#: Causes that mean "Redis is unreachable" rather than "its data is not ours".
+_OUTAGES: tuple[type[BaseException], ...] = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.RedisClusterException,
+    OSError,
+)
+#: Seconds between checks of an unusable vector-index meta hash.
+_INDEX_RETRY = 30.0
 #: Near misses kept per tenant+namespace (a capped stream).
 NEAR_MISS_MAXLEN = 2000
 
 #: Errors that mean "the cache is unavailable", never "the user's call failed".
 CACHE_ERRORS: tuple[type[BaseException], ...] = (
     redis_errors.RedisError,
+    # Not a RedisError: what redis-py's cluster client raises when no node answers at
+    # start (or all died), or a slot has no node.
+    redis_errors.RedisClusterException,
     OSError,
     asyncio.TimeoutError,
     TimeoutError,
@@ -71,8 +91,13 @@ CACHE_ERRORS: tuple[type[BaseException], ...] = (
 # passes it as ARGV[4] instead.
 _COUNTER_LUA = """
 local function counter(key)
-  local v = redis.call('GET', key)
-  if v then return v end
+  -- pcall: a key of another type (written by something else) is reported, not raised
+  local v = redis.pcall('GET', key)
+  if type(v) == 'table' then return false end
+  if v then
+    if string.match(v, '^%d+$') then return v end
+    return false
+  end
   local t = redis.call('TIME')
   redis.call('SET', key, t[1] .. string.format('%06d', tonumber(t[2])), 'NX')
   return redis.call('GET', key)
@@ -80,19 +105,29 @@ end
 """
 # A missing generation or epoch (never set, or evicted under allkeys-lru) starts at the
 # current time in microseconds, never at 0: entries of a generation that was invalidated
-# and then lost its counter can never become reachable again.
+# and then lost its counter can never become reachable again. A counter holding anything
+# but digits was not written by cachekit: the script answers {'!', which} and the call is
+# an uncached miss (nothing is stored under a generation nobody can trust).
+#
+# Foreign data in the other keys is a miss too, never an error: commands on keys that may
+# hold another type run under pcall. An entry whose generation field is not the current
+# generation is never served: it was computed before an invalidation.
 _LOOKUP_LUA = (
     _COUNTER_LUA
     + """
 local epoch = ARGV[4]
 if KEYS[3] then epoch = counter(KEYS[3]) end
+if not epoch then return {'!', 'epoch'} end
 local gen = counter(KEYS[1])
+if not gen then return {'!', 'gen'} end
 local prefix = ARGV[1]
 local xkey = prefix .. 'x:' .. gen .. ':' .. ARGV[2]
-local eid = redis.call('GET', xkey)
+local eid = redis.pcall('GET', xkey)
+if type(eid) == 'table' then return {gen, epoch, '', 'foreign'} end
 if not eid then return {gen, epoch} end
 local ekey = prefix .. 'e:' .. eid
-local f = redis.call('HMGET', ekey, 'v', 'c', 'p', 'ne', 'm', 'ti', 'to', 'te')
+local f = redis.pcall('HMGET', ekey, 'v', 'c', 'p', 'ne', 'm', 'ti', 'to', 'te', 'g')
+if f['err'] then return {gen, epoch, eid, 'foreign'} end
 if not f[1] then
   redis.call('DEL', xkey)
   return {gen, epoch, eid, 'dangling'}
@@ -104,40 +139,69 @@ if not created then
   return {gen, epoch, eid, 'corrupt'}
 end
 if f[4] ~= epoch then return {gen, epoch, eid, 'epoch'} end
+if f[9] ~= gen then return {gen, epoch, eid, 'generation'} end
 if ARGV[3] ~= '' then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
   if now - created > tonumber(ARGV[3]) then return {gen, epoch, eid, 'stale'} end
 end
-redis.call('HINCRBY', ekey, 'h', 1)
-redis.call('HINCRBY', KEYS[2], 'exact', 1)
+redis.pcall('HINCRBY', ekey, 'h', 1)
+redis.pcall('HINCRBY', KEYS[2], 'exact', 1)
 if f[5] then
   local kind = f[8] and 'e' or 't'
   local tin, tout = tonumber(f[6]), tonumber(f[7])
   if tin and tin == math.floor(tin) then
-    redis.call('HINCRBY', KEYS[2], kind .. 'in:' .. f[5], tin)
+    redis.pcall('HINCRBY', KEYS[2], kind .. 'in:' .. f[5], tin)
   end
   if tout and tout == math.floor(tout) then
-    redis.call('HINCRBY', KEYS[2], kind .. 'out:' .. f[5], tout)
+    redis.pcall('HINCRBY', KEYS[2], kind .. 'out:' .. f[5], tout)
   end
 end
 return {gen, epoch, eid, 'hit', f[1], f[2], f[3]}
 """
 )
-_BUMP_LUA = (
-    _COUNTER_LUA
-    + """
-counter(KEYS[1])
-return redis.call('INCR', KEYS[1])
+# invalidate: a foreign string in the counter is replaced by a fresh clock-seeded one (that
+# is what invalidating means); a key of another type is reported, never deleted.
+_BUMP_LUA = """
+local v = redis.pcall('GET', KEYS[1])
+if type(v) == 'table' then return redis.error_reply('WRONGTYPE ' .. KEYS[1]) end
+if v and string.match(v, '^%d+$') then return redis.call('INCR', KEYS[1]) end
+local t = redis.call('TIME')
+local seeded = t[1] .. string.format('%06d', tonumber(t[2]))
+if v and tonumber(v) and tonumber(v) >= tonumber(seeded) then
+  seeded = string.format('%d', tonumber(v) + 1)
+end
+redis.call('SET', KEYS[1], seeded)
+return tonumber(seeded)
 """
-)
 _COUNTER_ONLY_LUA = (
     _COUNTER_LUA
     + """
 return counter(KEYS[1])
 """
 )
+# The store after a miss: written only if the tenant generation (and, on one node, the
+# namespace epoch) is still the one the lookup saw. A call that was in flight while
+# `invalidate` ran must not overwrite the entry of the new generation with an answer of
+# the old one. The miss is counted either way.
+# KEYS: gen, entry, exact, stats[, epoch]; ARGV: gen, epoch, ttl|'', entry id, now, fields...
+_STORE_LUA = """
+redis.pcall('HINCRBY', KEYS[4], 'miss', 1)
+redis.pcall('HSETNX', KEYS[4], 'since', ARGV[5])
+if redis.pcall('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if KEYS[5] and redis.pcall('GET', KEYS[5]) ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], unpack(ARGV, 6))
+if ARGV[3] ~= '' then
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+  redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[3])
+else
+  redis.call('SET', KEYS[3], ARGV[4])
+end
+return 1
+"""
 _LOOKUP_SHA = hashlib.sha1(_LOOKUP_LUA.encode()).hexdigest()
+_STORE_SHA = hashlib.sha1(_STORE_LUA.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,9 +250,26 @@ class LookupOutcome:
     vector: np.ndarray | None = None
     reason: str | None = None
 
+    @property
+    def storable(self) -> bool:
+        """False when the counters could not be read as cachekit's (nothing is stored)."""
+        return self.generation >= 0 and self.epoch >= 0
+
 
 def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    # errors="replace": a field written by something else may not be UTF-8; it is text
+    # for reports (the matched prompt), never a reason for a call to fail.
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _int_or_none(value: Any) -> int | None:
+    """An integer field as cachekit writes it, or None for anything else (foreign data)."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 _SECRET_PARAMS = frozenset({"password", "username", "user", "pass"})
@@ -215,6 +296,22 @@ def _redact(url: str) -> str:
         return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
     except ValueError:
         return "<unparsable redis URL>"
+
+
+def describe_failure(stage: str, exc: BaseException, budget: float | None = None) -> str:
+    """``Type: message`` for a log line, never an empty message.
+
+    ``asyncio.timeout`` and ``Future.result(timeout)`` raise a TimeoutError without text;
+    the line must still say which stage ran out of which budget.
+    """
+    text = str(exc)
+    if not text and isinstance(exc, TimeoutError | concurrent.futures.TimeoutError):
+        text = (
+            f"the {stage} took longer than its {budget:g} s budget"
+            if budget is not None
+            else f"the {stage} timed out"
+        )
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class _RateLimitedLog:
@@ -246,6 +343,76 @@ async def _close_client(client: Any) -> None:
         await client.aclose()
 
 
+class _Warmup:
+    """Loads an embedder's model once, on a thread of its own, off every call's path.
+
+    Embedders that need no loading (remote APIs, plain functions, a model already in
+    memory) are ready at once. One that has an async ``warmup()`` (the local
+    sentence-transformers model: 5-8 s on a cold process) is run on a daemon thread with
+    its own event loop, so neither the caller's loop nor a lookup budget ever waits for it.
+    """
+
+    def __init__(self, embedder: Embedder | None) -> None:
+        self._embedder = embedder
+        self._lock = threading.Lock()
+        self._future: concurrent.futures.Future[None] | None = None
+        inner = getattr(embedder, "inner", embedder)
+        self._needed = (
+            embedder is not None
+            and callable(getattr(inner, "warmup", None))
+            and getattr(inner, "loaded", False) is not True
+        )
+        self._target: Any = inner
+
+    @property
+    def ready(self) -> bool:
+        if not self._needed:
+            return True
+        fut = self._future
+        return fut is not None and fut.done() and fut.exception() is None
+
+    def start(self) -> concurrent.futures.Future[None] | None:
+        """Start loading (idempotent); the future of the load, None when nothing loads."""
+        if not self._needed:
+            return None
+        with self._lock:
+            if self._future is None:
+                self._future = concurrent.futures.Future()
+                threading.Thread(
+                    target=self._run, args=(self._future,), name="cachekit-warmup", daemon=True
+                ).start()
+            return self._future
+
+    def _run(self, fut: concurrent.futures.Future[None]) -> None:
+        started = time.perf_counter()
+        try:
+            asyncio.run(self._target.warmup())
+        except Exception as exc:  # noqa: BLE001 - reported on the future and in the log
+            log.warning(
+                "cachekit: loading the embedding model failed; the semantic layer is off "
+                "and calls use the exact layer alone: %s: %s",
+                type(exc).__name__,
+                exc,
+            )
+            error = exc if isinstance(exc, EmbedderError) else EmbedderError(str(exc))
+            fut.set_exception(error)
+            return
+        log.info("cachekit: embedding model ready in %.1f s", time.perf_counter() - started)
+        fut.set_result(None)
+
+
+class _UnownedLock:
+    """Stands for "lead without a lock": the lock key holds something that is not ours."""
+
+    name = "<unowned>"
+
+    async def release(self) -> None:
+        return None
+
+
+_UNOWNED_LOCK: Any = _UnownedLock()
+
+
 class WouldBlockError(RuntimeError):
     """A sync cache call was made on the thread running the cache's home event loop."""
 
@@ -275,6 +442,7 @@ class LLMCache:
         breaker_threshold: int = 5,
         breaker_cooldown: float = 5.0,
         single_flight: bool = True,
+        cluster_connections: int = 32,
     ) -> None:
         if default_ttl is not None and (not isinstance(default_ttl, int) or default_ttl <= 0):
             raise CacheConfigError(
@@ -284,6 +452,10 @@ class LLMCache:
             raise CacheConfigError(f"near_miss_sample must be in [0, 1], got {near_miss_sample!r}")
         if not 0.0 < near_miss_margin <= 2.0:
             raise CacheConfigError(f"near_miss_margin must be in (0, 2], got {near_miss_margin!r}")
+        if not isinstance(cluster_connections, int) or cluster_connections < 1:
+            raise CacheConfigError(
+                f"cluster_connections must be an int >= 1, got {cluster_connections!r}"
+            )
         if not isinstance(candidates, int) or candidates < 1:
             raise CacheConfigError(f"candidates must be an int >= 1, got {candidates!r}")
         self._client_factory = client_factory
@@ -306,20 +478,36 @@ class LLMCache:
         self.observers.append(OutcomeCounter(self))
         self._embedder: Embedder | None = None
         self._batcher: BatchingEmbedder | None = None
+        self._warm = _Warmup(None)
+        #: Lookups that used the exact layer alone because the embedder was not ready.
+        self.semantic_skipped = 0
+        #: Stores that got no vector because the embedder was not ready.
+        self.vectors_skipped = 0
+        #: Stores refused because the generation moved while the call was in flight.
+        self.stale_stores = 0
         if embedder is not None:
             from ._batching import BatchingEmbedder
             from .embedders import as_embedder
 
             self._embedder = as_embedder(embedder)
             self._batcher = BatchingEmbedder(self._embedder)
+            # Loading a local model takes seconds: start now, in the background, so that
+            # it never runs inside a call's lookup budget.
+            self._warm = _Warmup(self._embedder)
+            self._warm.start()
         self._lock = threading.Lock()
         self._home: asyncio.AbstractEventLoop | None = None
+        self._gate: asyncio.Semaphore | None = None
+        self._cluster_ready: asyncio.Future[None] | None = None
+        #: Connections per cluster node (sizes the gate above the pool; see ``_bind``).
+        self.cluster_connections = cluster_connections
         self._redis: aredis.Redis | None = None
         self._pool: aredis.ConnectionPool | None = None
         self._epochs: dict[str, int] = {}
         self._index: VectorIndex | None = None
         self._index_ready: asyncio.Future[VectorIndex] | None = None
         self._resolved_kind: str | None = None
+        self._index_retry_at = -1.0
         self._background = LoopThread()
         self._closed = False
         self.warn = _RateLimitedLog()
@@ -384,7 +572,12 @@ class LLMCache:
                 )
 
             return cls(
-                cluster_factory, description=_redact(url), budgets=b, cluster=True, **options
+                cluster_factory,
+                description=_redact(url),
+                budgets=b,
+                cluster=True,
+                cluster_connections=max_connections,
+                **options,
             )
 
         def factory() -> aredis.Redis:
@@ -421,7 +614,15 @@ class LLMCache:
                 node = client.get_default_node()
                 return RedisCluster(host=node.host, port=node.port, **client.connection_kwargs)
 
-            return cls(cluster_factory, description=repr(client), cluster=True, **options)
+            kwargs = getattr(getattr(client, "nodes_manager", None), "connection_kwargs", {})
+            per_node = kwargs.get("max_connections", 100) if isinstance(kwargs, dict) else 100
+            return cls(
+                cluster_factory,
+                description=repr(client),
+                cluster=True,
+                cluster_connections=int(per_node),
+                **options,
+            )
         if not isinstance(client, aredis.Redis):
             raise CacheConfigError(
                 "from_client() takes a redis.asyncio.Redis or RedisCluster, not "
@@ -450,6 +651,67 @@ class LLMCache:
     def embedder(self) -> Embedder | None:
         return self._embedder
 
+    def lookup_budget(self, manifest: KeyManifest, threshold: float | None) -> float:
+        """Seconds a lookup of this call may take: the stages it will really run."""
+        b = self.budgets
+        if self.uses_semantic(manifest, threshold):
+            return b.lookup + b.embed + b.search
+        return b.lookup
+
+    def store_budget(self, manifest: KeyManifest, outcome: LookupOutcome | None) -> float:
+        """Seconds a store may take: plus an embedding only when the store must embed."""
+        b = self.budgets
+        must_embed = (
+            outcome is not None
+            and outcome.vector is None
+            and self._embedder is not None
+            and manifest.has_prompt_text
+            and self.semantic_ready
+        )
+        return b.store + (b.embed if must_embed else 0.0)
+
+    def uses_semantic(self, manifest: KeyManifest, threshold: float | None) -> bool:
+        return (
+            threshold is not None
+            and self._embedder is not None
+            and manifest.has_prompt_text
+            and self.semantic_ready
+        )
+
+    @property
+    def semantic_ready(self) -> bool:
+        """True once the embedder can answer within a lookup budget (model loaded).
+
+        Until then lookups use the exact layer alone and misses are stored without a
+        vector; a call never waits for the model and never fails because of it.
+        """
+        return self._warm.ready
+
+    async def warmup(self, timeout: float | None = None) -> None:
+        """Wait until the embedder's model is loaded (it loads in the background anyway).
+
+        For services that want their first request to use the semantic layer. Raises
+        :class:`EmbedderError` when loading failed, :class:`CacheTimeoutError` after
+        ``timeout`` seconds. A cache without an embedder is ready at once.
+        """
+        fut = self._warm.start()
+        if fut is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(fut)), timeout)
+        except TimeoutError as exc:
+            raise CacheTimeoutError("loading the embedding model", timeout or 0.0) from exc
+
+    def warmup_sync(self, timeout: float | None = None) -> None:
+        """Sync twin of :meth:`warmup` (call it from sync start-up code, not a loop)."""
+        fut = self._warm.start()
+        if fut is None:
+            return
+        try:
+            fut.result(timeout)
+        except concurrent.futures.TimeoutError as exc:
+            raise CacheTimeoutError("loading the embedding model", timeout or 0.0) from exc
+
     # -- event-loop binding -----------------------------------------------------------
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -460,6 +722,13 @@ class LLMCache:
             log.debug("cachekit: home event loop closed; opening a new pool on the new loop")
         self._redis = self._client_factory()
         self._pool = None if self.cluster else self._redis.connection_pool
+        # redis-py's async cluster client has no blocking pool: a node whose connections
+        # are all busy raises MaxConnectionsError at once. Operations wait here instead
+        # (within the caller's budget); each uses at most two connections of a node.
+        self._gate = (
+            asyncio.Semaphore(max(1, self.cluster_connections // 2)) if self.cluster else None
+        )
+        self._cluster_ready = None
         self._index = None
         self._index_ready = None
         self._home = loop
@@ -479,10 +748,32 @@ class LLMCache:
     async def run(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         """Run ``fn(*args)`` on the home loop from an async caller."""
         home = self._home_for_async()
+        if self._gate is not None:
+            args = (fn, *args)
+            fn = self._gated
         if home is asyncio.get_running_loop():
             return await fn(*args)
         cfut = asyncio.run_coroutine_threadsafe(fn(*args), home)
         return await asyncio.wrap_future(cfut)
+
+    async def _gated(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        """Run ``fn`` holding a slot of the cluster gate (re-entrant within one task)."""
+        gate = self._gate
+        if gate is None or _IN_GATE.get():
+            return await fn(*args)
+        if self._cluster_ready is None or (
+            self._cluster_ready.done()
+            and (self._cluster_ready.cancelled() or self._cluster_ready.exception() is not None)
+        ):
+            self._cluster_ready = asyncio.ensure_future(self._prepare_cluster())
+        if not self._cluster_ready.done():
+            await asyncio.shield(self._cluster_ready)
+        async with gate:
+            token = _IN_GATE.set(True)
+            try:
+                return await fn(*args)
+            finally:
+                _IN_GATE.reset(token)
 
     def run_sync(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, timeout: float) -> T:
         """Run ``fn(*args)`` on the home loop from sync code and wait up to ``timeout``.
@@ -501,12 +792,26 @@ class LLMCache:
             assert home is not None
         if running is home:
             raise WouldBlockError("a sync cached call ran on the thread of the cache's event loop")
+        if self._gate is not None:
+            args = (fn, *args)
+            fn = self._gated
         cfut = asyncio.run_coroutine_threadsafe(fn(*args), home)
         try:
             return cfut.result(timeout)
         except concurrent.futures.TimeoutError:
             cfut.cancel()
             raise
+
+    async def _prepare_cluster(self) -> None:
+        """Discover the cluster and load the scripts once, not once per first caller.
+
+        Without this, every caller of a fresh cluster client discovers the topology and
+        meets NOSCRIPT on each node at the same moment; under load that herd alone ran
+        past lookup budgets.
+        """
+        client: Any = self.redis
+        await client.initialize()
+        await asyncio.gather(client.script_load(_LOOKUP_LUA), client.script_load(_STORE_LUA))
 
     @property
     def redis(self) -> aredis.Redis:
@@ -535,13 +840,10 @@ class LLMCache:
             raise CacheBackendError(f"cannot reach Redis at {self._description}: {exc}") from exc
         if self._embedder is not None:
             await self._get_index()
-            # Load the model now (seconds for a local one), not inside the first call's
-            # embedding budget. An embedder that is down is not a reason to refuse to
-            # start: calls fail open until it recovers.
-            try:
-                await self._embedder.embed(["warm-up"])
-            except (EmbedderError, OSError) as exc:
-                log.warning("cachekit: embedder warm-up failed (calls will fail open): %s", exc)
+            # An embedder that fails to load is not a reason to refuse to start: the
+            # exact layer works without it (the failure is logged by the warm-up).
+            with contextlib.suppress(EmbedderError):
+                await self.warmup()
 
     async def aclose(self) -> None:
         """Drain queued stores, close the pool and the background loop thread. Idempotent."""
@@ -633,7 +935,7 @@ class LLMCache:
                 done(exc)
 
         def start() -> None:
-            task = asyncio.ensure_future(fn(*args))
+            task = asyncio.ensure_future(self._gated(fn, *args))
             self._pending.add(task)
             task.add_done_callback(finished)
 
@@ -674,7 +976,19 @@ class LLMCache:
         )
         token = uuid.uuid4().hex
         try:
-            return lock if await lock.acquire(token=token) else None
+            if await lock.acquire(token=token):
+                return lock
+            # Every lock cachekit takes carries a lease. A key there without one was
+            # written by something else and would stall every miss of this prompt for the
+            # whole flight wait: lead without a lock (and leave the key alone).
+            if await self.redis.pttl(lock.name) == -1:
+                self.warn(
+                    "foreign-lock",
+                    "cachekit: %s has no expiry, so cachekit did not write it; ignoring it",
+                    lock.name,
+                )
+                return _UNOWNED_LOCK
+            return None
         except BaseException:
             # The SET may have landed while its reply was lost (timeout, cancel, broken
             # connection): release by token in the background so the key is not left
@@ -687,11 +1001,40 @@ class LLMCache:
             await lock.do_release(token)
 
     async def unlock(self, lock: Any) -> None:
+        if lock is _UNOWNED_LOCK:
+            return
         # LockError: the lease ran out first; nothing is left to release.
         with contextlib.suppress(redis_errors.LockError):
             await lock.release()
 
     # -- vector index -----------------------------------------------------------------
+
+    async def _usable_index(self) -> VectorIndex | None:
+        """The vector index, or None while its metadata is unusable (semantic layer off).
+
+        A meta hash of another type, or one recorded for another model or dimension, is a
+        configuration problem, not an outage: the exact layer keeps working, the breaker
+        is not touched, and the check is retried every ``_INDEX_RETRY`` seconds so that
+        fixing it needs no restart. Outages (connection, timeout) propagate as usual.
+        """
+        if self._index is not None:
+            return self._index
+        if time.monotonic() < self._index_retry_at:
+            return None
+        try:
+            return await self._get_index()
+        except (IndexMismatchError, CacheBackendError) as exc:
+            cause = exc.__cause__
+            if isinstance(cause, _OUTAGES):
+                raise cause from exc
+            self._index_retry_at = time.monotonic() + _INDEX_RETRY
+            self.warn(
+                "index-meta",
+                "cachekit: the semantic layer is off (exact layer only), retrying in %g s: %s",
+                _INDEX_RETRY,
+                exc,
+            )
+            return None
 
     async def _get_index(self) -> VectorIndex:
         """The vector index, resolved and checked once per bound loop."""
@@ -734,6 +1077,8 @@ class LLMCache:
         reply = await (self._lookup_cluster if self.cluster else self._lookup_script)(
             manifest, space, max_age
         )
+        if reply[0] == b"!" or reply[0] == "!":
+            return self._foreign_counter(manifest, space, _text(reply[1]))
         outcome = LookupOutcome(generation=int(reply[0]), epoch=int(reply[1]))
         if len(reply) >= 4:
             status = _text(reply[3])
@@ -746,19 +1091,37 @@ class LLMCache:
                 )
                 outcome.layer = "exact"
                 return outcome
+            if status == "foreign":
+                self.warn(
+                    "foreign-entry",
+                    "cachekit: a key of %s holds data cachekit did not write (wrong type); "
+                    "treated as a miss",
+                    space.tag,
+                )
             outcome.reason = status
         if threshold is None or self._embedder is None or not manifest.has_prompt_text:
+            return outcome
+        if not self.semantic_ready:
+            # The model is still loading (or failed to): the exact layer answers alone
+            # rather than making the call wait for it or fail.
+            outcome.reason = outcome.reason or "semantic layer not ready"
+            self.semantic_skipped += 1
             return outcome
         await self._semantic(manifest, space, outcome, threshold, max_age)
         return outcome
 
+    def _foreign_counter(self, manifest: KeyManifest, space: Space, which: str) -> LookupOutcome:
+        key = f"ck:{{{manifest.namespace}}}:epoch" if which == "epoch" else space.gen_key
+        self.warn(
+            f"foreign-{which}",
+            "cachekit: %s holds a value cachekit did not write; calls for it are not cached "
+            "until `cachekit invalidate` resets it",
+            key,
+        )
+        return LookupOutcome(generation=-1, epoch=-1, reason=f"foreign {which} counter")
+
     async def _eval_lookup(self, keys: list[str], args: list[str]) -> Any:
-        try:
-            return await self.redis.evalsha(_LOOKUP_SHA, len(keys), *keys, *args)
-        except redis_errors.NoScriptError:
-            # First use on this server, or it restarted: load once, then EVALSHA again.
-            await self.redis.script_load(_LOOKUP_LUA)
-            return await self.redis.evalsha(_LOOKUP_SHA, len(keys), *keys, *args)
+        return await self._eval(_LOOKUP_SHA, _LOOKUP_LUA, keys, args)
 
     async def _lookup_script(
         self, manifest: KeyManifest, space: Space, max_age: float | None
@@ -799,14 +1162,20 @@ class LLMCache:
                     return reply
                 raise raw_epoch
             epoch = int(raw_epoch)
+            if epoch < 0:
+                return [b"!", b"epoch"]
             if epoch == known:
                 return reply
             self._epochs[manifest.namespace] = epoch
         raise CacheBackendError("the namespace epoch kept changing during the lookup")
 
     async def _counter(self, key: str) -> int:
-        """A generation/epoch counter, created from the clock when missing (see the Lua)."""
-        return int(await self.redis.eval(_COUNTER_ONLY_LUA, 1, key))
+        """A generation/epoch counter, created from the clock when missing (see the Lua).
+
+        -1 when the key holds something cachekit did not write.
+        """
+        value = await self.redis.eval(_COUNTER_ONLY_LUA, 1, key)
+        return -1 if value is None else int(value)
 
     async def prepare(self, manifest: KeyManifest) -> LookupOutcome:
         """Generation and epoch for a store without a lookup (``skip_lookup``)."""
@@ -819,8 +1188,11 @@ class LLMCache:
     async def embed(self, text: str) -> np.ndarray:
         """Embed one prompt through the coalescing batcher, within the embed budget."""
         assert self._batcher is not None
-        async with asyncio.timeout(self.budgets.embed):
-            return await self._batcher.embed_one(text)
+        try:
+            async with asyncio.timeout(self.budgets.embed):
+                return await self._batcher.embed_one(text)
+        except TimeoutError as exc:
+            raise CacheTimeoutError("embedding the prompt", self.budgets.embed) from exc
 
     async def _semantic(
         self,
@@ -831,12 +1203,17 @@ class LLMCache:
         max_age: float | None,
     ) -> None:
         assert manifest.prompt is not None
-        index = await self._get_index()
+        index = await self._usable_index()
+        if index is None:
+            return
         vector = await self.embed(manifest.prompt)
         outcome.vector = vector
         scope = space.scope(outcome.generation, manifest.scope_digest)
-        async with asyncio.timeout(self.budgets.search):
-            found = await index.search(scope, vector, self.candidates)
+        try:
+            async with asyncio.timeout(self.budgets.search):
+                found = await index.search(scope, vector, self.candidates)
+        except TimeoutError as exc:
+            raise CacheTimeoutError("the vector search", self.budgets.search) from exc
         above = [c for c in found if c.similarity >= threshold]
         if not above:
             if found:
@@ -851,15 +1228,21 @@ class LLMCache:
         async with self.redis.pipeline(transaction=False) as pipe:
             for cand in above:
                 pipe.hmget(
-                    space.entry_key(cand.entry_id), ["v", "c", "p", "ne", "m", "ti", "to", "te"]
+                    space.entry_key(cand.entry_id),
+                    ["v", "c", "p", "ne", "g", "m", "ti", "to", "te"],
                 )
                 pipe.pttl(space.entry_key(cand.entry_id))
-            rows = await pipe.execute()
+            # raise_on_error=False: an entry key of another type is a foreign value (a
+            # miss for that candidate), not a failed lookup.
+            rows = await pipe.execute(raise_on_error=False)
         dangling: list[str] = []
         corrupt: list[str] = []
         now = time.time()
         for i, cand in enumerate(above):
-            (payload, created, prompt, ne, *tokens), pttl = rows[2 * i], rows[2 * i + 1]
+            row, pttl = rows[2 * i], rows[2 * i + 1]
+            if isinstance(row, BaseException) or isinstance(pttl, BaseException):
+                continue
+            payload, created, prompt, ne, gen, *tokens = row
             if payload is None:
                 dangling.append(cand.entry_id)
                 continue
@@ -869,12 +1252,14 @@ class LLMCache:
                 # Written by something else: never serve it; drop entry and vector.
                 corrupt.append(cand.entry_id)
                 continue
-            if entry_epoch != outcome.epoch:
+            if entry_epoch != outcome.epoch or _int_or_none(gen) != outcome.generation:
                 continue
             if max_age is not None and now - created_at > max_age:
                 continue
             outcome.entry = Entry(cand.entry_id, bytes(payload), created_at, _text(prompt))
-            outcome.layer = "semantic"
+            # The entry id is the exact digest of its request: finding our own digest means
+            # an identical request was stored between our exact read and this search.
+            outcome.layer = "exact" if cand.entry_id == manifest.exact_digest else "semantic"
             outcome.similarity = cand.similarity
             await self._write_alias(manifest, space, outcome, int(pttl), tokens)
             break
@@ -922,13 +1307,15 @@ class LLMCache:
             pipe.hincrby(space.stats_key, "semantic", 1)
             # Tokens this hit saved, like the exact lookup script (m, ti, to, te of the entry).
             model, tin, tout, estimated = tokens
+            count_in, count_out = _int_or_none(tin), _int_or_none(tout)
             if model is not None:
                 kind = "e" if estimated else "t"
-                if tin is not None:
-                    pipe.hincrby(space.stats_key, f"{kind}in:{_text(model)}", int(tin))
-                if tout is not None:
-                    pipe.hincrby(space.stats_key, f"{kind}out:{_text(model)}", int(tout))
-            await pipe.execute()
+                if count_in is not None:
+                    pipe.hincrby(space.stats_key, f"{kind}in:{_text(model)}", count_in)
+                if count_out is not None:
+                    pipe.hincrby(space.stats_key, f"{kind}out:{_text(model)}", count_out)
+            # A stats key of another type must not undo the alias or fail the hit.
+            await pipe.execute(raise_on_error=False)
 
     # -- the store --------------------------------------------------------------------
 
@@ -941,20 +1328,32 @@ class LLMCache:
         ttl: int | None,
         usage: tuple[int, int] | None = None,
         usage_estimated: bool = False,
-    ) -> None:
-        """Entry + exact key + vector in one MULTI on one hash slot."""
+        model: str | None = None,
+    ) -> bool:
+        """Entry + exact key in one script on one hash slot, then the vector.
+
+        Returns False when nothing was stored because the generation (or the namespace
+        epoch) moved since the lookup: the answer belongs to entries that were
+        invalidated while it was being computed. ``model`` overrides the request's model
+        for the savings accounting (an HTTP response may name it when the body did not).
+        """
+        if not outcome.storable:
+            return False
         space = self.space(manifest)
         ttl = ttl if ttl is not None else self.default_ttl
         vector = outcome.vector
         index: VectorIndex | None = None
         if self._embedder is not None and manifest.has_prompt_text:
-            index = await self._get_index()
-            if vector is None:
-                assert manifest.prompt is not None
-                vector = await self.embed(manifest.prompt)
+            if vector is None and not self.semantic_ready:
+                # Stored for the exact layer now; this prompt gets no vector (counted).
+                self.vectors_skipped += 1
+            else:
+                index = await self._usable_index()
+                if index is not None and vector is None:
+                    assert manifest.prompt is not None
+                    vector = await self.embed(manifest.prompt)
         entry_id = manifest.exact_digest
-        entry_key = space.entry_key(entry_id)
-        fields: dict[FieldT, EncodableT] = {
+        fields: dict[str, EncodableT] = {
             "v": payload,
             "c": repr(time.time()),
             "h": 0,
@@ -963,27 +1362,51 @@ class LLMCache:
             "s": manifest.scope_digest,
             "p": manifest.prompt or "",
         }
-        if manifest.model:
-            fields["m"] = manifest.model
+        model = model or manifest.model
+        if model:
+            fields["m"] = model
         if usage is not None:
             fields["ti"], fields["to"] = usage
             if usage_estimated:
                 fields["te"] = 1
-        xkey = space.exact_key(outcome.generation, manifest.exact_digest)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(entry_key)
-            pipe.hset(entry_key, mapping=fields)
-            if ttl is not None:
-                pipe.expire(entry_key, ttl)
-                pipe.set(xkey, entry_id, ex=ttl)
-            else:
-                pipe.set(xkey, entry_id)
-            if index is not None and vector is not None:
+        keys = [
+            space.gen_key,
+            space.entry_key(entry_id),
+            space.exact_key(outcome.generation, manifest.exact_digest),
+            space.stats_key,
+        ]
+        if not self.cluster:
+            # One node: the epoch is checked in the same script. On a cluster it lives in
+            # another slot; the lookup's epoch check keeps old-epoch entries unserved.
+            keys.append(f"ck:{{{manifest.namespace}}}:epoch")
+        args: list[EncodableT] = [
+            outcome.generation,
+            outcome.epoch,
+            "" if ttl is None else ttl,
+            entry_id,
+            repr(time.time()),
+        ]
+        for name, value in fields.items():
+            args += [name, value]
+        written = await self._eval(_STORE_SHA, _STORE_LUA, keys, args)
+        if not written:
+            self.stale_stores += 1
+            log.debug("cachekit: not storing an answer of an invalidated generation")
+            return False
+        if index is not None and vector is not None:
+            async with self.redis.pipeline(transaction=True) as pipe:
                 scope = space.scope(outcome.generation, manifest.scope_digest)
                 index.add(pipe, scope, entry_id, vector, ttl)
-            pipe.hincrby(space.stats_key, "miss", 1)
-            pipe.hsetnx(space.stats_key, "since", repr(time.time()))
-            await pipe.execute()
+                await pipe.execute()
+        return True
+
+    async def _eval(self, sha: str, script: str, keys: list[str], args: Sequence[Any]) -> Any:
+        try:
+            return await self.redis.evalsha(sha, len(keys), *keys, *args)
+        except redis_errors.NoScriptError:
+            # First use on this server, or it restarted: load once, then EVALSHA again.
+            await self.redis.script_load(script)
+            return await self.redis.evalsha(sha, len(keys), *keys, *args)
 
     async def count(self, manifest: KeyManifest, field: str) -> None:
         """Count an outcome that had no other write to ride on (bypass)."""

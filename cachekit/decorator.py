@@ -26,7 +26,7 @@ from ._flight import IN_FLIGHT, LeaderFailedError, observe
 from ._layout import NAMESPACE_RE
 from ._manifest import DEFAULT_IGNORE, KeyManifest, cached_manifest, default_normalize
 from ._streams import AsyncRecorder, AsyncReplay, SyncRecorder, SyncReplay
-from .cache import CACHE_ERRORS, LLMCache, LookupOutcome, WouldBlockError
+from .cache import CACHE_ERRORS, LLMCache, LookupOutcome, WouldBlockError, describe_failure
 from .errors import CacheConfigError, CodecError
 from .result import (
     CacheControl,
@@ -191,6 +191,7 @@ class _CallState:
         "manifest",
         "outcome",
         "reason",
+        "semantic",
         "started",
         "stored",
         "stream",
@@ -210,6 +211,7 @@ class _CallState:
         self.failed: str | None = None
         self.value: Any = _UNSET
         self.stored = False
+        self.semantic: bool | None = None
 
 
 class _CachedCall:
@@ -302,9 +304,14 @@ class _CachedCall:
             return state, "cache_control"
         return state, None
 
-    def lookup_budget(self, cache: LLMCache) -> float:
-        b = cache.budgets
-        return b.lookup + (b.embed + b.search if cache.embedder is not None else 0.0)
+    def lookup_budget(self, cache: LLMCache, state: _CallState) -> float:
+        # Decided once per call: a model that becomes ready mid-lookup must not make the
+        # lookup embed inside a budget that did not include embedding.
+        if state.semantic is None:
+            state.semantic = cache.uses_semantic(state.manifest, self.effective_threshold(cache))
+        return cache.budgets.lookup + (
+            cache.budgets.embed + cache.budgets.search if state.semantic else 0.0
+        )
 
     async def before(self, cache: LLMCache, state: _CallState) -> None:
         """Look up; on a decodable hit set ``state.value``. Runs on the home loop."""
@@ -314,7 +321,7 @@ class _CachedCall:
             return
         outcome = await cache.lookup(
             state.manifest,
-            threshold=self.effective_threshold(cache),
+            threshold=self.effective_threshold(cache) if state.semantic is not False else None,
             max_age=ctl.max_age if ctl else None,
         )
         state.outcome = outcome
@@ -333,7 +340,7 @@ class _CachedCall:
 
     def payload(self, state: _CallState, value: Any) -> str | None:
         """The encoded value to store, or None when nothing should be stored."""
-        if state.failed is not None or state.outcome is None:
+        if state.failed is not None or state.outcome is None or not state.outcome.storable:
             return None
         if state.ctl is not None and state.ctl.skip_store:
             return None
@@ -344,8 +351,7 @@ class _CachedCall:
             return None
 
     def store_budget(self, cache: LLMCache, state: _CallState) -> float:
-        extra = cache.budgets.embed if state.outcome and state.outcome.vector is None else 0.0
-        return cache.budgets.store + extra
+        return cache.store_budget(state.manifest, state.outcome)
 
     async def after(self, cache: LLMCache, state: _CallState, payload: str, value: Any) -> None:
         assert state.outcome is not None
@@ -360,7 +366,7 @@ class _CachedCall:
                 estimate_usage(state.manifest.prompt, value, state.manifest.model),
                 True,
             )
-        await cache.store(
+        state.stored = await cache.store(
             state.manifest,
             state.outcome,
             payload,
@@ -368,7 +374,6 @@ class _CachedCall:
             usage=usage,
             usage_estimated=estimated,
         )
-        state.stored = True
 
     async def store_and_unlock(
         self, cache: LLMCache, state: _CallState, payload: str | None, value: Any
@@ -496,8 +501,15 @@ class _CachedCall:
         )
         publish(result, self.cache.observers, self.on_result)
 
-    def failure(self, cache: LLMCache, state: _CallState, stage: str, exc: BaseException) -> None:
-        state.failed = f"{stage} failed: {type(exc).__name__}: {exc}"
+    def failure(
+        self,
+        cache: LLMCache,
+        state: _CallState,
+        stage: str,
+        exc: BaseException,
+        budget: float | None = None,
+    ) -> None:
+        state.failed = f"{stage} failed: {describe_failure(stage, exc, budget)}"
         cache.local_errors += 1
         cache.warn(
             stage,
@@ -520,11 +532,11 @@ async def _async_lookup(call: _CachedCall, cache: LLMCache, state: _CallState) -
         return
     try:
         # asyncio.timeout, not wait_for: no extra task on the hit path.
-        async with asyncio.timeout(call.lookup_budget(cache)):
+        async with asyncio.timeout(call.lookup_budget(cache, state)):
             await cache.run(call.before, cache, state)
     except CACHE_ERRORS as exc:
         cache.breaker_for(state.manifest).failure()
-        call.failure(cache, state, "lookup", exc)
+        call.failure(cache, state, "lookup", exc, call.lookup_budget(cache, state))
     else:
         cache.breaker_for(state.manifest).success()
 
@@ -535,13 +547,13 @@ def _sync_lookup(call: _CachedCall, cache: LLMCache, state: _CallState) -> bool:
         state.failed = "circuit open: the cache is skipped after repeated failures"
         return True
     try:
-        cache.run_sync(call.before, cache, state, timeout=call.lookup_budget(cache))
+        cache.run_sync(call.before, cache, state, timeout=call.lookup_budget(cache, state))
     except WouldBlockError as exc:
         cache.warn("blocking", "cachekit: %s; skipping the cache for this call", exc)
         return False
     except CACHE_ERRORS as exc:
         cache.breaker_for(state.manifest).failure()
-        call.failure(cache, state, "lookup", exc)
+        call.failure(cache, state, "lookup", exc, call.lookup_budget(cache, state))
     else:
         cache.breaker_for(state.manifest).success()
     return True

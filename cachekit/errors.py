@@ -15,6 +15,7 @@ __all__ = [
     "CacheConfigError",
     "CacheKeyError",
     "CacheKitError",
+    "CacheTimeoutError",
     "CodecError",
     "EmbedderError",
     "IndexMismatchError",
@@ -48,6 +49,19 @@ class CodecError(CacheKitError):
 
 class CacheBackendError(CacheKitError):
     """Redis failed during an explicit management call (invalidate, clear, stats)."""
+
+
+class CacheTimeoutError(CacheBackendError, TimeoutError):
+    """A cache stage ran past its time budget (the call then goes to the function).
+
+    The message names the stage and the budget, e.g. ``"embedding the prompt took longer
+    than its 2.0 s budget"``: a bare ``TimeoutError`` says neither.
+    """
+
+    def __init__(self, stage: str, budget: float) -> None:
+        super().__init__(f"{stage} took longer than its {budget:g} s budget")
+        self.stage = stage
+        self.budget = budget
 
 
 class IndexMismatchError(CacheKitError):

@@ -254,7 +254,14 @@ async def test_dimension_mismatch_fails_loudly_at_connect_and_open_in_calls(
 
     with caplog.at_level(logging.WARNING, logger="cachekit"):
         assert await ask("hello") == "still answered"
-    assert last_result().status == "error"  # type: ignore[union-attr]
+    # A mismatched index is a configuration problem, not an outage: the exact layer keeps
+    # working (a miss that is stored), the breaker is untouched, and the log says why.
+    assert last_result().status == "miss"  # type: ignore[union-attr]
+    assert "semantic layer is off" in caplog.text and "m/twelve" in caplog.text
+    await other.drain()
+    assert await ask("hello") == "still answered"
+    assert last_result().status == "exact"  # type: ignore[union-attr]
+    assert other.breaker.state == "closed"
     await other.aclose()
 
 
