@@ -340,3 +340,81 @@ def test_real_server_client_disconnect_stores_nothing(
             break  # hang up after the first bytes
     time.sleep(0.8)  # the server notices the broken pipe on its next write
     assert entry_keys(redis_sync) == []
+
+
+# -- clients and servers that do not buffer the response -----------------------------------
+
+
+def list_app(calls: list[bytes]) -> Any:
+    """A bare PEP 3333 app whose body is a list (what most frameworks return)."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        calls.append(raw)
+        body = json.dumps({"model": "m", "answer": f"call {len(calls)}"}).encode()
+        start_response(
+            "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+    return app
+
+
+def test_unbuffered_werkzeug_client_gets_the_body_once_and_stores(cache: LLMCache) -> None:
+    from werkzeug.test import Client
+
+    calls: list[bytes] = []
+    client = Client(WSGICacheMiddleware(list_app(calls), cache=cache, allow_global=True))
+    body = chat_body("list body")
+    first = client.post(CHAT, json=body)  # not buffered, never closed by the caller
+    assert first.headers["X-Cache"] == "MISS"
+    assert json.loads(first.data) == {"model": "m", "answer": "call 1"}  # once, not twice
+    second = client.post(CHAT, json=body)
+    assert second.headers["X-Cache"] == "HIT" and second.data == first.data
+    assert len(calls) == 1
+
+
+def test_flask_default_test_client_stores(llm: FlaskLLM, cache: LLMCache) -> None:
+    wrap(llm, cache)
+    client = llm.flask.test_client()  # the default: buffered=False, the response not closed
+    first = client.post(CHAT, json=chat_body("default client"))
+    assert first.headers["X-Cache"] == "MISS" and first.json is not None
+    second = client.post(CHAT, json=chat_body("default client"))
+    assert second.headers["X-Cache"] == "HIT" and second.data == first.data
+    assert len(llm.calls) == 1
+
+
+def test_httpx_wsgi_transport_gets_the_body_once_and_stores(cache: LLMCache) -> None:
+    calls: list[bytes] = []
+    app = WSGICacheMiddleware(list_app(calls), cache=cache, allow_global=True)
+    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://t") as client:
+        first = client.post(CHAT, json=chat_body("via httpx"))
+        assert first.headers["x-cache"] == "MISS"
+        assert first.json() == {"model": "m", "answer": "call 1"}
+        second = client.post(CHAT, json=chat_body("via httpx"))
+        assert second.headers["x-cache"] == "HIT" and second.content == first.content
+    assert len(calls) == 1
+
+
+def test_real_wsgiref_server_list_body(cache: LLMCache) -> None:
+    from wsgiref.simple_server import WSGIRequestHandler, make_server as make_wsgiref
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+            pass
+
+    calls: list[bytes] = []
+    app = WSGICacheMiddleware(list_app(calls), cache=cache, allow_global=True)
+    server = make_wsgiref("127.0.0.1", 0, app, handler_class=Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.server_port}") as client:
+            replies = [client.post(CHAT, json=chat_body("over wsgiref")) for _ in range(3)]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert [r.headers["x-cache"] for r in replies] == ["MISS", "HIT", "HIT"]
+    assert all(r.json() == {"model": "m", "answer": "call 1"} for r in replies)
+    assert len(calls) == 1

@@ -89,8 +89,9 @@ class WSGICacheMiddleware:
 
     Differences: ``tenant`` and ``extractor`` receive the WSGI ``environ`` dict instead
     of a Starlette ``Request`` (``tenant`` must be sync here); the response is stored
-    when the server closes the response iterable after sending it, as PEP 3333 servers
-    do, so the client never waits for the store.
+    once the server has read the app's iterable to its end (every chunk was handed to
+    the server; for a streamed response its final chunk marker waits for the store,
+    bounded by the store budget, as with ASGI), whether or not the client closes it.
     """
 
     def __init__(
@@ -307,10 +308,18 @@ class WSGICacheMiddleware:
 
 
 class _RecordingIterable:
-    """Forwards the app's chunks as they come, recording them; stores on ``close()``.
+    """Forwards the app's chunks as they come, recording them; stores at the end.
 
-    Only a response the server iterated to the end is complete: a client that went
-    away, or an app that raised mid-stream, leaves it incomplete and nothing is stored.
+    Only a response iterated to the end is complete: a client that went away, or an app
+    that raised mid-stream, leaves it incomplete and nothing is stored. The store runs
+    when the app's iterator is exhausted, not in ``close()``: a client that does not
+    buffer (werkzeug's test client, a proxy reading lazily) may never close the
+    response, and the entry must land anyway. ``close()`` settles whatever is left
+    (an incomplete response is reported, never stored).
+
+    Servers and clients may call ``iter()`` more than once (werkzeug reads the first
+    chunk, then chains the rest): this object is its own iterator and the app's
+    iterable is iterated exactly once, so a list body is never sent twice.
     """
 
     def __init__(
@@ -327,25 +336,36 @@ class _RecordingIterable:
         self._recorder = recorder
         self._state = state
         self._spent = spent
+        self._exhausted = False
+        self._settled = False
         self._closed = False
 
     def __iter__(self) -> Iterator[bytes]:
-        self._iter = iter(self._app_iter)
         return self
 
     def __next__(self) -> bytes:
+        if self._exhausted:
+            raise StopIteration
         if self._iter is None:
             self._iter = iter(self._app_iter)
         try:
             chunk = next(self._iter)
         except StopIteration:
+            self._exhausted = True
             self._recorder.complete = True
+            self._settle()
             raise
         except BaseException:
+            self._exhausted = True
             self._recorder.reason = self._recorder.reason or "app raised"
             raise
         self._recorder.add(chunk)
         return chunk
+
+    def _settle(self) -> None:
+        if not self._settled:
+            self._settled = True
+            self._owner._store(self._state, self._recorder, self._spent)
 
     def close(self) -> None:
         if self._closed:
@@ -356,4 +376,4 @@ class _RecordingIterable:
             if close is not None:
                 close()
         finally:
-            self._owner._store(self._state, self._recorder, self._spent)
+            self._settle()
