@@ -551,6 +551,27 @@ def test_allow_global_uses_the_global_tenant(fake: FakeLLM, cache: LLMCache) -> 
         assert client.post(CHAT, json=chat_body("shared")).headers["x-cache"] == "HIT"
 
 
+@pytest.mark.parametrize("empty", ["", "   "])
+def test_empty_tenant_bypasses_like_a_missing_one(
+    fake: FakeLLM, cache: LLMCache, empty: str
+) -> None:
+    def tenant(request: Request) -> str | None:
+        return request.headers.get("x-tenant-id")
+
+    with client_for(fake, cache, tenant=tenant, allow_global=False) as client:
+        body = chat_body("whose answer is this")
+        for _ in range(2):
+            reply = client.post(CHAT, json=body, headers={"x-tenant-id": empty})
+            assert reply.headers["x-cache"] == "BYPASS"
+        assert len(fake.calls) == 2
+    # With allow_global an empty tenant is the global tenant, not a tenant "".
+    with client_for(fake, cache, tenant=tenant, allow_global=True) as client:
+        body = chat_body("a global answer")
+        assert client.post(CHAT, json=body).headers["x-cache"] == "MISS"
+        reply = client.post(CHAT, json=body, headers={"x-tenant-id": empty})
+        assert reply.headers["x-cache"] == "HIT"
+
+
 def test_api_key_tenant(fake: FakeLLM, cache: LLMCache) -> None:
     with client_for(fake, cache, tenant=api_key_tenant, allow_global=False) as client:
         body = chat_body("keyed")

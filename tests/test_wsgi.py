@@ -270,6 +270,34 @@ def test_flask_tenants_from_environ(llm: FlaskLLM, cache: LLMCache) -> None:
     assert label(None) == "BYPASS"
 
 
+@pytest.mark.parametrize("empty", ["", "   "])
+def test_flask_empty_tenant_bypasses_like_a_missing_one(
+    llm: FlaskLLM, cache: LLMCache, empty: str
+) -> None:
+    def tenant(environ: dict[str, Any]) -> str | None:
+        value = environ.get("HTTP_X_TENANT_ID")
+        return value if isinstance(value, str) else None
+
+    wrap(llm, cache, tenant=tenant, allow_global=False)
+    body = chat_body("whose answer is this")
+    for _ in range(2):
+        assert post(llm, body, headers={"X-Tenant-Id": empty}).headers["X-Cache"] == "BYPASS"
+    assert len(llm.calls) == 2
+
+
+def test_flask_empty_tenant_is_the_global_tenant_when_allowed(
+    llm: FlaskLLM, cache: LLMCache
+) -> None:
+    def tenant(environ: dict[str, Any]) -> str | None:
+        value = environ.get("HTTP_X_TENANT_ID")
+        return value if isinstance(value, str) else None
+
+    wrap(llm, cache, tenant=tenant, allow_global=True)
+    body = chat_body("a global answer")
+    assert post(llm, body).headers["X-Cache"] == "MISS"
+    assert post(llm, body, headers={"X-Tenant-Id": ""}).headers["X-Cache"] == "HIT"
+
+
 def test_flask_async_tenant_is_refused_per_request(llm: FlaskLLM, cache: LLMCache) -> None:
     async def tenant(environ: dict[str, Any]) -> str:
         return "t"

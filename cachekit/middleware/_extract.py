@@ -346,6 +346,10 @@ class Options:
                 type(value).__name__,
             )
             return None, "bad tenant"
+        if value is not None and not value.strip():
+            # An empty header (``X-Tenant-Id:``) is no tenant, not a tenant "" shared by
+            # everyone who sends one: it bypasses, or is the global tenant when allowed.
+            value = None
         if value is None and not self.allow_global:
             return None, "no tenant"
         return value, None
