@@ -7,6 +7,7 @@ import contextlib
 import gzip
 import hashlib
 import json
+import logging
 import re
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -674,3 +675,56 @@ def test_cache_observers_see_middleware_requests(fake: FakeLLM, cache: LLMCache)
         client.post(CHAT, json=chat_body("observed"))
         client.post(CHAT, json=chat_body("observed"))
     assert [r.status for r in seen] == ["miss", "exact"]
+
+
+# -- hostile bodies ------------------------------------------------------------------------
+
+
+def deep_body(depth: int) -> bytes:
+    """A chat request with an extra field nested ``depth`` lists deep."""
+    head = b'{"model":"m","messages":[{"role":"user","content":"hi"}],"extra":'
+    return head + b"[" * depth + b"]" * depth + b"}"
+
+
+def assert_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    noisy = [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+    assert not noisy, [r.getMessage()[:200] for r in noisy]
+    assert all(len(r.getMessage()) < 500 for r in caplog.records)
+
+
+@pytest.mark.parametrize("depth", [490, 5000])
+def test_deeply_nested_body_passes_through(
+    cache: LLMCache, caplog: pytest.LogCaptureFixture, depth: int
+) -> None:
+    seen: list[int] = []
+
+    async def app_view(request: Request) -> Response:
+        raw = await request.body()  # the app gets the body untouched (and never parses it)
+        seen.append(len(raw))
+        return JSONResponse({"received": len(raw)})
+
+    app = Starlette(routes=[Route(CHAT, app_view, methods=["POST"])])
+    raw = deep_body(depth)
+    caplog.set_level(logging.DEBUG)
+    with TestClient(CacheMiddleware(app, cache=cache, allow_global=True)) as client:
+        for _ in range(2):
+            reply = client.post(CHAT, content=raw, headers={"content-type": "application/json"})
+            assert reply.status_code == 200 and reply.headers["x-cache"] == "BYPASS"
+            assert reply.json() == {"received": len(raw)}
+    assert seen == [len(raw)] * 2
+    assert_no_traceback(caplog)
+
+
+def test_depth_limit_is_a_key_error() -> None:
+    from cachekit import CacheKeyError
+    from cachekit._canonical import MAX_DEPTH, canonical
+    from cachekit._manifest import build_manifest
+
+    nested: Any = []
+    for _ in range(MAX_DEPTH):
+        nested = [nested]
+    with pytest.raises(CacheKeyError, match="nested more than"):
+        canonical(nested, "extra")
+    with pytest.raises(CacheKeyError, match="extra"):
+        build_manifest("ns", None, {"extra": nested, "prompt": "p"}, function_id="f")
+    assert canonical(nested[0], "extra") is not None  # exactly MAX_DEPTH levels is fine

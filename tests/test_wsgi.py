@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import socket
 import threading
@@ -446,3 +447,21 @@ def test_real_wsgiref_server_list_body(cache: LLMCache) -> None:
     assert [r.headers["x-cache"] for r in replies] == ["MISS", "HIT", "HIT"]
     assert all(r.json() == {"model": "m", "answer": "call 1"} for r in replies)
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("depth", [490, 5000])
+def test_deeply_nested_body_passes_through(
+    cache: LLMCache, caplog: pytest.LogCaptureFixture, depth: int
+) -> None:
+    head = b'{"model":"m","messages":[{"role":"user","content":"hi"}],"extra":'
+    raw = head + b"[" * depth + b"]" * depth + b"}"
+    calls: list[bytes] = []
+    app = WSGICacheMiddleware(list_app(calls), cache=cache, allow_global=True)
+    caplog.set_level(logging.DEBUG)
+    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://t") as client:
+        for _ in range(2):
+            reply = client.post(CHAT, content=raw, headers={"content-type": "application/json"})
+            assert reply.status_code == 200 and reply.headers["x-cache"] == "BYPASS"
+    assert calls == [raw, raw]  # the app got the body untouched
+    noisy = [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+    assert not noisy, [r.getMessage()[:200] for r in noisy]

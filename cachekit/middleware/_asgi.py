@@ -33,7 +33,6 @@ from ._extract import (
     RequestState,
     TenantFn,
     is_json_type,
-    parse_body,
     parse_cache_control,
     result_headers,
 )
@@ -171,11 +170,8 @@ class _Responder:
         raw, reason = await self.read_body()
         if reason is not None:
             return await self.bypass(scope, send, reason, started)
-        body = parse_body(raw)
-        if isinstance(body, str):
-            return await self.bypass(scope, send, body, started)
         query = scope.get("query_string", b"").decode("latin-1")
-        manifest = opts.manifest(body, request, tenant, scope["path"], query)
+        manifest = opts.key(raw, request, tenant, scope["path"], query)
         if isinstance(manifest, str):
             return await self.bypass(scope, send, manifest, started)
 

@@ -175,6 +175,10 @@ def parse_body(raw: bytes) -> dict[str, Any] | str:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         return "invalid JSON"
+    except RecursionError:
+        # json.loads recurses in C per level of nesting: a hostile body thousands of
+        # levels deep must be passed to the app, not turned into a 500.
+        return "JSON nested too deeply"
     if not isinstance(body, dict):
         return "JSON body is not an object"
     return body
@@ -354,12 +358,38 @@ class Options:
             return None, "no tenant"
         return value, None
 
+    def key(
+        self, raw: bytes, request: Any, tenant: str | None, path: str, query: str
+    ) -> KeyManifest | str:
+        """Parse and key a request body: its manifest, or the reason it bypasses.
+
+        Nothing a client sends may turn into an error here: whatever fails is a bypass
+        (the app still gets the request untouched) and one short log line, never a
+        traceback per request (a hostile body would otherwise flood the log).
+        """
+        try:
+            body = parse_body(raw)
+            if isinstance(body, str):
+                return body
+            return self.manifest(body, request, tenant, path, query)
+        except Exception as exc:
+            log.warning(
+                "cachekit: cannot key the request to %s (%s: %.200s); bypassing the cache",
+                path,
+                type(exc).__name__,
+                exc,
+            )
+            return "no key"
+
     def manifest(
         self, body: dict[str, Any], request: Any, tenant: str | None, path: str, query: str
     ) -> KeyManifest | str:
         """The request's key manifest, or the reason it bypasses the cache."""
         try:
             arguments = self.extractor(body, request)
+        except RecursionError:
+            log.warning("cachekit: the extractor hit the recursion limit; bypassing the cache")
+            return "extractor failed"
         except Exception:
             log.exception("cachekit: the extractor raised; bypassing the cache for this request")
             return "extractor failed"

@@ -29,7 +29,6 @@ from ._extract import (
     RequestState,
     TenantFn,
     is_json_type,
-    parse_body,
     parse_cache_control,
     result_headers,
 )
@@ -156,10 +155,7 @@ class WSGICacheMiddleware:
         raw, reason = self._read_body(environ)
         if reason is not None:
             return self._bypass(environ, start_response, reason, started)
-        body = parse_body(raw)
-        if isinstance(body, str):
-            return self._bypass(environ, start_response, body, started)
-        manifest = opts.manifest(body, environ, tenant, path, environ.get("QUERY_STRING", ""))
+        manifest = opts.key(raw, environ, tenant, path, environ.get("QUERY_STRING", ""))
         if isinstance(manifest, str):
             return self._bypass(environ, start_response, manifest, started)
 
