@@ -941,8 +941,12 @@ class LLMCache:
         ttl: int | None,
         usage: tuple[int, int] | None = None,
         usage_estimated: bool = False,
+        model: str | None = None,
     ) -> None:
-        """Entry + exact key + vector in one MULTI on one hash slot."""
+        """Entry + exact key + vector in one MULTI on one hash slot.
+
+        ``model`` prices ``usage`` when the request named none (default: the manifest's).
+        """
         space = self.space(manifest)
         ttl = ttl if ttl is not None else self.default_ttl
         vector = outcome.vector
@@ -963,8 +967,9 @@ class LLMCache:
             "s": manifest.scope_digest,
             "p": manifest.prompt or "",
         }
-        if manifest.model:
-            fields["m"] = manifest.model
+        model = model or manifest.model
+        if model:
+            fields["m"] = model
         if usage is not None:
             fields["ti"], fields["to"] = usage
             if usage_estimated:

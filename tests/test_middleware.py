@@ -728,3 +728,43 @@ def test_depth_limit_is_a_key_error() -> None:
     with pytest.raises(CacheKeyError, match="extra"):
         build_manifest("ns", None, {"extra": nested, "prompt": "p"}, function_id="f")
     assert canonical(nested[0], "extra") is not None  # exactly MAX_DEPTH levels is fine
+
+
+# -- savings priced by the response's model ------------------------------------------------
+
+
+def test_savings_use_the_responses_model_when_the_request_has_none(
+    fake: FakeLLM, cache: LLMCache
+) -> None:
+    """A body without "model" (an Azure deployment path): the answer names the model."""
+
+    async def view(request: Request) -> Response:
+        body = json.loads(await request.body())
+        if body.get("stream"):
+
+            async def events() -> AsyncIterator[str]:
+                chunk = {"model": "gpt-4o-mini", "choices": [{"delta": {"content": "hi"}}]}
+                yield f"data: {json.dumps(chunk)}\n\n"
+                usage = {"prompt_tokens": 1000, "completion_tokens": 3000}
+                yield f"data: {json.dumps({'model': 'gpt-4o-mini', 'choices': [], 'usage': usage})}\n\n"
+                yield "data: [DONE]\n\n"
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+        payload = {
+            "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}],
+            "usage": {"prompt_tokens": 1000, "completion_tokens": 3000, "total_tokens": 4000},
+        }
+        return JSONResponse(payload)
+
+    app = Starlette(routes=[Route(CHAT, view, methods=["POST"])])
+    body = {"messages": [{"role": "user", "content": "which model am I?"}]}
+    with TestClient(CacheMiddleware(app, cache=cache, allow_global=True, namespace="px")) as c:
+        for payload in (body, {**body, "stream": True}):
+            assert c.post(CHAT, json=payload).headers["x-cache"] == "MISS"
+            assert c.post(CHAT, json=payload).headers["x-cache"] == "HIT"
+    report = cache.run_sync(cache.stats, "px", timeout=10)
+    row = report.totals
+    assert row.exact == 2 and row.miss == 2
+    assert row.tokens == {"gpt-4o-mini": [2000, 6000]}
+    assert row.usd_saved == pytest.approx((2000 * 0.15 + 6000 * 0.60) / 1e6)

@@ -449,7 +449,14 @@ class Options:
     ) -> None:
         assert state.outcome is not None
         await cache.store(
-            state.manifest, state.outcome, response.encode(), ttl=self.ttl, usage=response.usage
+            state.manifest,
+            state.outcome,
+            response.encode(),
+            ttl=self.ttl,
+            usage=response.usage,
+            # A body without "model" (Azure deployments, a default model upstream): the
+            # response still says which model answered, so the savings can be priced.
+            model=state.manifest.model or response.model,
         )
         state.stored = True
 

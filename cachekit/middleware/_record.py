@@ -97,6 +97,30 @@ def _usage_of_events(events: list[str]) -> tuple[int, int] | None:
     return None
 
 
+def _model_of(value: Any) -> str | None:
+    """The ``model`` an OpenAI-style response (or stream chunk) says answered it."""
+    model = value.get("model") if isinstance(value, dict) else None
+    return model if isinstance(model, str) and model else None
+
+
+def _model_of_events(events: list[str]) -> str | None:
+    """The first ``model`` of a stream's chunks (every OpenAI chunk repeats it)."""
+    for event in events:
+        if '"model"' not in event:
+            continue
+        for line in event.split("\n"):
+            if not line.startswith("data:"):
+                continue
+            try:
+                value = json.loads(line[5:])
+            except ValueError:
+                continue
+            model = _model_of(value)
+            if model is not None:
+                return model
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class CachedResponse:
     """A response as stored in, and replayed from, the cache."""
@@ -108,6 +132,8 @@ class CachedResponse:
     events: tuple[str, ...] | None = None
     #: Token usage reported by the response (counted at store time, not stored here).
     usage: tuple[int, int] | None = None
+    #: The model the response names: prices ``usage`` when the request named none.
+    model: str | None = None
 
     def encode(self) -> str:
         data: dict[str, Any] = {
@@ -231,11 +257,23 @@ class Recorder:
             except (UnicodeDecodeError, ValueError):
                 self.reason = "response body is not JSON"
                 return None
-            return CachedResponse("json", 200, self.content_type, body=text, usage=_usage_of(value))
+            return CachedResponse(
+                "json",
+                200,
+                self.content_type,
+                body=text,
+                usage=_usage_of(value),
+                model=_model_of(value),
+            )
         events = parse_sse(data)
         if events is None:
             self.reason = "incomplete event stream"
             return None
         return CachedResponse(
-            "sse", 200, self.content_type, events=tuple(events), usage=_usage_of_events(events)
+            "sse",
+            200,
+            self.content_type,
+            events=tuple(events),
+            usage=_usage_of_events(events),
+            model=_model_of_events(events),
         )
