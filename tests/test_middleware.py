@@ -377,6 +377,8 @@ async def test_chunked_oversized_body_reaches_the_app_intact(
         ("status", 201),
         ("headers", {"cache-control": "no-store"}),
         ("headers", {"cache-control": "private, max-age=60"}),
+        ("headers", {"cache-control": "Private"}),
+        ("headers", {"cache-control": 'max-age=5, NO-STORE, no-cache="x-a"'}),
         ("headers", {"content-encoding": "gzip"}),
         ("media_type", "text/plain"),
     ],
@@ -768,3 +770,78 @@ def test_savings_use_the_responses_model_when_the_request_has_none(
     assert row.exact == 2 and row.miss == 2
     assert row.tokens == {"gpt-4o-mini": [2000, 6000]}
     assert row.usd_saved == pytest.approx((2000 * 0.15 + 6000 * 0.60) / 1e6)
+
+
+# -- the app's headers on a hit ------------------------------------------------------------
+
+
+def header_app(calls: list[bytes], cache_control: str | None) -> Starlette:
+    async def view(request: Request) -> Response:
+        calls.append(await request.body())
+        headers = {
+            "x-request-model": "gpt-4o-mini-2024-07-18",
+            "openai-processing-ms": "412",
+            "x-secret": "for the first caller only",
+            "date": "Mon, 01 Jan 2024 00:00:00 GMT",
+            "connection": "x-hop",
+            "x-hop": "one connection",
+        }
+        if cache_control is not None:
+            headers["cache-control"] = cache_control
+        response = JSONResponse({"answer": len(calls)}, headers=headers)
+        response.set_cookie("session", "abc123")
+        return response
+
+    return Starlette(routes=[Route(CHAT, view, methods=["POST"])])
+
+
+def test_a_hit_replays_the_apps_headers(cache: LLMCache) -> None:
+    calls: list[bytes] = []
+    app = header_app(calls, 'private="X-Secret", max-age=60')
+    with TestClient(CacheMiddleware(app, cache=cache, allow_global=True)) as client:
+        first = client.post(CHAT, json=chat_body("headers please"))
+        assert first.headers["x-cache"] == "MISS" and "set-cookie" in first.headers
+        hit = client.post(CHAT, json=chat_body("headers please"))
+    assert hit.headers["x-cache"] == "HIT" and hit.content == first.content
+    assert hit.headers["x-request-model"] == "gpt-4o-mini-2024-07-18"
+    assert hit.headers["openai-processing-ms"] == "412"
+    assert hit.headers["cache-control"] == 'private="X-Secret", max-age=60'
+    assert int(hit.headers["content-length"]) == len(hit.content)
+    for name in ("set-cookie", "x-secret", "date", "x-hop", "connection"):
+        assert name not in hit.headers, name
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("control", ["no-store", "private", "max-age=9, Private"])
+def test_a_response_the_app_keeps_private_is_not_stored(
+    cache: LLMCache, redis_sync: redis.Redis, control: str
+) -> None:
+    calls: list[bytes] = []
+    app = header_app(calls, control)
+    with TestClient(CacheMiddleware(app, cache=cache, allow_global=True)) as client:
+        for _ in range(2):
+            assert client.post(CHAT, json=chat_body("mine")).headers["x-cache"] == "MISS"
+    assert len(calls) == 2 and entry_keys(redis_sync) == []
+
+
+def test_entries_stored_before_header_replay_still_decode(
+    fake: FakeLLM, cache: LLMCache, redis_sync: redis.Redis
+) -> None:
+    from cachekit import _codec
+    from cachekit.middleware import CachedResponse
+
+    with client_for(fake, cache) as client:
+        first = client.post(CHAT, json=chat_body("old entry"))
+        (key,) = entry_keys(redis_sync)
+        # The payload as the previous release wrote it: no "replay" list.
+        old = {
+            "kind": "json",
+            "status": 200,
+            "headers": {"content-type": "application/json"},
+            "body": first.text,
+        }
+        redis_sync.hset(key, "v", _codec.encode(old))
+        hit = client.post(CHAT, json=chat_body("old entry"))
+    assert hit.headers["x-cache"] == "HIT" and hit.content == first.content
+    assert CachedResponse.decode(_codec.encode(old)).replay == ()
+    assert "replay" not in _codec.decode(CachedResponse("json", 200, "application/json", "{}").encode())

@@ -465,3 +465,35 @@ def test_deeply_nested_body_passes_through(
     assert calls == [raw, raw]  # the app got the body untouched
     noisy = [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
     assert not noisy, [r.getMessage()[:200] for r in noisy]
+
+
+def test_flask_hit_replays_the_apps_headers(cache: LLMCache) -> None:
+    app = Flask("headers")
+    calls: list[int] = []
+
+    @app.post(CHAT)
+    def chat() -> Any:
+        calls.append(1)
+        response = jsonify(answer=len(calls))
+        response.headers["X-Request-Model"] = "gpt-4o-mini-2024-07-18"
+        response.headers["OpenAI-Processing-Ms"] = "412"
+        response.headers["X-Secret"] = "first caller only"
+        response.headers["Cache-Control"] = 'no-cache="X-Secret"'
+        response.headers["Date"] = "Mon, 01 Jan 2024 00:00:00 GMT"
+        response.set_cookie("session", "abc123")
+        return response
+
+    app.wsgi_app = WSGICacheMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, cache=cache, allow_global=True
+    )
+    client = app.test_client()
+    first = client.post(CHAT, json=chat_body("headers"), buffered=True)
+    assert first.headers["X-Cache"] == "MISS" and "Set-Cookie" in first.headers
+    hit = client.post(CHAT, json=chat_body("headers"), buffered=True)
+    assert hit.headers["X-Cache"] == "HIT" and hit.data == first.data
+    assert hit.headers["X-Request-Model"] == "gpt-4o-mini-2024-07-18"
+    assert hit.headers["OpenAI-Processing-Ms"] == "412"
+    assert int(hit.headers["Content-Length"]) == len(hit.data)
+    for name in ("Set-Cookie", "X-Secret", "Date"):
+        assert name not in hit.headers, name
+    assert len(calls) == 1
