@@ -748,7 +748,8 @@ def test_savings_use_the_responses_model_when_the_request_has_none(
                 chunk = {"model": "gpt-4o-mini", "choices": [{"delta": {"content": "hi"}}]}
                 yield f"data: {json.dumps(chunk)}\n\n"
                 usage = {"prompt_tokens": 1000, "completion_tokens": 3000}
-                yield f"data: {json.dumps({'model': 'gpt-4o-mini', 'choices': [], 'usage': usage})}\n\n"
+                last = {"model": "gpt-4o-mini", "choices": [], "usage": usage}
+                yield f"data: {json.dumps(last)}\n\n"
                 yield "data: [DONE]\n\n"
 
             return StreamingResponse(events(), media_type="text/event-stream")
@@ -844,4 +845,6 @@ def test_entries_stored_before_header_replay_still_decode(
         hit = client.post(CHAT, json=chat_body("old entry"))
     assert hit.headers["x-cache"] == "HIT" and hit.content == first.content
     assert CachedResponse.decode(_codec.encode(old)).replay == ()
-    assert "replay" not in _codec.decode(CachedResponse("json", 200, "application/json", "{}").encode())
+    assert "replay" not in _codec.decode(
+        CachedResponse("json", 200, "application/json", "{}").encode()
+    )

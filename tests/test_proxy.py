@@ -436,3 +436,33 @@ def test_deeply_nested_raw_body_passes_through(
         assert reply.headers["x-cache"] == "BYPASS"
     assert up.count("/v1/chat/completions") == 3
     _assert_no_traceback(caplog)
+
+
+def test_identical_concurrent_requests_are_each_counted_once(
+    cache: LLMCache, proxy: Served, up: LocalOpenAIServer
+) -> None:
+    up.delay = 0.5  # every duplicate arrives while the first is upstream
+    try:
+        body = {"model": MODEL, "messages": messages("counted once each")}
+        headers = {"authorization": "Bearer sk-count"}
+        replies: list[httpx.Response] = []
+        barrier = threading.Barrier(4)
+
+        def one() -> None:
+            barrier.wait(10)
+            replies.append(
+                httpx.post(f"{proxy.url}/v1/chat/completions", json=body, headers=headers)
+            )
+
+        threads = [threading.Thread(target=one) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        up.delay = 0.0
+    assert sorted(r.headers["x-cache"] for r in replies) == ["HIT", "HIT", "HIT", "MISS"]
+    assert up.count("/v1/chat/completions") == 1
+    cache.drain_sync()
+    totals = cache.run_sync(cache.stats, "proxy", timeout=10).totals
+    assert (totals.miss, totals.exact, totals.semantic) == (1, 3, 0)

@@ -426,10 +426,11 @@ def test_httpx_wsgi_transport_gets_the_body_once_and_stores(cache: LLMCache) -> 
 
 
 def test_real_wsgiref_server_list_body(cache: LLMCache) -> None:
-    from wsgiref.simple_server import WSGIRequestHandler, make_server as make_wsgiref
+    from wsgiref.simple_server import WSGIRequestHandler
+    from wsgiref.simple_server import make_server as make_wsgiref
 
     class Quiet(WSGIRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     calls: list[bytes] = []

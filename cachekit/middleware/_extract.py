@@ -8,6 +8,7 @@ no tenant, cache unavailable). Nothing on this side ever turns a request into an
 
 from __future__ import annotations
 
+import concurrent.futures
 import enum
 import hashlib
 import json
@@ -19,6 +20,7 @@ from typing import Any, Final
 
 from .._layout import NAMESPACE_RE
 from .._manifest import KeyManifest, build_manifest
+from .._xflight import release
 from ..cache import LLMCache, LookupOutcome
 from ..errors import CacheConfigError, CacheKeyError, CodecError
 from ..result import CacheResult, Status, publish
@@ -191,6 +193,9 @@ class RequestState:
         "cached",
         "control",
         "failed",
+        "flight",
+        "flight_key",
+        "lock",
         "manifest",
         "outcome",
         "started",
@@ -205,6 +210,23 @@ class RequestState:
         self.cached: CachedResponse | None = None
         self.failed: str | None = None
         self.stored = False
+        #: The in-process flight this request leads (WSGI keeps it here until the
+        #: response is settled), and the cross-process lock it holds meanwhile.
+        self.flight: concurrent.futures.Future[Any] | None = None
+        self.flight_key = ""
+        self.lock: Any = None
+
+    def settle_flight(self, cache: LLMCache) -> None:
+        """The leader is done: forget its flight (failing it if it never got a
+        response) and free its cross-process lock, after the store (if any) landed."""
+        flight, self.flight = self.flight, None
+        if flight is not None:
+            if flight.done():
+                cache.flights.land(self.flight_key, flight)
+            else:
+                cache.flights.fail(self.flight_key, flight)
+        lock, self.lock = self.lock, None
+        release(cache, lock)
 
 
 def _check_paths(paths: Any) -> tuple[frozenset[str], tuple[str, ...]]:
@@ -337,8 +359,53 @@ class Options:
         return b.lookup + (b.embed + b.search if cache.embedder is not None else 0.0)
 
     def store_budget(self, cache: LLMCache, state: RequestState) -> float:
-        needs_embed = state.outcome is not None and state.outcome.vector is None
+        # The store embeds only what the lookup did not (LLMCache.store's own rule):
+        # without an embedder, or a prompt, it is one MULTI and gets the store budget.
+        needs_embed = (
+            cache.embedder is not None
+            and state.manifest.has_prompt_text
+            and state.outcome is not None
+            and state.outcome.vector is None
+        )
         return cache.budgets.store + (cache.budgets.embed if needs_embed else 0.0)
+
+    # -- single-flight --------------------------------------------------------------------
+
+    def flight_key(self, cache: LLMCache, manifest: KeyManifest) -> str:
+        return f"{cache.space(manifest).tag}:{manifest.exact_digest}"
+
+    def may_follow(self, cache: LLMCache, control: RequestControl) -> bool:
+        """May this request be served by an identical one in flight, before any lookup?"""
+        # A forced refresh (no-cache) or max-age=0 wants a new answer, not a shared one.
+        return cache.single_flight and not control.no_cache and control.max_age != 0
+
+    def may_lead(self, cache: LLMCache, state: RequestState) -> bool:
+        """After a miss: may this request lead (or follow) a flight of identical ones?"""
+        control = state.control
+        return cache.single_flight and not control.no_cache and not control.no_store
+
+    async def poll(self, cache: LLMCache, state: RequestState) -> CachedResponse | None:
+        """One exact-layer look for an answer another process stored (home loop)."""
+        outcome = await cache.lookup(state.manifest, threshold=None, max_age=state.control.max_age)
+        if outcome.entry is None:
+            return None
+        try:
+            response = CachedResponse.decode(outcome.entry.payload)
+        except CodecError:
+            return None  # the leader's corrupt entry: this request calls the app
+        state.outcome = outcome
+        return response
+
+    def flight_failure(self, cache: LLMCache, exc: BaseException) -> None:
+        # Not state.failed: the request still goes through the cache (its miss is
+        # stored and counted); only the coalescing with other processes was lost.
+        cache.local_errors += 1
+        cache.warn(
+            "http-single-flight",
+            "cachekit: cross-process single-flight failed; the request goes to the app: %s: %s",
+            type(exc).__name__,
+            exc,
+        )
 
     # -- tenant and key -----------------------------------------------------------------
 
@@ -372,7 +439,7 @@ class Options:
             if isinstance(body, str):
                 return body
             return self.manifest(body, request, tenant, path, query)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a request that cannot be keyed bypasses
             log.warning(
                 "cachekit: cannot key the request to %s (%s: %.200s); bypassing the cache",
                 path,
@@ -489,13 +556,17 @@ class Options:
         if overhead is None:
             overhead = time.perf_counter() - begin if begin is not None else 0.0
         layer = outcome.layer if entry is not None and outcome is not None else None
+        matched = entry.prompt if entry is not None else None
+        if status == "exact" and entry is None and state is not None:
+            # Served by an identical request in flight: the same key, from memory.
+            layer, matched = "exact", state.manifest.prompt
         result = CacheResult(
             status=status,
             namespace=self.namespace,
             key=state.manifest.exact_digest if state is not None else None,
             layer=layer,  # type: ignore[arg-type]
             similarity=outcome.similarity if outcome is not None else None,
-            matched_prompt=entry.prompt if entry is not None else None,
+            matched_prompt=matched,
             latency_ms=overhead * 1000.0,
             age_s=(time.time() - entry.created) if entry is not None else None,
             stored=state.stored if state is not None else False,
@@ -509,9 +580,15 @@ class Options:
 def result_headers(state: RequestState | None, label: str) -> list[tuple[bytes, bytes]]:
     """``X-Cache`` and friends for one handled request."""
     headers = [(b"x-cache", label.encode())]
-    if state is None or state.outcome is None:
+    if state is None:
         return headers
     outcome = state.outcome
+    if label == "HIT" and (outcome is None or outcome.entry is None):
+        # Served by an identical request in flight: an exact match, fresh from the app.
+        headers.append((b"x-cache-match", b"exact"))
+        return headers
+    if outcome is None:
+        return headers
     entry = outcome.entry
     if entry is not None and outcome.layer:
         headers.append((b"x-cache-match", outcome.layer.encode()))
