@@ -18,7 +18,13 @@ from typing import Any
 
 from .errors import CacheKeyError
 
-__all__ = ["MISSING", "canonical", "digest", "dumps_canonical", "is_missing"]
+__all__ = ["MAX_DEPTH", "MISSING", "canonical", "digest", "dumps_canonical", "is_missing"]
+
+#: Deepest nesting of containers a key may have. Real requests (messages, tools, JSON
+#: schemas) stay far below it; a hostile body nested hundreds of levels deep would
+#: otherwise end in a RecursionError here or in ``json.dumps``. Checked with a counter
+#: as the value is walked: no extra pass over the data.
+MAX_DEPTH = 128
 
 
 class _Missing:
@@ -37,8 +43,20 @@ def is_missing(value: object) -> bool:
     return value is MISSING or type(value).__name__ in _SENTINEL_NAMES
 
 
-def canonical(value: object, where: str) -> Any:
-    """Turn ``value`` into plain JSON data with a stable form, or raise CacheKeyError."""
+def _too_deep(where: str) -> CacheKeyError:
+    name = where.split("[", 1)[0].split("{", 1)[0]
+    return CacheKeyError(
+        f"cannot build a cache key from {name}: it is nested more than {MAX_DEPTH} levels deep",
+        parameter=name,
+    )
+
+
+def canonical(value: object, where: str, depth: int = 0) -> Any:
+    """Turn ``value`` into plain JSON data with a stable form, or raise CacheKeyError.
+
+    ``depth`` counts the containers above ``value``; past :data:`MAX_DEPTH` the value
+    has no key (CacheKeyError), never a RecursionError.
+    """
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):
@@ -48,7 +66,10 @@ def canonical(value: object, where: str) -> Any:
             return value
         return {"__float__": repr(value)}
     if isinstance(value, enum.Enum):
-        return canonical(value.value, where)
+        return canonical(value.value, where, depth)
+    if depth >= MAX_DEPTH:
+        raise _too_deep(where)
+    depth += 1
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for k, v in value.items():
@@ -60,22 +81,22 @@ def canonical(value: object, where: str) -> Any:
                 )
             if is_missing(v):
                 continue
-            out[k] = canonical(v, f"{where}[{k!r}]")
+            out[k] = canonical(v, f"{where}[{k!r}]", depth)
         return dict(sorted(out.items()))
     if isinstance(value, list | tuple):
-        return [canonical(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [canonical(v, f"{where}[{i}]", depth) for i, v in enumerate(value)]
     if isinstance(value, set | frozenset):
-        items = [canonical(v, f"{where}{{}}") for v in value]
+        items = [canonical(v, f"{where}{{}}", depth) for v in value]
         return {"__set__": sorted(items, key=lambda x: json.dumps(x, sort_keys=True))}
     if isinstance(value, bytes | bytearray | memoryview):
         return {"__bytes__": base64.b64encode(bytes(value)).decode("ascii")}
     dump = getattr(value, "model_dump", None)
     if callable(dump) and not isinstance(value, type):
         # pydantic v2 models (openai/anthropic params objects, user models)
-        return canonical(dump(mode="json", exclude_unset=True), where)
+        return canonical(dump(mode="json", exclude_unset=True), where, depth - 1)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-        return canonical(fields, where)
+        return canonical(fields, where, depth - 1)
     raise CacheKeyError(
         f"cannot build a cache key from {where}: values of type "
         f"{type(value).__module__}.{type(value).__qualname__} have no stable canonical form; "

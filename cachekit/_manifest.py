@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._canonical import canonical, dumps_canonical, is_missing
+from .errors import CacheKeyError
 
 __all__ = [
     "DEFAULT_IGNORE",
@@ -204,7 +205,39 @@ def build_manifest(
     ignore: Iterable[str] = (),
     normalize: Callable[[str], str] | None = default_normalize,
 ) -> KeyManifest:
-    """Build the manifest of one call from its bound arguments (defaults applied)."""
+    """Build the manifest of one call from its bound arguments (defaults applied).
+
+    Raises CacheKeyError for arguments with no stable key, including values nested
+    deeper than :data:`~cachekit._canonical.MAX_DEPTH`.
+    """
+    try:
+        return _build_manifest(
+            namespace,
+            tenant,
+            arguments,
+            function_id=function_id,
+            prompt_param=prompt_param,
+            ignore=ignore,
+            normalize=normalize,
+        )
+    except RecursionError as exc:
+        # canonical() stops at MAX_DEPTH; this is the net for what runs before it
+        # (comparing deeply nested messages in split_messages, a deep model_dump).
+        raise CacheKeyError(
+            "cannot build a cache key: the arguments are nested too deeply"
+        ) from exc
+
+
+def _build_manifest(
+    namespace: str,
+    tenant: str | None,
+    arguments: Mapping[str, Any],
+    *,
+    function_id: str,
+    prompt_param: str | None,
+    ignore: Iterable[str],
+    normalize: Callable[[str], str] | None,
+) -> KeyManifest:
     skip = (
         ignore
         if isinstance(ignore, frozenset) and ignore >= DEFAULT_IGNORE

@@ -1304,7 +1304,8 @@ class LLMCache:
             else:
                 pipe.set(xkey, outcome.entry.entry_id)
             pipe.hincrby(entry_key, "h", 1)
-            pipe.hincrby(space.stats_key, "semantic", 1)
+            # "exact" when the search found this very request's own entry (see _semantic).
+            pipe.hincrby(space.stats_key, outcome.layer or "semantic", 1)
             # Tokens this hit saved, like the exact lookup script (m, ti, to, te of the entry).
             model, tin, tout, estimated = tokens
             count_in, count_out = _int_or_none(tin), _int_or_none(tout)

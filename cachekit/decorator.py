@@ -285,6 +285,9 @@ class _CachedCall:
                 )
         if tenant is None:
             tenant = current_tenant()
+        if tenant is not None and not tenant.strip():
+            # An empty id would be one tenant shared by every caller that has none.
+            tenant = None
         manifest = cached_manifest(
             self.namespace,
             tenant,
@@ -773,7 +776,11 @@ def _make_sync_wrapper(call: _CachedCall) -> Any:
         state, bypass = call.start(wrapped, instance, args, kwargs)
         assert state is not None
         cache = call.cache
-        local = None if bypass is not None else _local_flight(cache, state)
+        # On the home loop's own thread a sync call must not block the loop waiting for
+        # a flight (the leader may need that loop); it bypasses below instead.
+        local = (
+            None if bypass is not None or _on_home_thread(cache) else _local_flight(cache, state)
+        )
         served = local is not None and _follow_sync(cache, state, local)
         if bypass is None and not served and not _sync_lookup(call, cache, state):
             bypass = "would block the event loop"
@@ -856,7 +863,11 @@ def _make_sync_gen_wrapper(call: _CachedCall) -> Any:
         state, bypass = call.start(wrapped, instance, args, kwargs)
         assert state is not None
         cache = call.cache
-        local = None if bypass is not None else _local_flight(cache, state)
+        # On the home loop's own thread a sync call must not block the loop waiting for
+        # a flight (the leader may need that loop); it bypasses below instead.
+        local = (
+            None if bypass is not None or _on_home_thread(cache) else _local_flight(cache, state)
+        )
         served = local is not None and _follow_sync(cache, state, local)
         if bypass is None and not served and not _sync_lookup(call, cache, state):
             bypass = "would block the event loop"

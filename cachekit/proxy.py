@@ -240,8 +240,8 @@ async def _warm_up(cache: LLMCache) -> None:
     cache). Failures are only logged: the proxy must start even when Redis is down.
     """
     try:
-        if cache.embedder is not None:
-            await cache.embedder.embed(["warm-up"])
+        # connect() also waits for the model (it loads in the background from the moment
+        # the cache exists); a model that cannot load leaves the exact layer working.
         await cache.connect()
     except CACHE_ERRORS as exc:
         log.warning("cachekit proxy: cache not ready at start-up (requests fail open): %s", exc)

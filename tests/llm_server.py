@@ -512,7 +512,7 @@ class LocalOpenAIServer:
         if raw:
             try:
                 body = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested thousands deep
                 bad_json = True
         headers = {name.lower(): value for name, value in request.headers.items()}
         api_key = _bearer(headers.get("authorization"))

@@ -243,8 +243,10 @@ async def test_tenant_isolation_with_hostile_ids(cache: LLMCache) -> None:
         assert await ask("the prompt", org) == f"secret of {org}"
     for org in hostile:
         assert await ask("the prompt", org) == f"secret of {org}"
-        assert last_result().status == "exact"  # type: ignore[union-attr]
-    assert calls == hostile
+        # "" is no tenant (a bypass), never one tenant shared by everyone without one.
+        expected = "exact" if org else "bypass"
+        assert last_result().status == expected  # type: ignore[union-attr]
+    assert calls == [*hostile, ""]
     tokens = {encode_tenant(t) for t in hostile}
     assert len(tokens) == len(hostile)
     for token in tokens:

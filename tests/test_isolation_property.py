@@ -192,6 +192,9 @@ class Harness:
             r = last_result()
             assert r is not None
             assert r.status != "error", r
+            if not tenant.strip():
+                # Blank is no tenant for the decorator too: a bypass, never shared.
+                assert r.status == "bypass", r
             return value, r.hit
         body = {
             "model": "m",
@@ -202,6 +205,11 @@ class Harness:
         }
         resp = self.http[ns].post(CHAT, json=body, headers={"x-tenant": _b64(tenant), "x-ns": ns})
         assert resp.status_code == 200, resp.text
+        if not tenant.strip():
+            # An empty/blank tenant header is no tenant: the middleware bypasses (no
+            # allow_global here), it never becomes a tenant "" shared by every sender.
+            assert resp.headers["x-cache"] == "BYPASS", resp.headers
+            return resp.json(), False
         assert resp.headers["x-cache"] in ("HIT", "MISS"), resp.headers
         return resp.json(), resp.headers["x-cache"] == "HIT"
 
@@ -339,5 +347,8 @@ def test_same_prompt_for_every_hostile_tenant_never_crosses(redis_url: str) -> N
             h.cache.drain_sync()
             for tenant in HOSTILE:
                 got, hit = h.call(tenant, NAMESPACES[0], via, SCOPES[0], paraphrase)
-                assert hit and got["tenant"] == tenant and got["via"] == via
-        assert h.calls == 2 * len(HOSTILE)
+                # Blank tenants bypass both entry points (see Harness.call): no hit.
+                cacheable = bool(tenant.strip())
+                assert hit == cacheable and got["tenant"] == tenant and got["via"] == via
+        blank = sum(1 for t in HOSTILE if not t.strip())
+        assert h.calls == 2 * len(HOSTILE) + 2 * blank

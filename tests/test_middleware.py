@@ -7,6 +7,7 @@ import contextlib
 import gzip
 import hashlib
 import json
+import logging
 import re
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -376,6 +377,8 @@ async def test_chunked_oversized_body_reaches_the_app_intact(
         ("status", 201),
         ("headers", {"cache-control": "no-store"}),
         ("headers", {"cache-control": "private, max-age=60"}),
+        ("headers", {"cache-control": "Private"}),
+        ("headers", {"cache-control": 'max-age=5, NO-STORE, no-cache="x-a"'}),
         ("headers", {"content-encoding": "gzip"}),
         ("media_type", "text/plain"),
     ],
@@ -551,6 +554,27 @@ def test_allow_global_uses_the_global_tenant(fake: FakeLLM, cache: LLMCache) -> 
         assert client.post(CHAT, json=chat_body("shared")).headers["x-cache"] == "HIT"
 
 
+@pytest.mark.parametrize("empty", ["", "   "])
+def test_empty_tenant_bypasses_like_a_missing_one(
+    fake: FakeLLM, cache: LLMCache, empty: str
+) -> None:
+    def tenant(request: Request) -> str | None:
+        return request.headers.get("x-tenant-id")
+
+    with client_for(fake, cache, tenant=tenant, allow_global=False) as client:
+        body = chat_body("whose answer is this")
+        for _ in range(2):
+            reply = client.post(CHAT, json=body, headers={"x-tenant-id": empty})
+            assert reply.headers["x-cache"] == "BYPASS"
+        assert len(fake.calls) == 2
+    # With allow_global an empty tenant is the global tenant, not a tenant "".
+    with client_for(fake, cache, tenant=tenant, allow_global=True) as client:
+        body = chat_body("a global answer")
+        assert client.post(CHAT, json=body).headers["x-cache"] == "MISS"
+        reply = client.post(CHAT, json=body, headers={"x-tenant-id": empty})
+        assert reply.headers["x-cache"] == "HIT"
+
+
 def test_api_key_tenant(fake: FakeLLM, cache: LLMCache) -> None:
     with client_for(fake, cache, tenant=api_key_tenant, allow_global=False) as client:
         body = chat_body("keyed")
@@ -653,3 +677,174 @@ def test_cache_observers_see_middleware_requests(fake: FakeLLM, cache: LLMCache)
         client.post(CHAT, json=chat_body("observed"))
         client.post(CHAT, json=chat_body("observed"))
     assert [r.status for r in seen] == ["miss", "exact"]
+
+
+# -- hostile bodies ------------------------------------------------------------------------
+
+
+def deep_body(depth: int) -> bytes:
+    """A chat request with an extra field nested ``depth`` lists deep."""
+    head = b'{"model":"m","messages":[{"role":"user","content":"hi"}],"extra":'
+    return head + b"[" * depth + b"]" * depth + b"}"
+
+
+def assert_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    noisy = [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+    assert not noisy, [r.getMessage()[:200] for r in noisy]
+    assert all(len(r.getMessage()) < 500 for r in caplog.records)
+
+
+@pytest.mark.parametrize("depth", [490, 5000])
+def test_deeply_nested_body_passes_through(
+    cache: LLMCache, caplog: pytest.LogCaptureFixture, depth: int
+) -> None:
+    seen: list[int] = []
+
+    async def app_view(request: Request) -> Response:
+        raw = await request.body()  # the app gets the body untouched (and never parses it)
+        seen.append(len(raw))
+        return JSONResponse({"received": len(raw)})
+
+    app = Starlette(routes=[Route(CHAT, app_view, methods=["POST"])])
+    raw = deep_body(depth)
+    caplog.set_level(logging.DEBUG)
+    with TestClient(CacheMiddleware(app, cache=cache, allow_global=True)) as client:
+        for _ in range(2):
+            reply = client.post(CHAT, content=raw, headers={"content-type": "application/json"})
+            assert reply.status_code == 200 and reply.headers["x-cache"] == "BYPASS"
+            assert reply.json() == {"received": len(raw)}
+    assert seen == [len(raw)] * 2
+    assert_no_traceback(caplog)
+
+
+def test_depth_limit_is_a_key_error() -> None:
+    from cachekit import CacheKeyError
+    from cachekit._canonical import MAX_DEPTH, canonical
+    from cachekit._manifest import build_manifest
+
+    nested: Any = []
+    for _ in range(MAX_DEPTH):
+        nested = [nested]
+    with pytest.raises(CacheKeyError, match="nested more than"):
+        canonical(nested, "extra")
+    with pytest.raises(CacheKeyError, match="extra"):
+        build_manifest("ns", None, {"extra": nested, "prompt": "p"}, function_id="f")
+    assert canonical(nested[0], "extra") is not None  # exactly MAX_DEPTH levels is fine
+
+
+# -- savings priced by the response's model ------------------------------------------------
+
+
+def test_savings_use_the_responses_model_when_the_request_has_none(
+    fake: FakeLLM, cache: LLMCache
+) -> None:
+    """A body without "model" (an Azure deployment path): the answer names the model."""
+
+    async def view(request: Request) -> Response:
+        body = json.loads(await request.body())
+        if body.get("stream"):
+
+            async def events() -> AsyncIterator[str]:
+                chunk = {"model": "gpt-4o-mini", "choices": [{"delta": {"content": "hi"}}]}
+                yield f"data: {json.dumps(chunk)}\n\n"
+                usage = {"prompt_tokens": 1000, "completion_tokens": 3000}
+                last = {"model": "gpt-4o-mini", "choices": [], "usage": usage}
+                yield f"data: {json.dumps(last)}\n\n"
+                yield "data: [DONE]\n\n"
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+        payload = {
+            "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}],
+            "usage": {"prompt_tokens": 1000, "completion_tokens": 3000, "total_tokens": 4000},
+        }
+        return JSONResponse(payload)
+
+    app = Starlette(routes=[Route(CHAT, view, methods=["POST"])])
+    body = {"messages": [{"role": "user", "content": "which model am I?"}]}
+    with TestClient(CacheMiddleware(app, cache=cache, allow_global=True, namespace="px")) as c:
+        for payload in (body, {**body, "stream": True}):
+            assert c.post(CHAT, json=payload).headers["x-cache"] == "MISS"
+            assert c.post(CHAT, json=payload).headers["x-cache"] == "HIT"
+    report = cache.run_sync(cache.stats, "px", timeout=10)
+    row = report.totals
+    assert row.exact == 2 and row.miss == 2
+    assert row.tokens == {"gpt-4o-mini": [2000, 6000]}
+    assert row.usd_saved == pytest.approx((2000 * 0.15 + 6000 * 0.60) / 1e6)
+
+
+# -- the app's headers on a hit ------------------------------------------------------------
+
+
+def header_app(calls: list[bytes], cache_control: str | None) -> Starlette:
+    async def view(request: Request) -> Response:
+        calls.append(await request.body())
+        headers = {
+            "x-request-model": "gpt-4o-mini-2024-07-18",
+            "openai-processing-ms": "412",
+            "x-secret": "for the first caller only",
+            "date": "Mon, 01 Jan 2024 00:00:00 GMT",
+            "connection": "x-hop",
+            "x-hop": "one connection",
+        }
+        if cache_control is not None:
+            headers["cache-control"] = cache_control
+        response = JSONResponse({"answer": len(calls)}, headers=headers)
+        response.set_cookie("session", "abc123")
+        return response
+
+    return Starlette(routes=[Route(CHAT, view, methods=["POST"])])
+
+
+def test_a_hit_replays_the_apps_headers(cache: LLMCache) -> None:
+    calls: list[bytes] = []
+    app = header_app(calls, 'private="X-Secret", max-age=60')
+    with TestClient(CacheMiddleware(app, cache=cache, allow_global=True)) as client:
+        first = client.post(CHAT, json=chat_body("headers please"))
+        assert first.headers["x-cache"] == "MISS" and "set-cookie" in first.headers
+        hit = client.post(CHAT, json=chat_body("headers please"))
+    assert hit.headers["x-cache"] == "HIT" and hit.content == first.content
+    assert hit.headers["x-request-model"] == "gpt-4o-mini-2024-07-18"
+    assert hit.headers["openai-processing-ms"] == "412"
+    assert hit.headers["cache-control"] == 'private="X-Secret", max-age=60'
+    assert int(hit.headers["content-length"]) == len(hit.content)
+    for name in ("set-cookie", "x-secret", "date", "x-hop", "connection"):
+        assert name not in hit.headers, name
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("control", ["no-store", "private", "max-age=9, Private"])
+def test_a_response_the_app_keeps_private_is_not_stored(
+    cache: LLMCache, redis_sync: redis.Redis, control: str
+) -> None:
+    calls: list[bytes] = []
+    app = header_app(calls, control)
+    with TestClient(CacheMiddleware(app, cache=cache, allow_global=True)) as client:
+        for _ in range(2):
+            assert client.post(CHAT, json=chat_body("mine")).headers["x-cache"] == "MISS"
+    assert len(calls) == 2 and entry_keys(redis_sync) == []
+
+
+def test_entries_stored_before_header_replay_still_decode(
+    fake: FakeLLM, cache: LLMCache, redis_sync: redis.Redis
+) -> None:
+    from cachekit import _codec
+    from cachekit.middleware import CachedResponse
+
+    with client_for(fake, cache) as client:
+        first = client.post(CHAT, json=chat_body("old entry"))
+        (key,) = entry_keys(redis_sync)
+        # The payload as the previous release wrote it: no "replay" list.
+        old = {
+            "kind": "json",
+            "status": 200,
+            "headers": {"content-type": "application/json"},
+            "body": first.text,
+        }
+        redis_sync.hset(key, "v", _codec.encode(old))
+        hit = client.post(CHAT, json=chat_body("old entry"))
+    assert hit.headers["x-cache"] == "HIT" and hit.content == first.content
+    assert CachedResponse.decode(_codec.encode(old)).replay == ()
+    assert "replay" not in _codec.decode(
+        CachedResponse("json", 200, "application/json", "{}").encode()
+    )

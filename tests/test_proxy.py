@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import logging
 import os
 import re
 import signal
@@ -388,3 +389,80 @@ def test_redis_down_proxy_starts_and_answers(up: LocalOpenAIServer) -> None:
     finally:
         served.stop()
         dead.close()
+
+
+# -- hostile bodies ------------------------------------------------------------------------
+
+
+def _deep(depth: int) -> Any:
+    nested: Any = []
+    for _ in range(depth):
+        nested = [nested]
+    return nested
+
+
+def _assert_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    noisy = [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+    assert not noisy, [r.getMessage()[:200] for r in noisy]
+
+
+def test_deeply_nested_body_via_the_sdk_passes_through(
+    proxy: Served, up: LocalOpenAIServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.INFO, logger="uvicorn.error")  # the proxy's own error log
+    client = sync_client(proxy)
+    for _ in range(2):
+        text, headers = chat(client, "deep", extra_body={"extra": _deep(490)})
+        assert text == "echo: deep" and headers["x-cache"] == "BYPASS"
+    assert up.count("/v1/chat/completions") == 2
+    _assert_no_traceback(caplog)
+
+
+@pytest.mark.parametrize("depth", [490, 5000])
+def test_deeply_nested_raw_body_passes_through(
+    proxy: Served, up: LocalOpenAIServer, caplog: pytest.LogCaptureFixture, depth: int
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
+    head = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"extra":'
+    raw = head + b"[" * depth + b"]" * depth + b"}"
+    headers = {"authorization": "Bearer sk-deep", "content-type": "application/json"}
+    direct = httpx.post(f"{up.base_url}/chat/completions", content=raw, headers=headers)
+    assert direct.status_code in (200, 400)  # the upstream's own answer (400: too deep)
+    for _ in range(2):
+        reply = httpx.post(f"{proxy.url}/v1/chat/completions", content=raw, headers=headers)
+        assert reply.status_code == direct.status_code, reply.text[:300]
+        assert reply.headers["x-cache"] == "BYPASS"
+    assert up.count("/v1/chat/completions") == 3
+    _assert_no_traceback(caplog)
+
+
+def test_identical_concurrent_requests_are_each_counted_once(
+    cache: LLMCache, proxy: Served, up: LocalOpenAIServer
+) -> None:
+    up.delay = 0.5  # every duplicate arrives while the first is upstream
+    try:
+        body = {"model": MODEL, "messages": messages("counted once each")}
+        headers = {"authorization": "Bearer sk-count"}
+        replies: list[httpx.Response] = []
+        barrier = threading.Barrier(4)
+
+        def one() -> None:
+            barrier.wait(10)
+            replies.append(
+                httpx.post(f"{proxy.url}/v1/chat/completions", json=body, headers=headers)
+            )
+
+        threads = [threading.Thread(target=one) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        up.delay = 0.0
+    assert sorted(r.headers["x-cache"] for r in replies) == ["HIT", "HIT", "HIT", "MISS"]
+    assert up.count("/v1/chat/completions") == 1
+    cache.drain_sync()
+    totals = cache.run_sync(cache.stats, "proxy", timeout=10).totals
+    assert (totals.miss, totals.exact, totals.semantic) == (1, 3, 0)

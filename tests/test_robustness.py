@@ -586,3 +586,58 @@ def test_healthy_cluster_under_load_has_no_cache_errors(cluster_3x3: list[RedisS
     assert len(statuses) > 500
     assert statuses.count("error") == 0, reasons[:5]
     assert statuses.count("exact") > len(statuses) // 2
+
+
+# -- decorator: empty tenants, sync calls on the home loop --------------------------------
+
+
+@pytest.mark.parametrize("empty", ["", "   ", "\r\n"])
+async def test_an_empty_tenant_is_no_tenant_in_the_decorator(redis_url: str, empty: str) -> None:
+    from cachekit import use_tenant
+
+    cache = LLMCache.from_url(redis_url, budgets=GENEROUS)
+    calls: list[str] = []
+
+    @cached_llm(namespace="empty", cache=cache, tenant=lambda c: c.arguments["org"])
+    async def ask(prompt: str, org: str) -> str:
+        calls.append(org)
+        return f"answer for {org!r}"
+
+    for _ in range(2):
+        await ask("q", empty)
+        assert status() == "bypass"
+        await cache.drain()
+    with use_tenant(empty):
+
+        @cached_llm(namespace="empty2", cache=cache, tenant=lambda c: None)
+        async def ask2(prompt: str) -> str:
+            return "x"
+
+        await ask2("q")
+        assert status() == "bypass"
+    assert len(calls) == 2
+    await cache.aclose()
+
+
+async def test_a_sync_call_on_the_home_loop_never_blocks_it_waiting_for_a_flight(
+    redis_url: str,
+) -> None:
+    cache = LLMCache.from_url(redis_url, budgets=GENEROUS)
+    await cache.connect()  # the running loop is the cache's home
+    release = threading.Event()
+
+    @cached_llm(namespace="home", cache=cache)
+    def ask(prompt: str) -> str:
+        if threading.current_thread() is not threading.main_thread():
+            release.wait(10)  # the leader, in a worker thread, is slow
+        return "answer"
+
+    leader = asyncio.get_running_loop().run_in_executor(None, ask, "q")
+    await asyncio.sleep(0.3)  # the leader looked up, took the lock and is at the LLM
+    threading.Timer(0.5, release.set).start()
+    started = time.perf_counter()
+    assert ask("q") == "answer"  # on the loop thread: bypasses instead of waiting
+    assert time.perf_counter() - started < 0.4
+    assert status() == "bypass"
+    assert await leader == "answer"
+    await cache.aclose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import socket
 import threading
@@ -270,6 +271,34 @@ def test_flask_tenants_from_environ(llm: FlaskLLM, cache: LLMCache) -> None:
     assert label(None) == "BYPASS"
 
 
+@pytest.mark.parametrize("empty", ["", "   "])
+def test_flask_empty_tenant_bypasses_like_a_missing_one(
+    llm: FlaskLLM, cache: LLMCache, empty: str
+) -> None:
+    def tenant(environ: dict[str, Any]) -> str | None:
+        value = environ.get("HTTP_X_TENANT_ID")
+        return value if isinstance(value, str) else None
+
+    wrap(llm, cache, tenant=tenant, allow_global=False)
+    body = chat_body("whose answer is this")
+    for _ in range(2):
+        assert post(llm, body, headers={"X-Tenant-Id": empty}).headers["X-Cache"] == "BYPASS"
+    assert len(llm.calls) == 2
+
+
+def test_flask_empty_tenant_is_the_global_tenant_when_allowed(
+    llm: FlaskLLM, cache: LLMCache
+) -> None:
+    def tenant(environ: dict[str, Any]) -> str | None:
+        value = environ.get("HTTP_X_TENANT_ID")
+        return value if isinstance(value, str) else None
+
+    wrap(llm, cache, tenant=tenant, allow_global=True)
+    body = chat_body("a global answer")
+    assert post(llm, body).headers["X-Cache"] == "MISS"
+    assert post(llm, body, headers={"X-Tenant-Id": ""}).headers["X-Cache"] == "HIT"
+
+
 def test_flask_async_tenant_is_refused_per_request(llm: FlaskLLM, cache: LLMCache) -> None:
     async def tenant(environ: dict[str, Any]) -> str:
         return "t"
@@ -340,3 +369,132 @@ def test_real_server_client_disconnect_stores_nothing(
             break  # hang up after the first bytes
     time.sleep(0.8)  # the server notices the broken pipe on its next write
     assert entry_keys(redis_sync) == []
+
+
+# -- clients and servers that do not buffer the response -----------------------------------
+
+
+def list_app(calls: list[bytes]) -> Any:
+    """A bare PEP 3333 app whose body is a list (what most frameworks return)."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        calls.append(raw)
+        body = json.dumps({"model": "m", "answer": f"call {len(calls)}"}).encode()
+        start_response(
+            "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+    return app
+
+
+def test_unbuffered_werkzeug_client_gets_the_body_once_and_stores(cache: LLMCache) -> None:
+    from werkzeug.test import Client
+
+    calls: list[bytes] = []
+    client = Client(WSGICacheMiddleware(list_app(calls), cache=cache, allow_global=True))
+    body = chat_body("list body")
+    first = client.post(CHAT, json=body)  # not buffered, never closed by the caller
+    assert first.headers["X-Cache"] == "MISS"
+    assert json.loads(first.data) == {"model": "m", "answer": "call 1"}  # once, not twice
+    second = client.post(CHAT, json=body)
+    assert second.headers["X-Cache"] == "HIT" and second.data == first.data
+    assert len(calls) == 1
+
+
+def test_flask_default_test_client_stores(llm: FlaskLLM, cache: LLMCache) -> None:
+    wrap(llm, cache)
+    client = llm.flask.test_client()  # the default: buffered=False, the response not closed
+    first = client.post(CHAT, json=chat_body("default client"))
+    assert first.headers["X-Cache"] == "MISS" and first.json is not None
+    second = client.post(CHAT, json=chat_body("default client"))
+    assert second.headers["X-Cache"] == "HIT" and second.data == first.data
+    assert len(llm.calls) == 1
+
+
+def test_httpx_wsgi_transport_gets_the_body_once_and_stores(cache: LLMCache) -> None:
+    calls: list[bytes] = []
+    app = WSGICacheMiddleware(list_app(calls), cache=cache, allow_global=True)
+    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://t") as client:
+        first = client.post(CHAT, json=chat_body("via httpx"))
+        assert first.headers["x-cache"] == "MISS"
+        assert first.json() == {"model": "m", "answer": "call 1"}
+        second = client.post(CHAT, json=chat_body("via httpx"))
+        assert second.headers["x-cache"] == "HIT" and second.content == first.content
+    assert len(calls) == 1
+
+
+def test_real_wsgiref_server_list_body(cache: LLMCache) -> None:
+    from wsgiref.simple_server import WSGIRequestHandler
+    from wsgiref.simple_server import make_server as make_wsgiref
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    calls: list[bytes] = []
+    app = WSGICacheMiddleware(list_app(calls), cache=cache, allow_global=True)
+    server = make_wsgiref("127.0.0.1", 0, app, handler_class=Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.server_port}") as client:
+            replies = [client.post(CHAT, json=chat_body("over wsgiref")) for _ in range(3)]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert [r.headers["x-cache"] for r in replies] == ["MISS", "HIT", "HIT"]
+    assert all(r.json() == {"model": "m", "answer": "call 1"} for r in replies)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("depth", [490, 5000])
+def test_deeply_nested_body_passes_through(
+    cache: LLMCache, caplog: pytest.LogCaptureFixture, depth: int
+) -> None:
+    head = b'{"model":"m","messages":[{"role":"user","content":"hi"}],"extra":'
+    raw = head + b"[" * depth + b"]" * depth + b"}"
+    calls: list[bytes] = []
+    app = WSGICacheMiddleware(list_app(calls), cache=cache, allow_global=True)
+    caplog.set_level(logging.DEBUG)
+    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://t") as client:
+        for _ in range(2):
+            reply = client.post(CHAT, content=raw, headers={"content-type": "application/json"})
+            assert reply.status_code == 200 and reply.headers["x-cache"] == "BYPASS"
+    assert calls == [raw, raw]  # the app got the body untouched
+    noisy = [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+    assert not noisy, [r.getMessage()[:200] for r in noisy]
+
+
+def test_flask_hit_replays_the_apps_headers(cache: LLMCache) -> None:
+    app = Flask("headers")
+    calls: list[int] = []
+
+    @app.post(CHAT)
+    def chat() -> Any:
+        calls.append(1)
+        response = jsonify(answer=len(calls))
+        response.headers["X-Request-Model"] = "gpt-4o-mini-2024-07-18"
+        response.headers["OpenAI-Processing-Ms"] = "412"
+        response.headers["X-Secret"] = "first caller only"
+        response.headers["Cache-Control"] = 'no-cache="X-Secret"'
+        response.headers["Date"] = "Mon, 01 Jan 2024 00:00:00 GMT"
+        response.set_cookie("session", "abc123")
+        return response
+
+    app.wsgi_app = WSGICacheMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, cache=cache, allow_global=True
+    )
+    client = app.test_client()
+    first = client.post(CHAT, json=chat_body("headers"), buffered=True)
+    assert first.headers["X-Cache"] == "MISS" and "Set-Cookie" in first.headers
+    hit = client.post(CHAT, json=chat_body("headers"), buffered=True)
+    assert hit.headers["X-Cache"] == "HIT" and hit.data == first.data
+    assert hit.headers["X-Request-Model"] == "gpt-4o-mini-2024-07-18"
+    assert hit.headers["OpenAI-Processing-Ms"] == "412"
+    assert int(hit.headers["Content-Length"]) == len(hit.data)
+    for name in ("Set-Cookie", "X-Secret", "Date"):
+        assert name not in hit.headers, name
+    assert len(calls) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import inspect
 import logging
 import time
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._flight import IN_FLIGHT, LeaderFailedError, observe
 from .._manifest import default_normalize
+from .._xflight import OTHER_PROCESS, Claim, claim
 from ..cache import CACHE_ERRORS, LLMCache
 from ..result import CacheResult
 from ._extract import (
@@ -33,7 +35,6 @@ from ._extract import (
     RequestState,
     TenantFn,
     is_json_type,
-    parse_body,
     parse_cache_control,
     result_headers,
 )
@@ -171,28 +172,33 @@ class _Responder:
         raw, reason = await self.read_body()
         if reason is not None:
             return await self.bypass(scope, send, reason, started)
-        body = parse_body(raw)
-        if isinstance(body, str):
-            return await self.bypass(scope, send, body, started)
         query = scope.get("query_string", b"").decode("latin-1")
-        manifest = opts.manifest(body, request, tenant, scope["path"], query)
+        manifest = opts.key(raw, request, tenant, scope["path"], query)
         if isinstance(manifest, str):
             return await self.bypass(scope, send, manifest, started)
 
         state = RequestState(manifest, control, started)
         cache = opts.cache
+        key = opts.flight_key(cache, manifest)
+        if opts.may_follow(cache, control):
+            # An identical request of this process is at the app, or its store is still
+            # on the way: its answer is served from memory, no lookup (nor a semantic
+            # search that could find the leader's fresh entry and call it "semantic").
+            local = cache.flights.peek(key)
+            if local is not None and await self.follow(send, state, local):
+                return
         breaker = cache.breaker_for(manifest)
         try:
             if not breaker.allow():
                 state.failed = "circuit open: the cache is skipped after repeated failures"
             else:
                 # asyncio.timeout, not wait_for: no extra task per request on the hot path.
-                async with asyncio.timeout(opts.lookup_budget(cache)):
+                async with asyncio.timeout(opts.lookup_budget(cache, state)):
                     await cache.run(opts.before, cache, state)
                 breaker.success()
         except CACHE_ERRORS as exc:
             breaker.failure()
-            opts.failure(cache, state, "lookup", exc)
+            opts.failure(cache, state, "lookup", exc, opts.lookup_budget(cache, state))
         except Exception as exc:
             log.exception("cachekit: unexpected error in the cache lookup; bypassing")
             state.failed = f"lookup failed: {type(exc).__name__}: {exc}"
@@ -206,32 +212,60 @@ class _Responder:
             await self.serve(send, state, cached)
             opts.finish(state, state.outcome.layer)  # type: ignore[arg-type]
             return
-        if not cache.single_flight or state.control.no_cache or state.control.no_store:
+        if not opts.may_lead(cache, state):
             await self.miss(scope, send, state)
             return
         # Single-flight: identical requests arriving while one is at the app wait for its
-        # response (streams: for the whole stream) instead of calling the LLM again.
-        key = f"{cache.space(state.manifest).tag}:{state.manifest.exact_digest}"
+        # response (streams: for the whole stream) instead of calling the LLM again; in
+        # this process on the leader's future, across processes on its Redis lock.
         leader, flight = cache.flights.join(key)
         if not leader:
-            try:
-                async with asyncio.timeout(cache.budgets.flight_wait):
-                    shared = await observe(flight)
-            except (LeaderFailedError, TimeoutError):
+            if not await self.follow(send, state, flight):
                 await self.miss(scope, send, state)  # the leader failed: ask the app
-                return
-            await self.serve(send, state, shared)
-            opts.finish(state, "exact", reason=IN_FLIGHT)
             return
+        state.flight, state.flight_key = flight, key
         try:
+            claimed = await self.claim(cache, state)
+            if claimed.found is not None:
+                # Another process's answer landed meanwhile: it serves this request and
+                # this process's followers (the lookup that found it counted the hit).
+                cache.flights.resolve(flight, claimed.found)
+                await self.serve(send, state, claimed.found)
+                opts.finish(state, "exact", reason=OTHER_PROCESS)
+                return
+            state.lock = claimed.lock
             await self.miss(scope, send, state, flight)
         finally:
-            if flight.done():
-                cache.flights.land(key, flight)
-            else:
-                cache.flights.fail(key, flight)
+            state.settle_flight(cache)
 
     # -- steps ----------------------------------------------------------------------------
+
+    async def follow(
+        self, send: Send, state: RequestState, flight: concurrent.futures.Future[Any]
+    ) -> bool:
+        """Wait for an identical request's response and serve it; False if it failed."""
+        cache = self.options.cache
+        try:
+            async with asyncio.timeout(cache.budgets.flight_wait):
+                shared = await observe(flight)
+        except (LeaderFailedError, TimeoutError):
+            return False
+        # Served from memory: counted like a Redis hit, so shared stats stay true.
+        cache.background(cache.count, state.manifest, "exact")
+        await self.serve(send, state, shared)
+        self.options.finish(state, "exact", reason=IN_FLIGHT)
+        return True
+
+    async def claim(self, cache: LLMCache, state: RequestState) -> Claim[CachedResponse]:
+        """The cross-process lock of this key, or another process's stored answer."""
+        opts = self.options
+        assert state.outcome is not None
+        poll = functools.partial(opts.poll, cache, state)
+        try:
+            return await cache.run(claim, cache, state.manifest, state.outcome.generation, poll)
+        except CACHE_ERRORS as exc:
+            opts.flight_failure(cache, exc)
+            return Claim()
 
     async def tenant(self, request: Request) -> tuple[str | None, str | None]:
         fn = self.options.tenant
@@ -326,6 +360,10 @@ class _Responder:
             recorder.complete = True
             response = recorder.result()
             if response is not None:
+                if flight is not None:
+                    # Waiting requests replay it now, from memory: they never pay for
+                    # the store, nor for a store that fails or times out.
+                    cache.flights.resolve(flight, response)
                 # Store before the last message goes out (one round trip, misses only,
                 # bounded by the store budget): a client that has the whole answer and
                 # asks again gets a hit, never a race with our own write.
@@ -333,8 +371,6 @@ class _Responder:
                 await self.store(cache, state, response)
                 store_time += time.perf_counter() - begin
                 recorder.reason = "stored"  # a second final message must not store twice
-                if flight is not None and state.stored:
-                    cache.flights.resolve(flight, response)  # waiting requests replay it
             await send(message)
 
         try:
@@ -353,7 +389,7 @@ class _Responder:
             async with asyncio.timeout(opts.store_budget(cache, state)):
                 await cache.run(opts.after, cache, state, response)
         except CACHE_ERRORS as exc:
-            opts.failure(cache, state, "store", exc)
+            opts.failure(cache, state, "store", exc, opts.store_budget(cache, state))
         except Exception as exc:
             log.exception("cachekit: unexpected error storing a response")
             state.failed = f"store failed: {type(exc).__name__}: {exc}"

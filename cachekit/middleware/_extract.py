@@ -8,6 +8,7 @@ no tenant, cache unavailable). Nothing on this side ever turns a request into an
 
 from __future__ import annotations
 
+import concurrent.futures
 import enum
 import hashlib
 import json
@@ -19,7 +20,8 @@ from typing import Any, Final
 
 from .._layout import NAMESPACE_RE
 from .._manifest import KeyManifest, build_manifest
-from ..cache import LLMCache, LookupOutcome
+from .._xflight import release
+from ..cache import LLMCache, LookupOutcome, describe_failure
 from ..errors import CacheConfigError, CacheKeyError, CodecError
 from ..result import CacheResult, Status, publish
 from ._record import CachedResponse
@@ -175,6 +177,10 @@ def parse_body(raw: bytes) -> dict[str, Any] | str:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         return "invalid JSON"
+    except RecursionError:
+        # json.loads recurses in C per level of nesting: a hostile body thousands of
+        # levels deep must be passed to the app, not turned into a 500.
+        return "JSON nested too deeply"
     if not isinstance(body, dict):
         return "JSON body is not an object"
     return body
@@ -187,8 +193,12 @@ class RequestState:
         "cached",
         "control",
         "failed",
+        "flight",
+        "flight_key",
+        "lock",
         "manifest",
         "outcome",
+        "semantic",
         "started",
         "stored",
     )
@@ -201,6 +211,24 @@ class RequestState:
         self.cached: CachedResponse | None = None
         self.failed: str | None = None
         self.stored = False
+        self.semantic: bool | None = None
+        #: The in-process flight this request leads (WSGI keeps it here until the
+        #: response is settled), and the cross-process lock it holds meanwhile.
+        self.flight: concurrent.futures.Future[Any] | None = None
+        self.flight_key = ""
+        self.lock: Any = None
+
+    def settle_flight(self, cache: LLMCache) -> None:
+        """The leader is done: forget its flight (failing it if it never got a
+        response) and free its cross-process lock, after the store (if any) landed."""
+        flight, self.flight = self.flight, None
+        if flight is not None:
+            if flight.done():
+                cache.flights.land(self.flight_key, flight)
+            else:
+                cache.flights.fail(self.flight_key, flight)
+        lock, self.lock = self.lock, None
+        release(cache, lock)
 
 
 def _check_paths(paths: Any) -> tuple[frozenset[str], tuple[str, ...]]:
@@ -328,13 +356,54 @@ class Options:
         embedder = cache.embedder
         return embedder.default_threshold if embedder is not None else None
 
-    def lookup_budget(self, cache: LLMCache) -> float:
+    def lookup_budget(self, cache: LLMCache, state: RequestState) -> float:
+        # Decided once per request: a model that becomes ready mid-lookup must not make
+        # the lookup embed inside a budget that did not include embedding.
+        if state.semantic is None:
+            state.semantic = cache.uses_semantic(state.manifest, self.effective_threshold(cache))
         b = cache.budgets
-        return b.lookup + (b.embed + b.search if cache.embedder is not None else 0.0)
+        return b.lookup + (b.embed + b.search if state.semantic else 0.0)
 
     def store_budget(self, cache: LLMCache, state: RequestState) -> float:
-        needs_embed = state.outcome is not None and state.outcome.vector is None
-        return cache.budgets.store + (cache.budgets.embed if needs_embed else 0.0)
+        return cache.store_budget(state.manifest, state.outcome)
+
+    # -- single-flight --------------------------------------------------------------------
+
+    def flight_key(self, cache: LLMCache, manifest: KeyManifest) -> str:
+        return f"{cache.space(manifest).tag}:{manifest.exact_digest}"
+
+    def may_follow(self, cache: LLMCache, control: RequestControl) -> bool:
+        """May this request be served by an identical one in flight, before any lookup?"""
+        # A forced refresh (no-cache) or max-age=0 wants a new answer, not a shared one.
+        return cache.single_flight and not control.no_cache and control.max_age != 0
+
+    def may_lead(self, cache: LLMCache, state: RequestState) -> bool:
+        """After a miss: may this request lead (or follow) a flight of identical ones?"""
+        control = state.control
+        return cache.single_flight and not control.no_cache and not control.no_store
+
+    async def poll(self, cache: LLMCache, state: RequestState) -> CachedResponse | None:
+        """One exact-layer look for an answer another process stored (home loop)."""
+        outcome = await cache.lookup(state.manifest, threshold=None, max_age=state.control.max_age)
+        if outcome.entry is None:
+            return None
+        try:
+            response = CachedResponse.decode(outcome.entry.payload)
+        except CodecError:
+            return None  # the leader's corrupt entry: this request calls the app
+        state.outcome = outcome
+        return response
+
+    def flight_failure(self, cache: LLMCache, exc: BaseException) -> None:
+        # Not state.failed: the request still goes through the cache (its miss is
+        # stored and counted); only the coalescing with other processes was lost.
+        cache.local_errors += 1
+        cache.warn(
+            "http-single-flight",
+            "cachekit: cross-process single-flight failed; the request goes to the app: %s: %s",
+            type(exc).__name__,
+            exc,
+        )
 
     # -- tenant and key -----------------------------------------------------------------
 
@@ -346,9 +415,36 @@ class Options:
                 type(value).__name__,
             )
             return None, "bad tenant"
+        if value is not None and not value.strip():
+            # An empty header (``X-Tenant-Id:``) is no tenant, not a tenant "" shared by
+            # everyone who sends one: it bypasses, or is the global tenant when allowed.
+            value = None
         if value is None and not self.allow_global:
             return None, "no tenant"
         return value, None
+
+    def key(
+        self, raw: bytes, request: Any, tenant: str | None, path: str, query: str
+    ) -> KeyManifest | str:
+        """Parse and key a request body: its manifest, or the reason it bypasses.
+
+        Nothing a client sends may turn into an error here: whatever fails is a bypass
+        (the app still gets the request untouched) and one short log line, never a
+        traceback per request (a hostile body would otherwise flood the log).
+        """
+        try:
+            body = parse_body(raw)
+            if isinstance(body, str):
+                return body
+            return self.manifest(body, request, tenant, path, query)
+        except Exception as exc:  # noqa: BLE001 - a request that cannot be keyed bypasses
+            log.warning(
+                "cachekit: cannot key the request to %s (%s: %.200s); bypassing the cache",
+                path,
+                type(exc).__name__,
+                exc,
+            )
+            return "no key"
 
     def manifest(
         self, body: dict[str, Any], request: Any, tenant: str | None, path: str, query: str
@@ -356,6 +452,9 @@ class Options:
         """The request's key manifest, or the reason it bypasses the cache."""
         try:
             arguments = self.extractor(body, request)
+        except RecursionError:
+            log.warning("cachekit: the extractor hit the recursion limit; bypassing the cache")
+            return "extractor failed"
         except Exception:
             log.exception("cachekit: the extractor raised; bypassing the cache for this request")
             return "extractor failed"
@@ -392,7 +491,7 @@ class Options:
             return
         outcome = await cache.lookup(
             state.manifest,
-            threshold=self.effective_threshold(cache),
+            threshold=self.effective_threshold(cache) if state.semantic is not False else None,
             max_age=state.control.max_age,
         )
         state.outcome = outcome
@@ -414,22 +513,34 @@ class Options:
         response: CachedResponse,
     ) -> None:
         assert state.outcome is not None
-        await cache.store(
-            state.manifest, state.outcome, response.encode(), ttl=self.ttl, usage=response.usage
+        state.stored = await cache.store(
+            state.manifest,
+            state.outcome,
+            response.encode(),
+            ttl=self.ttl,
+            usage=response.usage,
+            # A body without "model" (Azure deployments, a default model upstream): the
+            # response still says which model answered, so the savings can be priced.
+            model=state.manifest.model or response.model,
         )
-        state.stored = True
 
     # -- reporting ----------------------------------------------------------------------
 
-    def failure(self, cache: LLMCache, state: RequestState, stage: str, exc: BaseException) -> None:
-        state.failed = f"{stage} failed: {type(exc).__name__}: {exc}"
+    def failure(
+        self,
+        cache: LLMCache,
+        state: RequestState,
+        stage: str,
+        exc: BaseException,
+        budget: float | None = None,
+    ) -> None:
+        state.failed = f"{stage} failed: {describe_failure(stage, exc, budget)}"
         cache.local_errors += 1
         cache.warn(
             f"http-{stage}",
-            "cachekit: cache %s failed; the request goes to the app: %s: %s",
+            "cachekit: cache %s failed; the request goes to the app: %s",
             stage,
-            type(exc).__name__,
-            exc,
+            state.failed,
         )
 
     def finish(
@@ -448,13 +559,17 @@ class Options:
         if overhead is None:
             overhead = time.perf_counter() - begin if begin is not None else 0.0
         layer = outcome.layer if entry is not None and outcome is not None else None
+        matched = entry.prompt if entry is not None else None
+        if status == "exact" and entry is None and state is not None:
+            # Served by an identical request in flight: the same key, from memory.
+            layer, matched = "exact", state.manifest.prompt
         result = CacheResult(
             status=status,
             namespace=self.namespace,
             key=state.manifest.exact_digest if state is not None else None,
             layer=layer,  # type: ignore[arg-type]
             similarity=outcome.similarity if outcome is not None else None,
-            matched_prompt=entry.prompt if entry is not None else None,
+            matched_prompt=matched,
             latency_ms=overhead * 1000.0,
             age_s=(time.time() - entry.created) if entry is not None else None,
             stored=state.stored if state is not None else False,
@@ -468,9 +583,15 @@ class Options:
 def result_headers(state: RequestState | None, label: str) -> list[tuple[bytes, bytes]]:
     """``X-Cache`` and friends for one handled request."""
     headers = [(b"x-cache", label.encode())]
-    if state is None or state.outcome is None:
+    if state is None:
         return headers
     outcome = state.outcome
+    if label == "HIT" and (outcome is None or outcome.entry is None):
+        # Served by an identical request in flight: an exact match, fresh from the app.
+        headers.append((b"x-cache-match", b"exact"))
+        return headers
+    if outcome is None:
+        return headers
     entry = outcome.entry
     if entry is not None and outcome.layer:
         headers.append((b"x-cache-match", outcome.layer.encode()))

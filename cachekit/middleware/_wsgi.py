@@ -7,6 +7,9 @@ no async code owns it), and each WSGI worker thread waits for its own request on
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import functools
 import inspect
 import io
 import logging
@@ -15,7 +18,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .._flight import IN_FLIGHT, LeaderFailedError
 from .._manifest import default_normalize
+from .._xflight import OTHER_PROCESS, Claim, claim
 from ..cache import CACHE_ERRORS, LLMCache, WouldBlockError
 from ..result import CacheResult
 from ._asgi import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_RESPONSE_BYTES
@@ -29,11 +34,10 @@ from ._extract import (
     RequestState,
     TenantFn,
     is_json_type,
-    parse_body,
     parse_cache_control,
     result_headers,
 )
-from ._record import Recorder
+from ._record import CachedResponse, Recorder
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -45,6 +49,16 @@ log = logging.getLogger("cachekit.middleware")
 _ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 
 _REASONS = {200: "OK"}
+
+
+def _may_block() -> bool:
+    """May this thread wait for another request? Not on an event loop's thread: the
+    loop (perhaps the cache's, which the leader needs) would stall meanwhile."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return True
+    return False
 
 
 def _str_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
@@ -89,8 +103,9 @@ class WSGICacheMiddleware:
 
     Differences: ``tenant`` and ``extractor`` receive the WSGI ``environ`` dict instead
     of a Starlette ``Request`` (``tenant`` must be sync here); the response is stored
-    when the server closes the response iterable after sending it, as PEP 3333 servers
-    do, so the client never waits for the store.
+    once the server has read the app's iterable to its end (every chunk was handed to
+    the server; for a streamed response its final chunk marker waits for the store,
+    bounded by the store budget, as with ASGI), whether or not the client closes it.
     """
 
     def __init__(
@@ -155,28 +170,35 @@ class WSGICacheMiddleware:
         raw, reason = self._read_body(environ)
         if reason is not None:
             return self._bypass(environ, start_response, reason, started)
-        body = parse_body(raw)
-        if isinstance(body, str):
-            return self._bypass(environ, start_response, body, started)
-        manifest = opts.manifest(body, environ, tenant, path, environ.get("QUERY_STRING", ""))
+        manifest = opts.key(raw, environ, tenant, path, environ.get("QUERY_STRING", ""))
         if isinstance(manifest, str):
             return self._bypass(environ, start_response, manifest, started)
 
         state = RequestState(manifest, control, started)
         cache = opts.cache
+        key = opts.flight_key(cache, manifest)
+        may_wait = _may_block()
+        if may_wait and opts.may_follow(cache, control):
+            # An identical request of this process is at the app (or its store is on the
+            # way): serve its answer from memory, without a lookup.
+            local = cache.flights.peek(key)
+            if local is not None:
+                served = self._follow(start_response, state, local)
+                if served is not None:
+                    return served
         breaker = cache.breaker_for(manifest)
         try:
             if not breaker.allow():
                 state.failed = "circuit open: the cache is skipped after repeated failures"
             else:
-                cache.run_sync(opts.before, cache, state, timeout=opts.lookup_budget(cache))
+                cache.run_sync(opts.before, cache, state, timeout=opts.lookup_budget(cache, state))
                 breaker.success()
         except WouldBlockError as exc:
             cache.warn("blocking", "cachekit: %s; skipping the cache for this request", exc)
             return self._bypass(environ, start_response, "would block the event loop", started)
         except CACHE_ERRORS as exc:
             breaker.failure()
-            opts.failure(cache, state, "lookup", exc)
+            opts.failure(cache, state, "lookup", exc, opts.lookup_budget(cache, state))
         except Exception as exc:
             log.exception("cachekit: unexpected error in the cache lookup; bypassing")
             state.failed = f"lookup failed: {type(exc).__name__}: {exc}"
@@ -185,13 +207,74 @@ class WSGICacheMiddleware:
             return self.app(environ, self._labelled(start_response, state, "BYPASS"))
         cached = state.cached
         if cached is not None:
-            data = cached.body_bytes()
-            headers = _str_headers(cached.headers(len(data)) + result_headers(state, "HIT"))
-            status = f"{cached.status} {_REASONS.get(cached.status, 'Cached')}"
-            start_response(status, headers)
             opts.finish(state, state.outcome.layer)  # type: ignore[arg-type]
-            return [data]
+            return self._serve(start_response, state, cached)
+        if not may_wait or not opts.may_lead(cache, state):
+            return self._miss(environ, start_response, state)
+        # Single-flight: identical requests arriving while one is at the app wait for its
+        # response instead of calling the LLM again; in this process on the leader's
+        # future (any thread may wait on it), across processes on its Redis lock.
+        leader, flight = cache.flights.join(key)
+        if not leader:
+            served = self._follow(start_response, state, flight)
+            return served if served is not None else self._miss(environ, start_response, state)
+        state.flight, state.flight_key = flight, key
+        try:
+            claimed = self._claim(cache, state)
+        except BaseException:
+            state.settle_flight(cache)
+            raise
+        if claimed.found is not None:
+            # Another process's answer landed meanwhile (the lookup counted the hit).
+            cache.flights.resolve(flight, claimed.found)
+            state.settle_flight(cache)
+            opts.finish(state, "exact", reason=OTHER_PROCESS)
+            return self._serve(start_response, state, claimed.found)
+        state.lock = claimed.lock
+        # The flight and the lock are settled with the response (_store), or here when
+        # the app raises before returning one.
         return self._miss(environ, start_response, state)
+
+    def _serve(
+        self, start_response: StartResponse, state: RequestState, cached: CachedResponse
+    ) -> Iterable[bytes]:
+        data = cached.body_bytes()
+        headers = _str_headers(cached.headers(len(data)) + result_headers(state, "HIT"))
+        start_response(f"{cached.status} {_REASONS.get(cached.status, 'Cached')}", headers)
+        return [data]
+
+    def _follow(
+        self,
+        start_response: StartResponse,
+        state: RequestState,
+        flight: concurrent.futures.Future[Any],
+    ) -> Iterable[bytes] | None:
+        """Wait for an identical request's response and serve it; None if it failed."""
+        cache = self.options.cache
+        try:
+            shared = flight.result(timeout=cache.budgets.flight_wait)
+        except (LeaderFailedError, concurrent.futures.TimeoutError):
+            return None
+        # Served from memory: counted like a Redis hit, so shared stats stay true.
+        cache.background(cache.count, state.manifest, "exact")
+        self.options.finish(state, "exact", reason=IN_FLIGHT)
+        return self._serve(start_response, state, shared)
+
+    def _claim(self, cache: LLMCache, state: RequestState) -> Claim[CachedResponse]:
+        """The cross-process lock of this key, or another process's stored answer."""
+        opts = self.options
+        assert state.outcome is not None
+        poll = functools.partial(opts.poll, cache, state)
+        b = cache.budgets
+        # claim() bounds every step and the whole wait itself; this is the backstop.
+        timeout = b.flight_wait + b.command + b.lookup + 1.0
+        try:
+            return cache.run_sync(
+                claim, cache, state.manifest, state.outcome.generation, poll, timeout=timeout
+            )
+        except CACHE_ERRORS as exc:
+            opts.flight_failure(cache, exc)
+            return Claim()
 
     def _tenant(self, environ: WSGIEnvironment) -> tuple[str | None, str | None]:
         fn = self.options.tenant
@@ -281,15 +364,33 @@ class WSGICacheMiddleware:
         try:
             app_iter = self.app(environ, start)
         except BaseException:
+            state.settle_flight(self.options.cache)
             self.options.finish(state, "miss", reason="app raised", overhead=spent)
             raise
         return _RecordingIterable(self, app_iter, recorder, state, spent)
 
     def _store(self, state: RequestState, recorder: Recorder, spent: float) -> None:
-        """Called from the response's ``close()``, after the server sent everything."""
+        """Called once the server read the whole body (or closed it early)."""
         opts = self.options
         begin = time.perf_counter()
         response = recorder.result() if recorder.recording else None
+        cache = opts.cache
+        if response is not None and state.flight is not None:
+            # Waiting requests are served now, from memory: they never pay for the
+            # store, nor for a store that fails or times out.
+            cache.flights.resolve(state.flight, response)
+        try:
+            self._store_response(state, response)
+        finally:
+            # After the store landed (or failed): other processes polling for it find
+            # it before they could take the lock and call the app again.
+            state.settle_flight(cache)
+        overhead = spent + time.perf_counter() - begin
+        reason = None if state.stored else recorder.reason
+        opts.finish(state, "error" if state.failed else "miss", reason=reason, overhead=overhead)
+
+    def _store_response(self, state: RequestState, response: CachedResponse | None) -> None:
+        opts = self.options
         if response is not None:
             cache = opts.cache
             try:
@@ -297,20 +398,25 @@ class WSGICacheMiddleware:
                     opts.after, cache, state, response, timeout=opts.store_budget(cache, state)
                 )
             except CACHE_ERRORS as exc:
-                opts.failure(cache, state, "store", exc)
+                opts.failure(cache, state, "store", exc, opts.store_budget(cache, state))
             except Exception as exc:
                 log.exception("cachekit: unexpected error storing a response")
                 state.failed = f"store failed: {type(exc).__name__}: {exc}"
-        overhead = spent + time.perf_counter() - begin
-        reason = None if state.stored else recorder.reason
-        opts.finish(state, "error" if state.failed else "miss", reason=reason, overhead=overhead)
 
 
 class _RecordingIterable:
-    """Forwards the app's chunks as they come, recording them; stores on ``close()``.
+    """Forwards the app's chunks as they come, recording them; stores at the end.
 
-    Only a response the server iterated to the end is complete: a client that went
-    away, or an app that raised mid-stream, leaves it incomplete and nothing is stored.
+    Only a response iterated to the end is complete: a client that went away, or an app
+    that raised mid-stream, leaves it incomplete and nothing is stored. The store runs
+    when the app's iterator is exhausted, not in ``close()``: a client that does not
+    buffer (werkzeug's test client, a proxy reading lazily) may never close the
+    response, and the entry must land anyway. ``close()`` settles whatever is left
+    (an incomplete response is reported, never stored).
+
+    Servers and clients may call ``iter()`` more than once (werkzeug reads the first
+    chunk, then chains the rest): this object is its own iterator and the app's
+    iterable is iterated exactly once, so a list body is never sent twice.
     """
 
     def __init__(
@@ -327,25 +433,36 @@ class _RecordingIterable:
         self._recorder = recorder
         self._state = state
         self._spent = spent
+        self._exhausted = False
+        self._settled = False
         self._closed = False
 
     def __iter__(self) -> Iterator[bytes]:
-        self._iter = iter(self._app_iter)
         return self
 
     def __next__(self) -> bytes:
+        if self._exhausted:
+            raise StopIteration
         if self._iter is None:
             self._iter = iter(self._app_iter)
         try:
             chunk = next(self._iter)
         except StopIteration:
+            self._exhausted = True
             self._recorder.complete = True
+            self._settle()
             raise
         except BaseException:
+            self._exhausted = True
             self._recorder.reason = self._recorder.reason or "app raised"
             raise
         self._recorder.add(chunk)
         return chunk
+
+    def _settle(self) -> None:
+        if not self._settled:
+            self._settled = True
+            self._owner._store(self._state, self._recorder, self._spent)
 
     def close(self) -> None:
         if self._closed:
@@ -356,4 +473,4 @@ class _RecordingIterable:
             if close is not None:
                 close()
         finally:
-            self._owner._store(self._state, self._recorder, self._spent)
+            self._settle()
