@@ -1056,23 +1056,41 @@ def demo() -> None:
 @click.option("--port", default=6379, show_default=True, help="TCP port on 127.0.0.1.")
 @click.option("--search/--no-search", default=False, help="Load the RediSearch module.")
 def redis(port: int, search: bool) -> None:
-    """Start a local Redis 8 for development (Ctrl-C stops it)."""
-    from ._server import RedisServer
+    """Start a local Redis 8 for development (Ctrl-C stops it).
 
-    server = RedisServer(port=port, search=search).start()
+    Exits 1 when the port is already in use (by another Redis or any other program)
+    or when redis-server cannot be started or stops on its own.
+    """
+    from ._server import RedisServer
+    from .errors import RedisPortInUseError, RedisServerNotFoundError
+
+    try:
+        server = RedisServer(port=port, search=search).start()
+    except RedisPortInUseError as exc:
+        hint = (
+            f"use it (redis://127.0.0.1:{port}/0) or pick another --port"
+            if exc.redis
+            else "stop what holds it or pick another --port"
+        )
+        raise CliError(f"{exc}: {hint}") from None
+    except RedisServerNotFoundError as exc:
+        raise CliError(str(exc)) from None
     click.echo(f"Redis 8 listening on {server.url} (Ctrl-C to stop)")
 
     def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # `kill` stops the server too, not only Ctrl-C
 
     signal.signal(signal.SIGTERM, on_term)
+    code: int | None = None
     try:
-        while server.process is not None and server.process.poll() is None:
+        while server.process is not None and (code := server.process.poll()) is None:
             time.sleep(0.5)
     except KeyboardInterrupt:
-        pass
+        code = None
     finally:
         server.stop()
+    if code is not None:
+        raise CliError(f"redis-server stopped on its own (exit code {code})")
 
 
 def main() -> None:

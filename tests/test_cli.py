@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -661,3 +662,61 @@ def test_redis_command_serves_and_stops_on_sigterm() -> None:
         proc.wait(timeout=20)
     with pytest.raises(redis.ConnectionError):
         redis.Redis(port=port, socket_connect_timeout=1).ping()
+
+
+def run_redis_command(port: int) -> subprocess.CompletedProcess[str]:
+    """``cachekit redis --port PORT``, expected to give up; its group is killed if not."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "cachekit", "redis", "--port", str(port)]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # so a server it started dies with it on a timeout
+    )  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"`cachekit redis` kept running on a port in use: {out!r} {err!r}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def test_redis_command_on_a_port_taken_by_another_program_exits_1() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run_redis_command(port)
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert f"port {port} is already in use" in proc.stderr
+    assert "listening" not in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_redis_command_on_a_port_taken_by_a_running_redis_exits_1(redis_url: str) -> None:
+    from cachekit._server import RedisServer
+
+    with RedisServer() as other:
+        client = redis.Redis(port=other.port)
+        client.set("mine", "1")
+        proc = run_redis_command(other.port)
+        assert proc.returncode == 1, (proc.stdout, proc.stderr)
+        assert f"port {other.port} is already in use" in proc.stderr
+        assert "a Redis is already listening there" in proc.stderr
+        assert "listening on" not in proc.stdout
+        assert client.get("mine") == b"1"  # the other server is untouched
+        client.close()
+
+
+def test_redis_server_never_moves_a_requested_port() -> None:
+    from cachekit._server import RedisServer
+    from cachekit.errors import RedisPortInUseError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = RedisServer(port=port)
+        with pytest.raises(RedisPortInUseError, match=f"port {port} is already in use"):
+            server.start()
+        assert server.port == port and server.process is None
