@@ -1044,7 +1044,8 @@ def proxy(
 def demo() -> None:
     """Run the cache in front of an LLM: miss, semantic hit, exact hit, stats.
 
-    Needs no API key: with no REDIS_URL it starts a throwaway Redis 8, and with no
+    Needs no API key: with neither CACHEKIT_REDIS_URL nor REDIS_URL set it starts a
+    throwaway Redis 8, and with no
     OPENAI_API_KEY it calls a clearly labelled offline stand-in for the LLM.
     """
     from ._demo import run_demo

@@ -1,6 +1,7 @@
 """``cachekit demo``: the cache in front of an LLM, end to end, with no API key needed.
 
-With no ``REDIS_URL`` it starts a throwaway local Redis 8 itself. With no
+With neither ``CACHEKIT_REDIS_URL`` nor ``REDIS_URL`` set it starts a throwaway local
+Redis 8 itself. With no
 ``OPENAI_API_KEY`` the "LLM" is a clearly labelled offline stand-in that sleeps like a
 network call and answers from a tiny table. Local embeddings (all-MiniLM-L6-v2, shipped
 offline) turn on the semantic layer when ``cachekit[local]`` is installed.
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
+from ._defaults import configured_redis_url
 from ._server import RedisServer
 from .cache import LLMCache
 from .decorator import cached_llm
@@ -54,12 +56,15 @@ def _stand_in_answer(prompt: str) -> str:
 
 @contextlib.contextmanager
 def _redis_url(out: TextIO) -> Iterator[str]:
-    url = os.environ.get("REDIS_URL") or os.environ.get("CACHEKIT_REDIS_URL")
+    url = configured_redis_url()
     if url:
         yield url
         return
     with RedisServer() as server:
-        out.write(f"Started a throwaway Redis 8 on 127.0.0.1:{server.port} (no REDIS_URL set)\n")
+        out.write(
+            f"Started a throwaway Redis 8 on 127.0.0.1:{server.port} "
+            "(no CACHEKIT_REDIS_URL or REDIS_URL set)\n"
+        )
         yield server.url
 
 
