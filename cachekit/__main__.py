@@ -2,7 +2,8 @@
 
 Commands: ``stats``, ``inspect``, ``explain``, ``tune``, ``invalidate``, ``clear``,
 ``proxy``, ``redis``, ``demo``. Each has ``--help``. Exit codes: 0 success (an empty
-result included), 1 the environment failed (Redis unreachable), 2 bad input.
+result and a declined confirmation included), 1 the environment failed (Redis
+unreachable, a port in use), 2 bad input.
 """
 
 from __future__ import annotations
@@ -311,17 +312,60 @@ def invalidate(namespace: str, tenant: str | None, redis_url: str) -> None:
     """
     _check_namespace(namespace)
 
-    async def go() -> int:
+    async def go() -> tuple[int, bool | None]:
         async with open_cache(redis_url) as cache:
-            return await cache.invalidate(namespace, tenant)
+            seen = await _has_stats(cache, namespace, tenant)
+            return await cache.invalidate(namespace, tenant), seen
 
-    number = run(go())
+    number, seen = run(go())
+    if seen is False:
+        scope = f"namespace {namespace!r}" + (f", tenant {tenant!r}" if tenant is not None else "")
+        click.echo(
+            f"Note: {scope} has no entries or stats yet (a typo? `cachekit stats` lists "
+            "the namespaces in use); invalidated anyway.",
+            err=True,
+        )
     if tenant is None:
         click.echo(f"Invalidated namespace {namespace!r} for every tenant (epoch {number}).")
     else:
         click.echo(
             f"Invalidated namespace {namespace!r} for tenant {tenant!r} (generation {number})."
         )
+
+
+#: SCAN calls (COUNT 1000 each) spent looking for a namespace's stats before giving up.
+_SEEN_SCAN_CALLS = 100
+
+
+async def _has_stats(cache: Any, namespace: str, tenant: str | None) -> bool | None:
+    """Whether the namespace (or its tenant) was ever used; None when it is unknown.
+
+    Every store, hit and counted bypass writes the space's stats hash (``_layout.py``),
+    so "never used" is "no stats hash". For a tenant that is one EXISTS. For a whole
+    namespace it is a SCAN for ``ck:{ns:*}:stats`` stopped at the first match; on one
+    server also after ``_SEEN_SCAN_CALLS`` calls (a huge keyspace gives "unknown", never
+    a false alarm). On a cluster it walks every primary, as ``stats`` does.
+    """
+    from ._layout import Space, encode_tenant
+    from .stats import stats_pattern
+
+    client = cache.redis
+    if tenant is not None:
+        return bool(await client.exists(Space(namespace, encode_tenant(tenant)).stats_key))
+    pattern = stats_pattern(namespace, None)
+    if getattr(cache, "cluster", False):
+        # redis-py's cluster scan_iter hides the per-node cursors: no call budget here.
+        async for _ in client.scan_iter(match=pattern, count=1000):
+            return True
+        return False
+    cursor: Any = 0
+    for _ in range(_SEEN_SCAN_CALLS):
+        cursor, found = await client.scan(cursor, match=pattern, count=1000)
+        if found:
+            return True
+        if int(cursor) == 0:
+            return False
+    return None
 
 
 @cli.command()
@@ -333,8 +377,10 @@ def clear(namespace: str, tenant: str | None, yes: bool, redis_url: str) -> None
     """Delete NAMESPACE's keys (entries, vectors, counters) with SCAN + UNLINK."""
     _check_namespace(namespace)
     what = f"namespace {namespace!r}" + (f", tenant {tenant!r}" if tenant is not None else "")
-    if not yes:
-        click.confirm(f"Delete every key of {what}, stats included?", abort=True)
+    if not yes and not click.confirm(f"Delete every key of {what}, stats included?"):
+        # Declining is an answer, not a failure: exit 0 (1 is for the environment).
+        click.echo("Aborted: nothing deleted.")
+        return
 
     async def go() -> int:
         async with open_cache(redis_url) as cache:
@@ -871,19 +917,46 @@ def _labelled_sweep(
     title: str,
     current: float | None,
 ) -> None:
-    from ._tune import plot_sweep, recommend, sweep
+    from ._tune import (
+        MAX_RELIABLE_CI_WIDTH,
+        MIN_RELIABLE_PAIRS,
+        plot_sweep,
+        recommend,
+        sweep,
+        wilson_interval,
+    )
 
     sims = _similarities(pairs, embedder_spec)
     labels = [p.label or 0 for p in pairs]  # loaded pairs always carry a label
     rows = sweep(sims, labels, thresholds)
     best = recommend(rows, target)
     positives = sum(1 for x in labels if x == 1)
+    ci = None if best is None else wilson_interval(best.true_pos, best.accepted)
+    small = len(pairs) < MIN_RELIABLE_PAIRS or (
+        ci is not None and ci[1] - ci[0] > MAX_RELIABLE_CI_WIDTH
+    )
+    note = ""
+    if small:
+        # stderr: a warning about the evidence, not part of the result (--json stays JSON).
+        note = f"warning: only {len(pairs)} labelled pairs ({positives} positive)"
+        if ci is not None and best is not None:
+            note += (
+                f"; precision at {best.threshold:.2f} is {fmt_pct(best.precision)} from "
+                f"{best.accepted} accepted pairs, 95% Wilson interval "
+                f"{fmt_pct(ci[0])}..{fmt_pct(ci[1])}"
+            )
+        note += (
+            f". Treat the recommendation as a rough guide; label at least "
+            f"{MIN_RELIABLE_PAIRS} pairs from your own traffic for a reliable threshold."
+        )
     if as_json:
         payload = {
             "pairs": len(pairs),
             "positives": positives,
             "target_precision": target,
             "recommended_threshold": None if best is None else best.threshold,
+            "precision_ci95": None if ci is None else [round(ci[0], 4), round(ci[1], 4)],
+            "small_sample": small,
             "sweep": [r.to_dict() for r in rows],
         }
         click.echo(json.dumps(payload, indent=2))
@@ -896,10 +969,13 @@ def _labelled_sweep(
                 f"{target:.2f}; raise --max, lower --target-precision, or check the labels."
             )
         else:
+            assert ci is not None
             click.echo(
                 f"Recommended threshold: {best.threshold:.2f} "
-                f"(precision {fmt_pct(best.precision)}, recall {fmt_pct(best.recall)}, "
-                f"hit rate {fmt_pct(best.hit_rate)}) for target precision {target:.2f}."
+                f"(precision {fmt_pct(best.precision)}, 95% CI {fmt_pct(ci[0])}.."
+                f"{fmt_pct(ci[1])}; recall {fmt_pct(best.recall)}, "
+                f"hit rate {fmt_pct(best.hit_rate)}) for target precision {target:.2f}, "
+                f"from {len(pairs)} pairs."
             )
     if plot:
         plot_sweep(
@@ -907,6 +983,8 @@ def _labelled_sweep(
         )
         if not as_json:
             click.echo(f"Plot written to {plot}")
+    if note:
+        click.echo(note, err=True)  # last, under the recommendation it qualifies
 
 
 def _print_sweep(rows: Sequence[SweepRow], best: SweepRow | None) -> None:
