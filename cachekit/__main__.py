@@ -125,6 +125,18 @@ def stats(
     except CacheConfigError as exc:
         raise InputError(str(exc)) from None
     report, known = run(_stats(redis_url, namespace, token, table))
+    if report.skipped_keys:
+        # stderr, so --json output stays parseable; the keys are in the JSON too.
+        n = len(report.skipped_keys)
+        click.echo(
+            f"warning: skipped {n} stats key{'s' if n != 1 else ''} (or their malformed "
+            "fields) that cachekit did not write as it expects:",
+            err=True,
+        )
+        for skipped in report.skipped_keys[:50]:
+            click.echo(f"  {skipped.key}: {skipped.reason}", err=True)
+        if n > 50:
+            click.echo(f"  ... and {n - 50} more (see --json)", err=True)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
         return
@@ -141,15 +153,26 @@ def stats(
 async def _stats(
     url: str, namespace: str | None, token: str | None, pricing: Any
 ) -> tuple[StatsReport, list[str]]:
+    import logging
+
     from .stats import stats as read_stats
 
-    async with open_cache(url) as cache:
-        report = await read_stats(cache, namespace, tenant_token=token, pricing=pricing)
-        known: list[str] = []
-        if not report.rows and (namespace or token):
-            everything = await read_stats(cache, pricing=pricing)
-            known = sorted({r.namespace for r in everything.rows})
-        return report, known
+    def not_skipped(record: logging.LogRecord) -> bool:
+        # The command prints its own, fuller warning about skipped keys.
+        return not record.getMessage().startswith("cachekit: stats skipped")
+
+    logger = logging.getLogger("cachekit")
+    logger.addFilter(not_skipped)
+    try:
+        async with open_cache(url) as cache:
+            report = await read_stats(cache, namespace, tenant_token=token, pricing=pricing)
+            known: list[str] = []
+            if not report.rows and (namespace or token):
+                everything = await read_stats(cache, pricing=pricing)
+                known = sorted({r.namespace for r in everything.rows})
+            return report, known
+    finally:
+        logger.removeFilter(not_skipped)
 
 
 def _stats_cells(row: StatsRow, first: str, second: str) -> list[str]:
