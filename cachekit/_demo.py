@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 
 from ._defaults import configured_redis_url
@@ -108,7 +108,39 @@ def _make_llm(out: TextIO) -> Callable[[str], Any]:
     return stand_in
 
 
+def _tiktoken_installed() -> bool:
+    try:
+        import tiktoken  # noqa: F401 - only asking whether it is there
+    except ImportError:
+        return False
+    return True
+
+
+def _estimate_note(before: Mapping[str, int], after: Mapping[str, int]) -> str:
+    """What the demo's token estimates were really counted with (empty: no estimates)."""
+    from .stats import CHARS_PER_TOKEN, TIKTOKEN
+
+    with_tiktoken = after.get(TIKTOKEN, 0) - before.get(TIKTOKEN, 0)
+    with_rule = after.get(CHARS_PER_TOKEN, 0) - before.get(CHARS_PER_TOKEN, 0)
+    if not with_rule:
+        return " (token counts estimated with tiktoken)" if with_tiktoken else ""
+    if with_tiktoken:
+        # tiktoken loads its encoding in the background: the first estimates miss it.
+        return (
+            f" (token counts estimated: {with_tiktoken} with tiktoken, {with_rule} at 4 "
+            "characters per token while its encoding loaded)"
+        )
+    if not _tiktoken_installed():
+        why = "tiktoken is not installed"
+    else:
+        why = "tiktoken is installed but its encoding could not be loaded (offline?)"
+    return f" (token counts estimated at 4 characters per token: {why})"
+
+
 async def _run(url: str, out: TextIO) -> None:
+    from .stats import estimate_methods
+
+    methods_before = estimate_methods()
     embedder = _make_embedder(out)
     llm = _make_llm(out)
     async with LLMCache.from_url(url, embedder=embedder) as cache:
@@ -145,7 +177,7 @@ async def _run(url: str, out: TextIO) -> None:
             f"\nStats (shared by every worker, from Redis): {t.exact} exact, {t.semantic} "
             f"semantic, {t.miss} misses; hit rate {rate}\n"
         )
-        est = " (token counts estimated with tiktoken)" if t.usd_saved_estimated else ""
+        est = _estimate_note(methods_before, estimate_methods()) if t.has_estimates else ""
         out.write(
             f"Saved so far: {t.tokens_in} input + {t.tokens_out} output tokens, "
             f"${t.usd_saved:.6f} at {report.pricing_as_of or 'list'} prices{est}\n"

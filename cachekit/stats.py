@@ -57,6 +57,7 @@ __all__ = [
     "StatsReport",
     "StatsRow",
     "decode_tenant_token",
+    "estimate_methods",
     "estimate_tokens",
     "estimate_usage",
     "response_text",
@@ -303,6 +304,26 @@ class _Encodings:
 
 _encodings = _Encodings()
 _O200K_PREFIXES: Final = ("gpt-4o", "gpt-4.1", "gpt-5", "o1", "o3", "o4", "chatgpt-4o")
+#: Names of the two ways :func:`estimate_tokens` counts, as :func:`estimate_methods` reports.
+TIKTOKEN: Final = "tiktoken"
+CHARS_PER_TOKEN: Final = "4 chars/token"
+_methods: Counter[str] = Counter()
+_methods_lock = threading.Lock()
+
+
+def estimate_methods() -> dict[str, int]:
+    """How many token estimates this process made each way (``TIKTOKEN``, ``CHARS_PER_TOKEN``).
+
+    Cumulative; take a copy before and after to learn what some piece of work used (the
+    demo does, so it never claims tiktoken counted what the rule of thumb did).
+    """
+    with _methods_lock:
+        return dict(_methods)
+
+
+def _count_method(method: str) -> None:
+    with _methods_lock:
+        _methods[method] += 1
 
 
 def estimate_tokens(text: str, model: str | None = None) -> int:
@@ -318,9 +339,13 @@ def estimate_tokens(text: str, model: str | None = None) -> int:
     encoding = _encodings.get(name)
     if encoding:
         try:
-            return len(encoding.encode(text, disallowed_special=()))
+            tokens = len(encoding.encode(text, disallowed_special=()))
         except Exception:  # an estimate must never fail the store
             log.debug("tiktoken failed; estimating 4 chars/token", exc_info=True)
+        else:
+            _count_method(TIKTOKEN)
+            return tokens
+    _count_method(CHARS_PER_TOKEN)
     return math.ceil(len(text) / 4)
 
 
