@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._codec import register_type
-from ._defaults import get_default_cache, set_default_cache
+from ._defaults import get_default_cache, resolve_redis_url, set_default_cache
 from ._manifest import KeyManifest, default_normalize
 from .cache import Budgets, LLMCache
 from .decorator import BoundCall, cached_llm
@@ -45,6 +45,7 @@ __all__ = [
     "get_default_cache",
     "last_result",
     "register_type",
+    "resolve_redis_url",
     "set_default_cache",
     "track_outcomes",
     "use_tenant",

@@ -2,7 +2,8 @@
 
 Commands: ``stats``, ``inspect``, ``explain``, ``tune``, ``invalidate``, ``clear``,
 ``proxy``, ``redis``, ``demo``. Each has ``--help``. Exit codes: 0 success (an empty
-result included), 1 the environment failed (Redis unreachable), 2 bad input.
+result and a declined confirmation included), 1 the environment failed (Redis
+unreachable, a port in use), 2 bad input.
 """
 
 from __future__ import annotations
@@ -124,6 +125,18 @@ def stats(
     except CacheConfigError as exc:
         raise InputError(str(exc)) from None
     report, known = run(_stats(redis_url, namespace, token, table))
+    if report.skipped_keys:
+        # stderr, so --json output stays parseable; the keys are in the JSON too.
+        n = len(report.skipped_keys)
+        click.echo(
+            f"warning: skipped {n} stats key{'s' if n != 1 else ''} (or their malformed "
+            "fields) that cachekit did not write as it expects:",
+            err=True,
+        )
+        for skipped in report.skipped_keys[:50]:
+            click.echo(f"  {skipped.key}: {skipped.reason}", err=True)
+        if n > 50:
+            click.echo(f"  ... and {n - 50} more (see --json)", err=True)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
         return
@@ -140,15 +153,26 @@ def stats(
 async def _stats(
     url: str, namespace: str | None, token: str | None, pricing: Any
 ) -> tuple[StatsReport, list[str]]:
+    import logging
+
     from .stats import stats as read_stats
 
-    async with open_cache(url) as cache:
-        report = await read_stats(cache, namespace, tenant_token=token, pricing=pricing)
-        known: list[str] = []
-        if not report.rows and (namespace or token):
-            everything = await read_stats(cache, pricing=pricing)
-            known = sorted({r.namespace for r in everything.rows})
-        return report, known
+    def not_skipped(record: logging.LogRecord) -> bool:
+        # The command prints its own, fuller warning about skipped keys.
+        return not record.getMessage().startswith("cachekit: stats skipped")
+
+    logger = logging.getLogger("cachekit")
+    logger.addFilter(not_skipped)
+    try:
+        async with open_cache(url) as cache:
+            report = await read_stats(cache, namespace, tenant_token=token, pricing=pricing)
+            known: list[str] = []
+            if not report.rows and (namespace or token):
+                everything = await read_stats(cache, pricing=pricing)
+                known = sorted({r.namespace for r in everything.rows})
+            return report, known
+    finally:
+        logger.removeFilter(not_skipped)
 
 
 def _stats_cells(row: StatsRow, first: str, second: str) -> list[str]:
@@ -311,17 +335,60 @@ def invalidate(namespace: str, tenant: str | None, redis_url: str) -> None:
     """
     _check_namespace(namespace)
 
-    async def go() -> int:
+    async def go() -> tuple[int, bool | None]:
         async with open_cache(redis_url) as cache:
-            return await cache.invalidate(namespace, tenant)
+            seen = await _has_stats(cache, namespace, tenant)
+            return await cache.invalidate(namespace, tenant), seen
 
-    number = run(go())
+    number, seen = run(go())
+    if seen is False:
+        scope = f"namespace {namespace!r}" + (f", tenant {tenant!r}" if tenant is not None else "")
+        click.echo(
+            f"Note: {scope} has no entries or stats yet (a typo? `cachekit stats` lists "
+            "the namespaces in use); invalidated anyway.",
+            err=True,
+        )
     if tenant is None:
         click.echo(f"Invalidated namespace {namespace!r} for every tenant (epoch {number}).")
     else:
         click.echo(
             f"Invalidated namespace {namespace!r} for tenant {tenant!r} (generation {number})."
         )
+
+
+#: SCAN calls (COUNT 1000 each) spent looking for a namespace's stats before giving up.
+_SEEN_SCAN_CALLS = 100
+
+
+async def _has_stats(cache: Any, namespace: str, tenant: str | None) -> bool | None:
+    """Whether the namespace (or its tenant) was ever used; None when it is unknown.
+
+    Every store, hit and counted bypass writes the space's stats hash (``_layout.py``),
+    so "never used" is "no stats hash". For a tenant that is one EXISTS. For a whole
+    namespace it is a SCAN for ``ck:{ns:*}:stats`` stopped at the first match; on one
+    server also after ``_SEEN_SCAN_CALLS`` calls (a huge keyspace gives "unknown", never
+    a false alarm). On a cluster it walks every primary, as ``stats`` does.
+    """
+    from ._layout import Space, encode_tenant
+    from .stats import stats_pattern
+
+    client = cache.redis
+    if tenant is not None:
+        return bool(await client.exists(Space(namespace, encode_tenant(tenant)).stats_key))
+    pattern = stats_pattern(namespace, None)
+    if getattr(cache, "cluster", False):
+        # redis-py's cluster scan_iter hides the per-node cursors: no call budget here.
+        async for _ in client.scan_iter(match=pattern, count=1000):
+            return True
+        return False
+    cursor: Any = 0
+    for _ in range(_SEEN_SCAN_CALLS):
+        cursor, found = await client.scan(cursor, match=pattern, count=1000)
+        if found:
+            return True
+        if int(cursor) == 0:
+            return False
+    return None
 
 
 @cli.command()
@@ -333,8 +400,10 @@ def clear(namespace: str, tenant: str | None, yes: bool, redis_url: str) -> None
     """Delete NAMESPACE's keys (entries, vectors, counters) with SCAN + UNLINK."""
     _check_namespace(namespace)
     what = f"namespace {namespace!r}" + (f", tenant {tenant!r}" if tenant is not None else "")
-    if not yes:
-        click.confirm(f"Delete every key of {what}, stats included?", abort=True)
+    if not yes and not click.confirm(f"Delete every key of {what}, stats included?"):
+        # Declining is an answer, not a failure: exit 0 (1 is for the environment).
+        click.echo("Aborted: nothing deleted.")
+        return
 
     async def go() -> int:
         async with open_cache(redis_url) as cache:
@@ -871,19 +940,46 @@ def _labelled_sweep(
     title: str,
     current: float | None,
 ) -> None:
-    from ._tune import plot_sweep, recommend, sweep
+    from ._tune import (
+        MAX_RELIABLE_CI_WIDTH,
+        MIN_RELIABLE_PAIRS,
+        plot_sweep,
+        recommend,
+        sweep,
+        wilson_interval,
+    )
 
     sims = _similarities(pairs, embedder_spec)
     labels = [p.label or 0 for p in pairs]  # loaded pairs always carry a label
     rows = sweep(sims, labels, thresholds)
     best = recommend(rows, target)
     positives = sum(1 for x in labels if x == 1)
+    ci = None if best is None else wilson_interval(best.true_pos, best.accepted)
+    small = len(pairs) < MIN_RELIABLE_PAIRS or (
+        ci is not None and ci[1] - ci[0] > MAX_RELIABLE_CI_WIDTH
+    )
+    note = ""
+    if small:
+        # stderr: a warning about the evidence, not part of the result (--json stays JSON).
+        note = f"warning: only {len(pairs)} labelled pairs ({positives} positive)"
+        if ci is not None and best is not None:
+            note += (
+                f"; precision at {best.threshold:.2f} is {fmt_pct(best.precision)} from "
+                f"{best.accepted} accepted pairs, 95% Wilson interval "
+                f"{fmt_pct(ci[0])}..{fmt_pct(ci[1])}"
+            )
+        note += (
+            f". Treat the recommendation as a rough guide; label at least "
+            f"{MIN_RELIABLE_PAIRS} pairs from your own traffic for a reliable threshold."
+        )
     if as_json:
         payload = {
             "pairs": len(pairs),
             "positives": positives,
             "target_precision": target,
             "recommended_threshold": None if best is None else best.threshold,
+            "precision_ci95": None if ci is None else [round(ci[0], 4), round(ci[1], 4)],
+            "small_sample": small,
             "sweep": [r.to_dict() for r in rows],
         }
         click.echo(json.dumps(payload, indent=2))
@@ -896,10 +992,13 @@ def _labelled_sweep(
                 f"{target:.2f}; raise --max, lower --target-precision, or check the labels."
             )
         else:
+            assert ci is not None
             click.echo(
                 f"Recommended threshold: {best.threshold:.2f} "
-                f"(precision {fmt_pct(best.precision)}, recall {fmt_pct(best.recall)}, "
-                f"hit rate {fmt_pct(best.hit_rate)}) for target precision {target:.2f}."
+                f"(precision {fmt_pct(best.precision)}, 95% CI {fmt_pct(ci[0])}.."
+                f"{fmt_pct(ci[1])}; recall {fmt_pct(best.recall)}, "
+                f"hit rate {fmt_pct(best.hit_rate)}) for target precision {target:.2f}, "
+                f"from {len(pairs)} pairs."
             )
     if plot:
         plot_sweep(
@@ -907,6 +1006,8 @@ def _labelled_sweep(
         )
         if not as_json:
             click.echo(f"Plot written to {plot}")
+    if note:
+        click.echo(note, err=True)  # last, under the recommendation it qualifies
 
 
 def _print_sweep(rows: Sequence[SweepRow], best: SweepRow | None) -> None:
@@ -1044,7 +1145,8 @@ def proxy(
 def demo() -> None:
     """Run the cache in front of an LLM: miss, semantic hit, exact hit, stats.
 
-    Needs no API key: with no REDIS_URL it starts a throwaway Redis 8, and with no
+    Needs no API key: with neither CACHEKIT_REDIS_URL nor REDIS_URL set it starts a
+    throwaway Redis 8, and with no
     OPENAI_API_KEY it calls a clearly labelled offline stand-in for the LLM.
     """
     from ._demo import run_demo
@@ -1056,23 +1158,41 @@ def demo() -> None:
 @click.option("--port", default=6379, show_default=True, help="TCP port on 127.0.0.1.")
 @click.option("--search/--no-search", default=False, help="Load the RediSearch module.")
 def redis(port: int, search: bool) -> None:
-    """Start a local Redis 8 for development (Ctrl-C stops it)."""
-    from ._server import RedisServer
+    """Start a local Redis 8 for development (Ctrl-C stops it).
 
-    server = RedisServer(port=port, search=search).start()
+    Exits 1 when the port is already in use (by another Redis or any other program)
+    or when redis-server cannot be started or stops on its own.
+    """
+    from ._server import RedisServer
+    from .errors import RedisPortInUseError, RedisServerNotFoundError
+
+    try:
+        server = RedisServer(port=port, search=search).start()
+    except RedisPortInUseError as exc:
+        hint = (
+            f"use it (redis://127.0.0.1:{port}/0) or pick another --port"
+            if exc.redis
+            else "stop what holds it or pick another --port"
+        )
+        raise CliError(f"{exc}: {hint}") from None
+    except RedisServerNotFoundError as exc:
+        raise CliError(str(exc)) from None
     click.echo(f"Redis 8 listening on {server.url} (Ctrl-C to stop)")
 
     def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # `kill` stops the server too, not only Ctrl-C
 
     signal.signal(signal.SIGTERM, on_term)
+    code: int | None = None
     try:
-        while server.process is not None and server.process.poll() is None:
+        while server.process is not None and (code := server.process.poll()) is None:
             time.sleep(0.5)
     except KeyboardInterrupt:
-        pass
+        code = None
     finally:
         server.stop()
+    if code is not None:
+        raise CliError(f"redis-server stopped on its own (exit code {code})")
 
 
 def main() -> None:

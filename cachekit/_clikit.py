@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import click
 from redis.exceptions import RedisClusterException
 
+from ._defaults import DEFAULT_REDIS_URL, resolve_redis_url
 from .cache import CACHE_ERRORS, LLMCache, _redact
 from .errors import CacheBackendError, CacheConfigError
 
@@ -44,7 +45,6 @@ __all__ = [
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
-DEFAULT_REDIS_URL: Final = "redis://localhost:6379/0"
 #: The CLI is interactive, not a request path: generous timeouts, but never a hang.
 _SOCKET_TIMEOUT_S: Final = 30.0
 _CONNECT_TIMEOUT_S: Final = 5.0
@@ -67,14 +67,19 @@ class InputError(click.ClickException):
     exit_code = 2
 
 
+def _resolve_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    # Not click's envvar=: the library's one resolver decides, so the CLI reads the Redis
+    # that @cached_llm, the proxy and the demo write.
+    return resolve_redis_url(value)
+
+
 def redis_url_option(func: F) -> F:
     return click.option(
         "--redis-url",
-        envvar=["REDIS_URL", "CACHEKIT_REDIS_URL"],
-        default=DEFAULT_REDIS_URL,
-        show_default=True,
-        show_envvar=True,
-        help="Redis to use: redis://, rediss://, unix:// or redis+cluster://.",
+        default=None,
+        callback=_resolve_url,
+        help="Redis to use: redis://, rediss://, unix:// or redis+cluster://. "
+        f"Default: $CACHEKIT_REDIS_URL, else $REDIS_URL, else {DEFAULT_REDIS_URL}.",
     )(func)
 
 

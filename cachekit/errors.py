@@ -19,6 +19,7 @@ __all__ = [
     "CodecError",
     "EmbedderError",
     "IndexMismatchError",
+    "RedisPortInUseError",
     "RedisServerNotFoundError",
 ]
 
@@ -74,3 +75,17 @@ class EmbedderError(CacheKitError):
 
 class RedisServerNotFoundError(CacheKitError):
     """No Redis >= 8 ``redis-server`` binary could be found to start a local server."""
+
+
+class RedisPortInUseError(RedisServerNotFoundError):
+    """The port asked of a local ``redis-server`` is taken (by another Redis or program).
+
+    A subclass of :class:`RedisServerNotFoundError` because both mean "no server of ours
+    could be started"; this one names the cause so the CLI can say so.
+    """
+
+    def __init__(self, port: int, *, redis: bool = False) -> None:
+        what = "a Redis is already listening there" if redis else "another program holds it"
+        super().__init__(f"port {port} is already in use ({what})")
+        self.port = port
+        self.redis = redis

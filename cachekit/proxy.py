@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -29,6 +28,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ._defaults import resolve_redis_url
 from .cache import CACHE_ERRORS, LLMCache
 from .errors import CacheBackendError, CacheConfigError
 from .middleware import (
@@ -352,12 +352,7 @@ def run_proxy(
         import uvicorn
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise CacheConfigError("the proxy needs uvicorn: pip install 'cachekit[proxy]'") from exc
-    url = (
-        redis_url
-        or os.environ.get("CACHEKIT_REDIS_URL")
-        or os.environ.get("REDIS_URL")
-        or "redis://localhost:6379/0"
-    )
+    url = resolve_redis_url(redis_url)
     if embedder is None and semantic:
         from .embedders import SentenceTransformerEmbedder
 

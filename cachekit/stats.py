@@ -53,9 +53,11 @@ __all__ = [
     "ModelPrice",
     "OutcomeCounter",
     "Pricing",
+    "SkippedKey",
     "StatsReport",
     "StatsRow",
     "decode_tenant_token",
+    "estimate_methods",
     "estimate_tokens",
     "estimate_usage",
     "response_text",
@@ -302,6 +304,26 @@ class _Encodings:
 
 _encodings = _Encodings()
 _O200K_PREFIXES: Final = ("gpt-4o", "gpt-4.1", "gpt-5", "o1", "o3", "o4", "chatgpt-4o")
+#: Names of the two ways :func:`estimate_tokens` counts, as :func:`estimate_methods` reports.
+TIKTOKEN: Final = "tiktoken"
+CHARS_PER_TOKEN: Final = "4 chars/token"
+_methods: Counter[str] = Counter()
+_methods_lock = threading.Lock()
+
+
+def estimate_methods() -> dict[str, int]:
+    """How many token estimates this process made each way (``TIKTOKEN``, ``CHARS_PER_TOKEN``).
+
+    Cumulative; take a copy before and after to learn what some piece of work used (the
+    demo does, so it never claims tiktoken counted what the rule of thumb did).
+    """
+    with _methods_lock:
+        return dict(_methods)
+
+
+def _count_method(method: str) -> None:
+    with _methods_lock:
+        _methods[method] += 1
 
 
 def estimate_tokens(text: str, model: str | None = None) -> int:
@@ -317,9 +339,13 @@ def estimate_tokens(text: str, model: str | None = None) -> int:
     encoding = _encodings.get(name)
     if encoding:
         try:
-            return len(encoding.encode(text, disallowed_special=()))
+            tokens = len(encoding.encode(text, disallowed_special=()))
         except Exception:  # an estimate must never fail the store
             log.debug("tiktoken failed; estimating 4 chars/token", exc_info=True)
+        else:
+            _count_method(TIKTOKEN)
+            return tokens
+    _count_method(CHARS_PER_TOKEN)
     return math.ceil(len(text) / 4)
 
 
@@ -459,14 +485,32 @@ class StatsRow:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class SkippedKey:
+    """A key matching the stats pattern that was not (wholly) counted, and why."""
+
+    key: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"key": self.key, "reason": self.reason}
+
+
 @dataclass(slots=True)
 class StatsReport:
-    """What :func:`stats` returns: one row per (namespace, tenant) and their totals."""
+    """What :func:`stats` returns: one row per (namespace, tenant) and their totals.
+
+    ``skipped_keys`` lists keys under the stats pattern that cachekit did not write as it
+    expects (another type than a hash, a name it does not parse: not counted at all; a
+    hash with malformed fields: counted without those fields), so one stray key never
+    breaks the report.
+    """
 
     rows: list[StatsRow]
     totals: StatsRow
     generated_at: float
     pricing_as_of: str | None
+    skipped_keys: list[SkippedKey] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -474,6 +518,7 @@ class StatsReport:
             "pricing_as_of": self.pricing_as_of,
             "rows": [r.to_dict() for r in self.rows],
             "totals": self.totals.to_dict(),
+            "skipped_keys": [k.to_dict() for k in self.skipped_keys],
         }
 
 
@@ -482,9 +527,18 @@ def _text(value: Any) -> str:
 
 
 def parse_stats_hash(
-    namespace: str, token: str, raw: Mapping[Any, Any], pricing: Pricing, now: float
+    namespace: str,
+    token: str,
+    raw: Mapping[Any, Any],
+    pricing: Pricing,
+    now: float,
+    malformed: list[str] | None = None,
 ) -> StatsRow:
-    """One stats hash -> a priced :class:`StatsRow` (unknown fields are ignored)."""
+    """One stats hash -> a priced :class:`StatsRow` (unknown fields are ignored).
+
+    Fields with values cachekit never writes (``exact=abc``, a non-finite ``since``) are
+    left out and, when ``malformed`` is given, appended to it as ``name=value``.
+    """
     row = StatsRow(namespace=namespace, tenant_token=token)
     for key, value in raw.items():
         name, text = _text(key), _text(value)
@@ -493,13 +547,18 @@ def parse_stats_hash(
             if name in COUNTERS:
                 setattr(row, name, int(text))
             elif name == "since":
-                row.since = float(text)
+                since = float(text)
+                if not math.isfinite(since):
+                    raise ValueError(text)
+                row.since = since
             elif model and kind in ("tin", "tout"):
                 row.tokens.setdefault(model, [0, 0])[kind == "tout"] += int(text)
             elif model and kind in ("ein", "eout"):
                 row.estimated_tokens.setdefault(model, [0, 0])[kind == "eout"] += int(text)
         except ValueError:
-            log.warning("cachekit: ignoring malformed stats field %s=%r", name, text)
+            log.debug("cachekit: ignoring malformed stats field %s=%r", name, text)
+            if malformed is not None:
+                malformed.append(f"{name}={text[:40]!r}")
     for table, estimated in ((row.tokens, False), (row.estimated_tokens, True)):
         for model, (tin, tout) in table.items():
             usd = pricing.cost(model, tin, tout)
@@ -543,18 +602,43 @@ async def stats(
     for observer in cache.observers:
         if isinstance(observer, OutcomeCounter):
             await observer.flush()
-    raw_rows = await cache.run(_read_stats, cache, namespace, tenant_token)
+    raw_rows, skipped = await cache.run(_read_stats, cache, namespace, tenant_token)
     now = time.time()
-    rows = [parse_stats_hash(ns, tok, raw, table, now) for ns, tok, raw in raw_rows]
+    rows = []
+    for ns, tok, raw in raw_rows:
+        malformed: list[str] = []
+        rows.append(parse_stats_hash(ns, tok, raw, table, now, malformed))
+        if malformed:
+            key = f"ck:{{{ns}:{tok}}}:stats"
+            skipped.append(SkippedKey(key, "malformed fields not counted: " + ", ".join(malformed)))
     rows.sort(key=lambda r: (r.namespace, r.tenant_token))
+    skipped.sort(key=lambda k: k.key)
+    if skipped:
+        cache.warn(
+            "stats-skipped",
+            "cachekit: stats skipped %d key(s) it did not write as expected: %s",
+            len(skipped),
+            ", ".join(k.key for k in skipped[:10]),
+        )
     return StatsReport(
-        rows=rows, totals=merge_rows(rows), generated_at=now, pricing_as_of=table.as_of
+        rows=rows,
+        totals=merge_rows(rows),
+        generated_at=now,
+        pricing_as_of=table.as_of,
+        skipped_keys=skipped,
     )
 
 
 async def _read_stats(
     cache: LLMCache, namespace: str | None, tenant_token: str | None
-) -> list[tuple[str, str, dict[Any, Any]]]:
+) -> tuple[list[tuple[str, str, dict[Any, Any]]], list[SkippedKey]]:
+    """The stats hashes to count, and the keys under the pattern that are not ones.
+
+    Every reply is taken as it comes (``raise_on_error=False``, ``return_exceptions``):
+    a WRONGTYPE on one key must not lose the others.
+    """
+    from redis.exceptions import ResponseError
+
     client = cache.redis
     if namespace is not None and tenant_token is not None:
         keys: list[Any] = [stats_pattern(namespace, tenant_token)]
@@ -573,20 +657,31 @@ async def _read_stats(
             async with limit:
                 return await client.hgetall(key)
 
-        replies = list(await asyncio.gather(*(one(k) for k in keys)))
+        replies = list(await asyncio.gather(*(one(k) for k in keys), return_exceptions=True))
     else:
         for start in range(0, len(keys), 500):
             async with client.pipeline(transaction=False) as pipe:
                 for key in keys[start : start + 500]:
                     pipe.hgetall(key)
-                replies.extend(await pipe.execute())
+                replies.extend(await pipe.execute(raise_on_error=False))
     out: list[tuple[str, str, dict[Any, Any]]] = []
+    skipped: list[SkippedKey] = []
     for key, raw in zip(keys, replies, strict=True):
-        match = _STATS_KEY_RE.match(_text(key))
-        if match is None or not raw:
+        name = _text(key)
+        if isinstance(raw, ResponseError) and "WRONGTYPE" in str(raw):
+            kind = _text(await client.type(key))
+            skipped.append(SkippedKey(name, f"a {kind}, not a hash: not cachekit's"))
             continue
+        if isinstance(raw, BaseException):
+            raise raw  # a real failure (connection, cluster): the caller reports it
+        match = _STATS_KEY_RE.match(name)
+        if match is None:
+            skipped.append(SkippedKey(name, "not a cachekit stats key name"))
+            continue
+        if not raw:
+            continue  # expired or deleted since the SCAN
         out.append((match["ns"], match["tok"], raw))
-    return out
+    return out, skipped
 
 
 def _is_cluster(cache: LLMCache) -> bool:

@@ -4,9 +4,9 @@
     python examples/fastapi_app.py --serve    # serve on http://127.0.0.1:8000
 
 The LLM is OpenAI when OPENAI_API_KEY is set, else the offline OpenAI-wire stand-in from
-tests/llm_server.py (answers "echo: <your question>"). Redis is REDIS_URL, else a
-throwaway Redis 8 started for the run. With sentence-transformers installed
-(``cachekit[local]``) paraphrases are served from the semantic layer too.
+tests/llm_server.py (answers "echo: <your question>"). Redis is CACHEKIT_REDIS_URL, else
+REDIS_URL, else a throwaway Redis 8 started for the run. With sentence-transformers
+installed (``cachekit[local]``) paraphrases are served from the semantic layer too.
 
 Try it while serving:
 
@@ -31,6 +31,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
 from cachekit import LLMCache
+from cachekit._defaults import configured_redis_url
 from cachekit.middleware import CacheMiddleware
 
 
@@ -94,7 +95,7 @@ def build_app(cache: LLMCache, llm: openai.AsyncOpenAI) -> FastAPI:
 def backends() -> Iterator[tuple[str, str, str]]:
     """(redis_url, llm base_url, api_key): real ones from the environment, else local."""
     with contextlib.ExitStack() as stack:
-        redis_url = os.environ.get("REDIS_URL")
+        redis_url = configured_redis_url()
         if not redis_url:
             from cachekit._server import RedisServer
 

@@ -4,7 +4,8 @@
     python examples/flask_app.py --serve    # serve on http://127.0.0.1:5000
 
 The LLM is OpenAI when OPENAI_API_KEY is set, else the offline OpenAI-wire stand-in from
-tests/llm_server.py. Redis is REDIS_URL, else a throwaway Redis 8 started for the run.
+tests/llm_server.py. Redis is CACHEKIT_REDIS_URL, else REDIS_URL, else a throwaway Redis 8 started
+for the run.
 The middleware reaches the async cache core through the cache's one background event
 loop thread, so any threaded WSGI server (werkzeug, gunicorn --threads, waitress) works.
 """
@@ -24,6 +25,7 @@ import openai
 from flask import Flask, Response, jsonify, request
 
 from cachekit import LLMCache
+from cachekit._defaults import configured_redis_url
 from cachekit.middleware import WSGICacheMiddleware, api_key_tenant
 
 
@@ -61,7 +63,7 @@ def build_app(cache: LLMCache, llm: openai.OpenAI) -> Flask:
 def backends() -> Iterator[tuple[str, str, str]]:
     """(redis_url, llm base_url, api_key): real ones from the environment, else local."""
     with contextlib.ExitStack() as stack:
-        redis_url = os.environ.get("REDIS_URL")
+        redis_url = configured_redis_url()
         if not redis_url:
             from cachekit._server import RedisServer
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -226,7 +227,8 @@ def test_invalidate_then_entries_are_not_live(invoke: Any, populated: Any, cache
 
 def test_clear_asks_unless_yes(invoke: Any, populated: Any, redis_sync: redis.Redis) -> None:
     result = invoke("clear", "support", "--tenant", "acme", input="n\n")
-    assert result.exit_code == 1  # aborted
+    assert result.exit_code == 0  # declining is not a failure (docs/operations.md)
+    assert "Aborted: nothing deleted" in result.stdout
     assert list(redis_sync.scan_iter(match="ck:{support:bYWNtZQ}:*"))
     result = invoke("clear", "support", "--tenant", "acme", input="y\n")
     assert result.exit_code == 0 and "Deleted" in result.stdout
@@ -237,6 +239,44 @@ def test_clear_asks_unless_yes(invoke: Any, populated: Any, redis_sync: redis.Re
     assert not list(redis_sync.scan_iter(match="ck:{support:*"))
     result = invoke("clear", "support", "--yes")
     assert result.exit_code == 0 and "Nothing to delete" in result.stdout
+
+
+def test_invalidate_of_a_namespace_never_used_says_so(invoke: Any, populated: Any) -> None:
+    for args, scope in (
+        (["invalidate", "suport"], "namespace 'suport'"),
+        (["invalidate", "support", "--tenant", "initech"], "tenant 'initech'"),
+    ):
+        result = invoke(*args)
+        assert result.exit_code == 0
+        assert "Invalidated namespace" in result.stdout
+        assert f"{scope} has no entries or stats yet" in result.stderr
+        assert "invalidated anyway" in result.stderr
+        again = invoke(*args)  # still unused: an invalidate does not make it used
+        assert f"{scope} has no entries or stats yet" in again.stderr
+    for args in (["invalidate", "support"], ["invalidate", "support", "-t", "acme"]):
+        result = invoke(*args)
+        assert result.exit_code == 0 and result.stderr == ""
+
+
+def test_invalidate_says_nothing_when_the_bounded_scan_cannot_tell(
+    invoke: Any, redis_sync: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cachekit.__main__ as main
+
+    redis_sync.mset({f"other:{i}": 1 for i in range(5000)})
+    monkeypatch.setattr(main, "_SEEN_SCAN_CALLS", 1)  # one SCAN cannot cover 5000 keys
+    result = invoke("invalidate", "never-used")
+    assert result.exit_code == 0 and result.stderr == ""
+
+
+def test_clear_declined_is_exit_0_and_deletes_nothing(
+    invoke: Any, populated: Any, redis_sync: redis.Redis
+) -> None:
+    before = sorted(redis_sync.scan_iter(match="ck:{support:*"))
+    result = invoke("clear", "support", input="\n")  # the default answer is no
+    assert result.exit_code == 0
+    assert "Aborted: nothing deleted" in result.stdout
+    assert sorted(redis_sync.scan_iter(match="ck:{support:*")) == before
 
 
 # ------------------------------------------------------------------------- explain
@@ -368,6 +408,37 @@ def test_tune_recommends_a_threshold_and_plots(invoke: Any, tmp_path: Path) -> N
 
     unreachable = invoke("tune", str(pairs), "--target-precision", "1.0", "--max", "0.85")
     assert unreachable.exit_code == 0 and "No threshold" in unreachable.stdout
+
+
+def test_tune_warns_that_a_small_sample_is_small(invoke: Any, tmp_path: Path) -> None:
+    pairs = write_pairs(tmp_path / "pairs.jsonl")
+    n = len(pairs.read_text().splitlines())
+    result = invoke("tune", str(pairs), "--target-precision", "0.8")
+    assert result.exit_code == 0, result.output
+    assert "Recommended threshold: 0.87" in result.stdout
+    assert f"only {n} labelled pairs" in result.stderr
+    assert "95% Wilson interval" in result.stderr
+    data = json.loads(invoke("tune", str(pairs), "--target-precision", "0.8", "--json").stdout)
+    assert data["pairs"] == n and data["small_sample"] is True
+    lo, hi = data["precision_ci95"]
+    assert 0 < lo < 6 / 7 < hi <= 1  # 6 of 7 accepted pairs are right
+
+
+def test_tune_is_quiet_about_a_large_clean_sample(invoke: Any, tmp_path: Path) -> None:
+    path = tmp_path / "many.jsonl"
+    with path.open("w") as fh:
+        for i in range(600):
+            same = i % 2 == 0
+            sim = 0.95 + (i % 7) / 200 if same else 0.5 + (i % 11) / 100
+            row = {"text_a": f"q{i}", "text_b": f"p{i}", "label": int(same), "similarity": sim}
+            fh.write(json.dumps(row) + "\n")
+    result = invoke("tune", str(path), "--target-precision", "0.95")
+    assert result.exit_code == 0, result.output
+    assert "Recommended threshold" in result.stdout
+    assert "600 pairs" in result.stdout
+    assert result.stderr == ""
+    data = json.loads(invoke("tune", str(path), "--json").stdout)
+    assert data["small_sample"] is False and data["precision_ci95"][0] > 0.98
 
 
 @pytest.mark.parametrize(
@@ -661,3 +732,61 @@ def test_redis_command_serves_and_stops_on_sigterm() -> None:
         proc.wait(timeout=20)
     with pytest.raises(redis.ConnectionError):
         redis.Redis(port=port, socket_connect_timeout=1).ping()
+
+
+def run_redis_command(port: int) -> subprocess.CompletedProcess[str]:
+    """``cachekit redis --port PORT``, expected to give up; its group is killed if not."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "cachekit", "redis", "--port", str(port)]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # so a server it started dies with it on a timeout
+    )  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"`cachekit redis` kept running on a port in use: {out!r} {err!r}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def test_redis_command_on_a_port_taken_by_another_program_exits_1() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run_redis_command(port)
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert f"port {port} is already in use" in proc.stderr
+    assert "listening" not in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_redis_command_on_a_port_taken_by_a_running_redis_exits_1(redis_url: str) -> None:
+    from cachekit._server import RedisServer
+
+    with RedisServer() as other:
+        client = redis.Redis(port=other.port)
+        client.set("mine", "1")
+        proc = run_redis_command(other.port)
+        assert proc.returncode == 1, (proc.stdout, proc.stderr)
+        assert f"port {other.port} is already in use" in proc.stderr
+        assert "a Redis is already listening there" in proc.stderr
+        assert "listening on" not in proc.stdout
+        assert client.get("mine") == b"1"  # the other server is untouched
+        client.close()
+
+
+def test_redis_server_never_moves_a_requested_port() -> None:
+    from cachekit._server import RedisServer
+    from cachekit.errors import RedisPortInUseError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = RedisServer(port=port)
+        with pytest.raises(RedisPortInUseError, match=f"port {port} is already in use"):
+            server.start()
+        assert server.port == port and server.process is None
