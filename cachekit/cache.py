@@ -17,6 +17,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import functools
 import hashlib
 import logging
 import random
@@ -64,6 +65,8 @@ _OUTAGES: tuple[type[BaseException], ...] = (
     redis_errors.RedisClusterException,
     OSError,
 )
+#: After a failed epoch read, lookups stop waiting for that shard for this long.
+_EPOCH_DOWN_SECONDS = 2.0
 #: Seconds between checks of an unusable vector-index meta hash.
 _INDEX_RETRY = 30.0
 #: Near misses kept per tenant+namespace (a capped stream).
@@ -504,6 +507,7 @@ class LLMCache:
         self._redis: aredis.Redis | None = None
         self._pool: aredis.ConnectionPool | None = None
         self._epochs: dict[str, int] = {}
+        self._epoch_down_until: dict[str, float] = {}
         self._index: VectorIndex | None = None
         self._index_ready: asyncio.Future[VectorIndex] | None = None
         self._resolved_kind: str | None = None
@@ -1141,33 +1145,53 @@ class LLMCache:
         of each worker sees the change and runs once more with the new epoch, so an entry
         of the old epoch is never served.
         """
-        epoch_key = f"ck:{{{manifest.namespace}}}:epoch"
+        namespace = manifest.namespace
+        epoch_key = f"ck:{{{namespace}}}:epoch"
         keys = [space.gen_key, space.stats_key]
         age = "" if max_age is None else repr(float(max_age))
         for _attempt in range(3):
-            known = self._epochs.get(manifest.namespace, 0)
+            known = self._epochs.get(namespace, 0)
             args = [f"ck:{space.tag}:", manifest.exact_digest, age, str(known)]
-            results: tuple[Any, Any] = await asyncio.gather(
-                self._counter(epoch_key), self._eval_lookup(keys, args), return_exceptions=True
-            )
-            raw_epoch, reply = results
-            if isinstance(reply, BaseException):
-                raise reply
-            if isinstance(raw_epoch, BaseException):
+            epoch_read = asyncio.ensure_future(self._counter(epoch_key))
+            epoch_read.add_done_callback(functools.partial(self._epoch_read_done, namespace))
+            reply = await self._eval_lookup(keys, args)
+            if (
+                not epoch_read.done()
+                and namespace in self._epochs
+                and time.monotonic() < self._epoch_down_until.get(namespace, 0.0)
+            ):
+                # The epoch shard failed moments ago and its reads now cost the cluster
+                # client's retries: do not make this healthy shard's tenants wait for
+                # it (the read goes on in the background and clears the mark).
+                return reply
+            try:
+                epoch = await epoch_read
+            except CACHE_ERRORS:
                 # The epoch lives on another shard. If that shard is down, keep serving
                 # this tenant's shard with the epoch we last saw: an all-tenant
                 # invalidate needs that shard too, so it cannot have happened meanwhile
                 # (except in the moment before it failed, which is the accepted risk).
-                if manifest.namespace in self._epochs:
+                if namespace in self._epochs:
                     return reply
-                raise raw_epoch
-            epoch = int(raw_epoch)
+                raise
             if epoch < 0:
                 return [b"!", b"epoch"]
             if epoch == known:
                 return reply
-            self._epochs[manifest.namespace] = epoch
+            self._epochs[namespace] = epoch
         raise CacheBackendError("the namespace epoch kept changing during the lookup")
+
+    def _epoch_read_done(self, namespace: str, task: asyncio.Future[int]) -> None:
+        """Remember whether the namespace's epoch shard answers (see _lookup_cluster)."""
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            self._epoch_down_until.pop(namespace, None)
+            if task.result() >= 0:
+                self._epochs[namespace] = task.result()
+        elif isinstance(exc, _OUTAGES):
+            self._epoch_down_until[namespace] = time.monotonic() + _EPOCH_DOWN_SECONDS
 
     async def _counter(self, key: str) -> int:
         """A generation/epoch counter, created from the clock when missing (see the Lua).
