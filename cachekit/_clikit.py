@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import click
 from redis.exceptions import RedisClusterException
 
+from ._clients import redact
 from ._defaults import DEFAULT_REDIS_URL, resolve_redis_url
-from .cache import CACHE_ERRORS, LLMCache, _redact
+from .cache import CACHE_ERRORS, LLMCache
 from .errors import CacheBackendError, CacheConfigError
 
 if TYPE_CHECKING:
@@ -114,8 +115,8 @@ async def open_cache(url: str) -> AsyncIterator[LLMCache]:
             )
         cache = LLMCache.from_client(client)
     except (ValueError, CacheConfigError) as exc:
-        raise InputError(f"bad --redis-url {_redact(url)!r}: {exc}") from None
-    where = _redact(url)
+        raise InputError(f"bad --redis-url {redact(url)!r}: {exc}") from None
+    where = redact(url)
     try:
         try:
             await cache.run(_ping, cache)

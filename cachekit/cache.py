@@ -18,15 +18,12 @@ import concurrent.futures
 import contextlib
 import contextvars
 import functools
-import hashlib
 import logging
 import random
 import threading
 import time
-import urllib.parse
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
@@ -35,10 +32,15 @@ from redis import exceptions as redis_errors
 from redis.typing import EncodableT
 
 from ._breaker import CircuitBreaker
+from ._clients import close_client, redact
+from ._entry import Entry, LookupOutcome, int_or_none, text
 from ._flight import Flights
 from ._layout import META_KEY, NAMESPACE_RE, Space, encode_tenant
 from ._loop import LoopThread
 from ._manifest import KeyManifest
+from ._policy import CACHE_ERRORS, OUTAGES, Budgets, RateLimitedLog, describe_failure
+from ._scripts import BUMP_LUA, COUNTER_ONLY_LUA, LOOKUP_LUA, LOOKUP_SHA, STORE_LUA, STORE_SHA
+from ._warmup import Warmup
 from .errors import (
     CacheBackendError,
     CacheConfigError,
@@ -53,355 +55,27 @@ if TYPE_CHECKING:
     from .embedders import Embedder
     from .stats import StatsReport
 
-__all__ = ["Budgets", "Entry", "LLMCache", "LookupOutcome", "describe_failure"]
+__all__ = [
+    "CACHE_ERRORS",
+    "Budgets",
+    "Entry",
+    "LLMCache",
+    "LookupOutcome",
+    "WouldBlockError",
+    "describe_failure",
+]
 
 log = logging.getLogger("cachekit")
 T = TypeVar("T")
 _IN_GATE: contextvars.ContextVar[bool] = contextvars.ContextVar("cachekit_in_gate", default=False)
-#: Causes that mean "Redis is unreachable" rather than "its data is not ours".
-_OUTAGES: tuple[type[BaseException], ...] = (
-    redis_errors.ConnectionError,
-    redis_errors.TimeoutError,
-    redis_errors.RedisClusterException,
-    OSError,
-)
 #: After a failed epoch read, lookups stop waiting for that shard for this long.
 _EPOCH_DOWN_SECONDS = 2.0
+#: While it is marked down, one background read of the epoch per this interval.
+_EPOCH_PROBE_SECONDS = 0.5
 #: Seconds between checks of an unusable vector-index meta hash.
 _INDEX_RETRY = 30.0
 #: Near misses kept per tenant+namespace (a capped stream).
 NEAR_MISS_MAXLEN = 2000
-
-#: Errors that mean "the cache is unavailable", never "the user's call failed".
-CACHE_ERRORS: tuple[type[BaseException], ...] = (
-    redis_errors.RedisError,
-    # Not a RedisError: what redis-py's cluster client raises when no node answers at
-    # start (or all died), or a slot has no node.
-    redis_errors.RedisClusterException,
-    OSError,
-    asyncio.TimeoutError,
-    TimeoutError,
-    concurrent.futures.TimeoutError,
-    EmbedderError,
-    IndexMismatchError,
-)
-
-# One round trip for an exact hit: read the namespace epoch and the tenant generation,
-# follow the exact pointer, read the entry, count the hit. A pointer whose entry is gone
-# (TTL, LRU, flush) is deleted and reported as a miss; an entry stored under an older
-# namespace epoch is not served. Keys built in the script share KEYS[1]'s hash slot; the
-# epoch key (KEYS[3]) lives in another slot, so cluster mode reads it separately and
-# passes it as ARGV[4] instead.
-_COUNTER_LUA = """
-local function counter(key)
-  -- pcall: a key of another type (written by something else) is reported, not raised
-  local v = redis.pcall('GET', key)
-  if type(v) == 'table' then return false end
-  if v then
-    if string.match(v, '^%d+$') then return v end
-    return false
-  end
-  local t = redis.call('TIME')
-  redis.call('SET', key, t[1] .. string.format('%06d', tonumber(t[2])), 'NX')
-  return redis.call('GET', key)
-end
-"""
-# A missing generation or epoch (never set, or evicted under allkeys-lru) starts at the
-# current time in microseconds, never at 0: entries of a generation that was invalidated
-# and then lost its counter can never become reachable again. A counter holding anything
-# but digits was not written by cachekit: the script answers {'!', which} and the call is
-# an uncached miss (nothing is stored under a generation nobody can trust).
-#
-# Foreign data in the other keys is a miss too, never an error: commands on keys that may
-# hold another type run under pcall. An entry whose generation field is not the current
-# generation is never served: it was computed before an invalidation.
-_LOOKUP_LUA = (
-    _COUNTER_LUA
-    + """
-local epoch = ARGV[4]
-if KEYS[3] then epoch = counter(KEYS[3]) end
-if not epoch then return {'!', 'epoch'} end
-local gen = counter(KEYS[1])
-if not gen then return {'!', 'gen'} end
-local prefix = ARGV[1]
-local xkey = prefix .. 'x:' .. gen .. ':' .. ARGV[2]
-local eid = redis.pcall('GET', xkey)
-if type(eid) == 'table' then return {gen, epoch, '', 'foreign'} end
-if not eid then return {gen, epoch} end
-local ekey = prefix .. 'e:' .. eid
-local f = redis.pcall('HMGET', ekey, 'v', 'c', 'p', 'ne', 'm', 'ti', 'to', 'te', 'g')
-if f['err'] then return {gen, epoch, eid, 'foreign'} end
-if not f[1] then
-  redis.call('DEL', xkey)
-  return {gen, epoch, eid, 'dangling'}
-end
-local created = tonumber(f[2])
-if not created then
-  -- written by something else or truncated: drop it rather than serve it
-  redis.call('DEL', xkey, ekey)
-  return {gen, epoch, eid, 'corrupt'}
-end
-if f[4] ~= epoch then return {gen, epoch, eid, 'epoch'} end
-if f[9] ~= gen then return {gen, epoch, eid, 'generation'} end
-if ARGV[3] ~= '' then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-  if now - created > tonumber(ARGV[3]) then return {gen, epoch, eid, 'stale'} end
-end
-redis.pcall('HINCRBY', ekey, 'h', 1)
-redis.pcall('HINCRBY', KEYS[2], 'exact', 1)
-if f[5] then
-  local kind = f[8] and 'e' or 't'
-  local tin, tout = tonumber(f[6]), tonumber(f[7])
-  if tin and tin == math.floor(tin) then
-    redis.pcall('HINCRBY', KEYS[2], kind .. 'in:' .. f[5], tin)
-  end
-  if tout and tout == math.floor(tout) then
-    redis.pcall('HINCRBY', KEYS[2], kind .. 'out:' .. f[5], tout)
-  end
-end
-return {gen, epoch, eid, 'hit', f[1], f[2], f[3]}
-"""
-)
-# invalidate: a foreign string in the counter is replaced by a fresh clock-seeded one (that
-# is what invalidating means); a key of another type is reported, never deleted.
-_BUMP_LUA = """
-local v = redis.pcall('GET', KEYS[1])
-if type(v) == 'table' then return redis.error_reply('WRONGTYPE ' .. KEYS[1]) end
-if v and string.match(v, '^%d+$') then return redis.call('INCR', KEYS[1]) end
-local t = redis.call('TIME')
-local seeded = t[1] .. string.format('%06d', tonumber(t[2]))
-if v and tonumber(v) and tonumber(v) >= tonumber(seeded) then
-  seeded = string.format('%d', tonumber(v) + 1)
-end
-redis.call('SET', KEYS[1], seeded)
-return tonumber(seeded)
-"""
-_COUNTER_ONLY_LUA = (
-    _COUNTER_LUA
-    + """
-return counter(KEYS[1])
-"""
-)
-# The store after a miss: written only if the tenant generation (and, on one node, the
-# namespace epoch) is still the one the lookup saw. A call that was in flight while
-# `invalidate` ran must not overwrite the entry of the new generation with an answer of
-# the old one. The miss is counted either way.
-# KEYS: gen, entry, exact, stats[, epoch]; ARGV: gen, epoch, ttl|'', entry id, now, fields...
-_STORE_LUA = """
-redis.pcall('HINCRBY', KEYS[4], 'miss', 1)
-redis.pcall('HSETNX', KEYS[4], 'since', ARGV[5])
-if redis.pcall('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if KEYS[5] and redis.pcall('GET', KEYS[5]) ~= ARGV[2] then return 0 end
-redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 6))
-if ARGV[3] ~= '' then
-  redis.call('EXPIRE', KEYS[2], ARGV[3])
-  redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[3])
-else
-  redis.call('SET', KEYS[3], ARGV[4])
-end
-return 1
-"""
-_LOOKUP_SHA = hashlib.sha1(_LOOKUP_LUA.encode()).hexdigest()
-_STORE_SHA = hashlib.sha1(_STORE_LUA.encode()).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class Budgets:
-    """Time budgets (seconds) per stage; on expiry the call goes to the LLM (fail-open)."""
-
-    connect: float = 0.5
-    command: float = 0.5
-    lookup: float = 0.5
-    embed: float = 2.0
-    search: float = 0.5
-    store: float = 1.0
-    pool_wait: float = 0.5
-    #: How long a caller waits for an identical call already running (in this process or
-    #: another) before calling the function itself.
-    flight_wait: float = 30.0
-    #: Lease of the cross-process single-flight lock: a holder that dies frees it then.
-    flight_lease: float = 60.0
-
-    def __post_init__(self) -> None:
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or value <= 0:
-                raise CacheConfigError(f"budget {name!r} must be a positive number, got {value!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A cached answer as read back from Redis."""
-
-    entry_id: str
-    payload: bytes
-    created: float
-    prompt: str | None
-
-
-@dataclass(slots=True)
-class LookupOutcome:
-    """What a lookup found, plus what the store after a miss needs (no second embed)."""
-
-    generation: int
-    epoch: int
-    entry: Entry | None = None
-    layer: str | None = None
-    similarity: float | None = None
-    vector: np.ndarray | None = None
-    reason: str | None = None
-
-    @property
-    def storable(self) -> bool:
-        """False when the counters could not be read as cachekit's (nothing is stored)."""
-        return self.generation >= 0 and self.epoch >= 0
-
-
-def _text(value: Any) -> str:
-    # errors="replace": a field written by something else may not be UTF-8; it is text
-    # for reports (the matched prompt), never a reason for a call to fail.
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def _int_or_none(value: Any) -> int | None:
-    """An integer field as cachekit writes it, or None for anything else (foreign data)."""
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-_SECRET_PARAMS = frozenset({"password", "username", "user", "pass"})
-
-
-def _redact(url: str) -> str:
-    """A URL safe for logs, reprs and errors: no user name, no password, anywhere.
-
-    Covers ``user:password@`` in the netloc and redis-py's ``?password=``/``?username=``
-    query parameters; anything unparsable is replaced whole.
-    """
-    if "://" not in url:
-        return "<redacted URL>" if "@" in url or "password" in url.lower() else url
-    try:
-        parts = urllib.parse.urlsplit(url)
-        params = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-        if "@" not in parts.netloc and not any(k.lower() in _SECRET_PARAMS for k, _ in params):
-            return url
-        host = parts.netloc.rsplit("@", 1)[-1]
-        netloc = f"***@{host}" if "@" in parts.netloc else host
-        query = urllib.parse.urlencode(
-            [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in params]
-        )
-        return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-    except ValueError:
-        return "<unparsable redis URL>"
-
-
-def describe_failure(stage: str, exc: BaseException, budget: float | None = None) -> str:
-    """``Type: message`` for a log line, never an empty message.
-
-    ``asyncio.timeout`` and ``Future.result(timeout)`` raise a TimeoutError without text;
-    the line must still say which stage ran out of which budget.
-    """
-    text = str(exc)
-    if not text and isinstance(exc, TimeoutError | concurrent.futures.TimeoutError):
-        text = (
-            f"the {stage} took longer than its {budget:g} s budget"
-            if budget is not None
-            else f"the {stage} timed out"
-        )
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-class _RateLimitedLog:
-    """Log a failure at most once per interval per kind, counting the rest."""
-
-    def __init__(self, interval: float = 30.0) -> None:
-        self.interval = interval
-        self._last: dict[str, float] = {}
-        self.suppressed: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, kind: str, message: str, *args: object) -> None:
-        now = time.monotonic()
-        with self._lock:
-            last = self._last.get(kind)
-            if last is not None and now - last < self.interval:
-                self.suppressed[kind] = self.suppressed.get(kind, 0) + 1
-                return
-            self._last[kind] = now
-            skipped = self.suppressed.pop(kind, 0)
-        suffix = f" ({skipped} similar messages suppressed)" if skipped else ""
-        log.warning(message + suffix, *args)
-
-
-async def _close_client(client: Any) -> None:
-    if isinstance(client, aredis.Redis):
-        await client.connection_pool.disconnect()
-    else:
-        await client.aclose()
-
-
-class _Warmup:
-    """Loads an embedder's model once, on a thread of its own, off every call's path.
-
-    Embedders that need no loading (remote APIs, plain functions, a model already in
-    memory) are ready at once. One that has an async ``warmup()`` (the local
-    sentence-transformers model: 5-8 s on a cold process) is run on a daemon thread with
-    its own event loop, so neither the caller's loop nor a lookup budget ever waits for it.
-    """
-
-    def __init__(self, embedder: Embedder | None) -> None:
-        self._embedder = embedder
-        self._lock = threading.Lock()
-        self._future: concurrent.futures.Future[None] | None = None
-        inner = getattr(embedder, "inner", embedder)
-        self._needed = (
-            embedder is not None
-            and callable(getattr(inner, "warmup", None))
-            and getattr(inner, "loaded", False) is not True
-        )
-        self._target: Any = inner
-
-    @property
-    def ready(self) -> bool:
-        if not self._needed:
-            return True
-        fut = self._future
-        return fut is not None and fut.done() and fut.exception() is None
-
-    def start(self) -> concurrent.futures.Future[None] | None:
-        """Start loading (idempotent); the future of the load, None when nothing loads."""
-        if not self._needed:
-            return None
-        with self._lock:
-            if self._future is None:
-                self._future = concurrent.futures.Future()
-                threading.Thread(
-                    target=self._run, args=(self._future,), name="cachekit-warmup", daemon=True
-                ).start()
-            return self._future
-
-    def _run(self, fut: concurrent.futures.Future[None]) -> None:
-        started = time.perf_counter()
-        try:
-            asyncio.run(self._target.warmup())
-        except Exception as exc:  # noqa: BLE001 - reported on the future and in the log
-            log.warning(
-                "cachekit: loading the embedding model failed; the semantic layer is off "
-                "and calls use the exact layer alone: %s: %s",
-                type(exc).__name__,
-                exc,
-            )
-            error = exc if isinstance(exc, EmbedderError) else EmbedderError(str(exc))
-            fut.set_exception(error)
-            return
-        log.info("cachekit: embedding model ready in %.1f s", time.perf_counter() - started)
-        fut.set_result(None)
 
 
 class _UnownedLock:
@@ -481,7 +155,7 @@ class LLMCache:
         self.observers.append(OutcomeCounter(self))
         self._embedder: Embedder | None = None
         self._batcher: BatchingEmbedder | None = None
-        self._warm = _Warmup(None)
+        self._warm = Warmup(None)
         #: Lookups that used the exact layer alone because the embedder was not ready.
         self.semantic_skipped = 0
         #: Stores that got no vector because the embedder was not ready.
@@ -496,7 +170,7 @@ class LLMCache:
             self._batcher = BatchingEmbedder(self._embedder)
             # Loading a local model takes seconds: start now, in the background, so that
             # it never runs inside a call's lookup budget.
-            self._warm = _Warmup(self._embedder)
+            self._warm = Warmup(self._embedder)
             self._warm.start()
         self._lock = threading.Lock()
         self._home: asyncio.AbstractEventLoop | None = None
@@ -508,13 +182,14 @@ class LLMCache:
         self._pool: aredis.ConnectionPool | None = None
         self._epochs: dict[str, int] = {}
         self._epoch_down_until: dict[str, float] = {}
+        self._epoch_probe_at: dict[str, float] = {}
         self._index: VectorIndex | None = None
         self._index_ready: asyncio.Future[VectorIndex] | None = None
         self._resolved_kind: str | None = None
         self._index_retry_at = -1.0
         self._background = LoopThread()
         self._closed = False
-        self.warn = _RateLimitedLog()
+        self.warn = RateLimitedLog()
         self.local_errors = 0
         try:
             self.breaker = CircuitBreaker(breaker_threshold, breaker_cooldown)
@@ -552,7 +227,7 @@ class LLMCache:
         then fail open.
         """
         if not isinstance(url, str) or "://" not in url:
-            raise CacheConfigError(f"expected a redis:// URL, got {_redact(str(url))!r}")
+            raise CacheConfigError(f"expected a redis:// URL, got {redact(str(url))!r}")
         if not isinstance(max_connections, int) or max_connections < 1:
             raise CacheConfigError(f"max_connections must be an int >= 1, got {max_connections!r}")
         b = budgets or Budgets()
@@ -577,7 +252,7 @@ class LLMCache:
 
             return cls(
                 cluster_factory,
-                description=_redact(url),
+                description=redact(url),
                 budgets=b,
                 cluster=True,
                 cluster_connections=max_connections,
@@ -597,7 +272,7 @@ class LLMCache:
             )
             return aredis.Redis(connection_pool=pool)
 
-        return cls(factory, description=_redact(url), budgets=b, **options)
+        return cls(factory, description=redact(url), budgets=b, **options)
 
     @classmethod
     def from_client(cls, client: Any, **options: Any) -> LLMCache:
@@ -815,7 +490,7 @@ class LLMCache:
         """
         client: Any = self.redis
         await client.initialize()
-        await asyncio.gather(client.script_load(_LOOKUP_LUA), client.script_load(_STORE_LUA))
+        await asyncio.gather(client.script_load(LOOKUP_LUA), client.script_load(STORE_LUA))
 
     @property
     def redis(self) -> aredis.Redis:
@@ -863,10 +538,10 @@ class LLMCache:
                 running = None
             try:
                 if home is running:
-                    await _close_client(client)
+                    await close_client(client)
                 elif home.is_running():
                     await asyncio.wrap_future(
-                        asyncio.run_coroutine_threadsafe(_close_client(client), home)
+                        asyncio.run_coroutine_threadsafe(close_client(client), home)
                     )
             except CACHE_ERRORS as exc:
                 log.debug("error while closing the pool: %s", exc)
@@ -881,7 +556,7 @@ class LLMCache:
             self._home = self._redis = self._pool = None
         if client is not None and home is not None and home.is_running():
             try:
-                asyncio.run_coroutine_threadsafe(_close_client(client), home).result(2.0)
+                asyncio.run_coroutine_threadsafe(close_client(client), home).result(2.0)
             except (RuntimeError, *CACHE_ERRORS) as exc:  # type: ignore[misc]
                 log.debug("error while closing the pool: %s", exc)
         self._background.stop()
@@ -1029,7 +704,7 @@ class LLMCache:
             return await self._get_index()
         except (IndexMismatchError, CacheBackendError) as exc:
             cause = exc.__cause__
-            if isinstance(cause, _OUTAGES):
+            if isinstance(cause, OUTAGES):
                 raise cause from exc
             self._index_retry_at = time.monotonic() + _INDEX_RETRY
             self.warn(
@@ -1082,16 +757,16 @@ class LLMCache:
             manifest, space, max_age
         )
         if reply[0] == b"!" or reply[0] == "!":
-            return self._foreign_counter(manifest, space, _text(reply[1]))
+            return self._foreign_counter(manifest, space, text(reply[1]))
         outcome = LookupOutcome(generation=int(reply[0]), epoch=int(reply[1]))
         if len(reply) >= 4:
-            status = _text(reply[3])
+            status = text(reply[3])
             if status == "hit":
                 outcome.entry = Entry(
-                    entry_id=_text(reply[2]),
+                    entry_id=text(reply[2]),
                     payload=bytes(reply[4]),
                     created=float(reply[5]),
-                    prompt=_text(reply[6]) if reply[6] else None,
+                    prompt=text(reply[6]) if reply[6] else None,
                 )
                 outcome.layer = "exact"
                 return outcome
@@ -1125,7 +800,7 @@ class LLMCache:
         return LookupOutcome(generation=-1, epoch=-1, reason=f"foreign {which} counter")
 
     async def _eval_lookup(self, keys: list[str], args: list[str]) -> Any:
-        return await self._eval(_LOOKUP_SHA, _LOOKUP_LUA, keys, args)
+        return await self._eval(LOOKUP_SHA, LOOKUP_LUA, keys, args)
 
     async def _lookup_script(
         self, manifest: KeyManifest, space: Space, max_age: float | None
@@ -1152,18 +827,18 @@ class LLMCache:
         for _attempt in range(3):
             known = self._epochs.get(namespace, 0)
             args = [f"ck:{space.tag}:", manifest.exact_digest, age, str(known)]
+            if namespace in self._epochs and time.monotonic() < self._epoch_down_until.get(
+                namespace, 0.0
+            ):
+                # The epoch shard failed moments ago. Every command sent to a dead node
+                # makes redis-py's cluster client re-discover the topology, which stalls
+                # every shard: serve this tenant with the epoch last seen and let one
+                # background probe per interval find out when the shard is back.
+                self._probe_epoch(namespace, epoch_key)
+                return await self._eval_lookup(keys, args)
             epoch_read = asyncio.ensure_future(self._counter(epoch_key))
             epoch_read.add_done_callback(functools.partial(self._epoch_read_done, namespace))
             reply = await self._eval_lookup(keys, args)
-            if (
-                not epoch_read.done()
-                and namespace in self._epochs
-                and time.monotonic() < self._epoch_down_until.get(namespace, 0.0)
-            ):
-                # The epoch shard failed moments ago and its reads now cost the cluster
-                # client's retries: do not make this healthy shard's tenants wait for
-                # it (the read goes on in the background and clears the mark).
-                return reply
             try:
                 epoch = await epoch_read
             except CACHE_ERRORS:
@@ -1181,6 +856,14 @@ class LLMCache:
             self._epochs[namespace] = epoch
         raise CacheBackendError("the namespace epoch kept changing during the lookup")
 
+    def _probe_epoch(self, namespace: str, epoch_key: str) -> None:
+        now = time.monotonic()
+        if now < self._epoch_probe_at.get(namespace, 0.0):
+            return
+        self._epoch_probe_at[namespace] = now + _EPOCH_PROBE_SECONDS
+        probe = asyncio.ensure_future(self._counter(epoch_key))
+        probe.add_done_callback(functools.partial(self._epoch_read_done, namespace))
+
     def _epoch_read_done(self, namespace: str, task: asyncio.Future[int]) -> None:
         """Remember whether the namespace's epoch shard answers (see _lookup_cluster)."""
         if task.cancelled():
@@ -1190,7 +873,7 @@ class LLMCache:
             self._epoch_down_until.pop(namespace, None)
             if task.result() >= 0:
                 self._epochs[namespace] = task.result()
-        elif isinstance(exc, _OUTAGES):
+        elif isinstance(exc, OUTAGES):
             self._epoch_down_until[namespace] = time.monotonic() + _EPOCH_DOWN_SECONDS
 
     async def _counter(self, key: str) -> int:
@@ -1198,7 +881,7 @@ class LLMCache:
 
         -1 when the key holds something cachekit did not write.
         """
-        value = await self.redis.eval(_COUNTER_ONLY_LUA, 1, key)
+        value = await self.redis.eval(COUNTER_ONLY_LUA, 1, key)
         return -1 if value is None else int(value)
 
     async def prepare(self, manifest: KeyManifest) -> LookupOutcome:
@@ -1276,11 +959,11 @@ class LLMCache:
                 # Written by something else: never serve it; drop entry and vector.
                 corrupt.append(cand.entry_id)
                 continue
-            if entry_epoch != outcome.epoch or _int_or_none(gen) != outcome.generation:
+            if entry_epoch != outcome.epoch or int_or_none(gen) != outcome.generation:
                 continue
             if max_age is not None and now - created_at > max_age:
                 continue
-            outcome.entry = Entry(cand.entry_id, bytes(payload), created_at, _text(prompt))
+            outcome.entry = Entry(cand.entry_id, bytes(payload), created_at, text(prompt))
             # The entry id is the exact digest of its request: finding our own digest means
             # an identical request was stored between our exact read and this search.
             outcome.layer = "exact" if cand.entry_id == manifest.exact_digest else "semantic"
@@ -1301,7 +984,7 @@ class LLMCache:
             space.near_miss_key,
             {
                 "prompt": manifest.prompt or "",
-                "nearest": _text(nearest) if nearest is not None else "",
+                "nearest": text(nearest) if nearest is not None else "",
                 "similarity": repr(best.similarity),
                 "threshold": repr(threshold),
                 "model": manifest.model or "",
@@ -1332,13 +1015,13 @@ class LLMCache:
             pipe.hincrby(space.stats_key, outcome.layer or "semantic", 1)
             # Tokens this hit saved, like the exact lookup script (m, ti, to, te of the entry).
             model, tin, tout, estimated = tokens
-            count_in, count_out = _int_or_none(tin), _int_or_none(tout)
+            count_in, count_out = int_or_none(tin), int_or_none(tout)
             if model is not None:
                 kind = "e" if estimated else "t"
                 if count_in is not None:
-                    pipe.hincrby(space.stats_key, f"{kind}in:{_text(model)}", count_in)
+                    pipe.hincrby(space.stats_key, f"{kind}in:{text(model)}", count_in)
                 if count_out is not None:
-                    pipe.hincrby(space.stats_key, f"{kind}out:{_text(model)}", count_out)
+                    pipe.hincrby(space.stats_key, f"{kind}out:{text(model)}", count_out)
             # A stats key of another type must not undo the alias or fail the hit.
             await pipe.execute(raise_on_error=False)
 
@@ -1413,7 +1096,7 @@ class LLMCache:
         ]
         for name, value in fields.items():
             args += [name, value]
-        written = await self._eval(_STORE_SHA, _STORE_LUA, keys, args)
+        written = await self._eval(STORE_SHA, STORE_LUA, keys, args)
         if not written:
             self.stale_stores += 1
             log.debug("cachekit: not storing an answer of an invalidated generation")
@@ -1471,7 +1154,7 @@ class LLMCache:
                 if tenant is None
                 else (Space(namespace, encode_tenant(tenant)).gen_key)
             )
-            return int(await self.redis.eval(_BUMP_LUA, 1, key))
+            return int(await self.redis.eval(BUMP_LUA, 1, key))
         except CACHE_ERRORS as exc:
             raise CacheBackendError(f"invalidate({namespace!r}) failed: {exc}") from exc
 
@@ -1514,7 +1197,7 @@ class LLMCache:
     async def index_meta(self) -> dict[str, str]:
         """The global vector-index metadata (backend, dims, model), if any."""
         raw = await self.run(self._index_meta)
-        return {_text(k): _text(v) for k, v in raw.items()}
+        return {text(k): text(v) for k, v in raw.items()}
 
     async def _index_meta(self) -> dict[Any, Any]:
         return cast(dict[Any, Any], await self.redis.hgetall(META_KEY))

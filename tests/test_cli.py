@@ -276,7 +276,8 @@ def test_clear_declined_is_exit_0_and_deletes_nothing(
     result = invoke("clear", "support", input="\n")  # the default answer is no
     assert result.exit_code == 0
     assert "Aborted: nothing deleted" in result.stdout
-    assert sorted(redis_sync.scan_iter(match="ck:{support:*")) == before
+    # Nothing deleted (background stats flushes may still add keys meanwhile).
+    assert set(before) <= set(redis_sync.scan_iter(match="ck:{support:*"))
 
 
 # ------------------------------------------------------------------------- explain
