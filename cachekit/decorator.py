@@ -26,6 +26,7 @@ from ._flight import IN_FLIGHT, LeaderFailedError, observe
 from ._layout import NAMESPACE_RE
 from ._manifest import DEFAULT_IGNORE, KeyManifest, cached_manifest, default_normalize
 from ._streams import AsyncRecorder, AsyncReplay, SyncRecorder, SyncReplay
+from ._xflight import OTHER_PROCESS, Claim, claim
 from .cache import CACHE_ERRORS, LLMCache, LookupOutcome, WouldBlockError, describe_failure
 from .errors import CacheConfigError, CodecError
 from .result import (
@@ -660,28 +661,12 @@ def _follow_sync(cache: LLMCache, state: _CallState, fut: concurrent.futures.Fut
     return True
 
 
-async def _poll_lookup(call: _CachedCall, cache: LLMCache, state: _CallState) -> bool:
-    """One poll for another process's result; True when it has landed."""
-    max_age = state.ctl.max_age if state.ctl is not None else None
-    lookup = functools.partial(cache.lookup, threshold=None, max_age=max_age)
-    async with asyncio.timeout(cache.budgets.lookup):
-        outcome = await cache.run(lookup, state.manifest)
-    if outcome.entry is None:
-        return False
-    try:
-        state.value = call.decode(state, outcome.entry.payload)
-    except CodecError:
-        return False
-    state.outcome = outcome
-    return True
+def _join(cache: LLMCache, state: _CallState) -> concurrent.futures.Future[Any] | bool:
+    """After a miss, join the key's in-process flight.
 
-
-async def _wait_for_flight_async(call: _CachedCall, cache: LLMCache, state: _CallState) -> bool:
-    """After a miss: wait for an identical call already running. True when served.
-
-    In this process, followers wait on the leader's future. Across processes, the leader
-    holds a redis-py Lock; others poll for its stored result, taking the lock (and the
-    call) themselves if it is released or its lease expires without a result.
+    Returns the leader's future to follow, True when this call leads and must claim the
+    cross-process lock (:func:`_claim`), False when it just calls the function (no
+    single-flight; or ``skip_lookup``, which leads this process's flight without waiting).
     """
     if not _joins_flight(cache, state):
         return False
@@ -691,80 +676,85 @@ async def _wait_for_flight_async(call: _CachedCall, cache: LLMCache, state: _Cal
         return False
     leader, fut = cache.flights.join(key)
     if not leader:
-        return await _follow_async(cache, state, fut)
+        return fut
     state.flight, state.flight_key = fut, key
-    assert state.outcome is not None
-    try:
-        deadline = time.monotonic() + cache.budgets.flight_wait
-        delay = 0.01
-        while True:
-            async with asyncio.timeout(cache.budgets.command):
-                state.lock = await cache.run(
-                    cache.try_lock, state.manifest, state.outcome.generation
-                )
-            if state.lock is not None:
-                # The lock is ours, but another process may have stored the answer and
-                # released it since our miss: look once more before calling the LLM.
-                served = await _poll_lookup(call, cache, state)
-                return _took_other(cache, call, state, fut) if served else False
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.2)
-            if await _poll_lookup(call, cache, state):
-                return _took_other(cache, call, state, fut)
-    except CACHE_ERRORS as exc:
-        call.failure(cache, state, "single-flight", exc)
-    return False
-
-
-def _took_other(
-    cache: LLMCache, call: _CachedCall, state: _CallState, fut: concurrent.futures.Future[Any]
-) -> bool:
-    """Another process's stored answer serves this call (and this process's followers)."""
-    if state.lock is not None:
-        lock, state.lock = state.lock, None
-        cache.background(cache.unlock, lock)
-    cache.flights.resolve(fut, state.value)
-    call._forget_flight(cache, state)
-    state.reason = "single-flight: served the result of another process's call"
     return True
 
 
-def _wait_for_flight_sync(call: _CachedCall, cache: LLMCache, state: _CallState) -> bool:
-    """Sync twin of :func:`_wait_for_flight_async`."""
-    if not _joins_flight(cache, state):
-        return False
-    key = _flight_key(cache, state)
-    if state.ctl is not None and state.ctl.skip_lookup:
-        state.flight, state.flight_key = cache.flights.lead(key), key
-        return False
-    leader, fut = cache.flights.join(key)
-    if not leader:
-        return _follow_sync(cache, state, fut)
-    state.flight, state.flight_key = fut, key
+async def _claim(call: _CachedCall, cache: LLMCache, state: _CallState) -> Claim[tuple[Any]]:
+    """:func:`cachekit._xflight.claim` for this call, whole, on the home loop.
+
+    The poll looks in the exact layer for another process's answer; the value is boxed
+    because None is a value a function may return (and have cached).
+    """
+
+    async def poll() -> tuple[Any] | None:
+        max_age = state.ctl.max_age if state.ctl is not None else None
+        outcome = await cache.lookup(state.manifest, threshold=None, max_age=max_age)
+        if outcome.entry is None:
+            return None
+        try:
+            value = call.decode(state, outcome.entry.payload)
+        except CodecError:
+            return None  # the leader's corrupt entry: this call runs the function
+        state.outcome = outcome
+        return (value,)
+
     assert state.outcome is not None
-    generation = state.outcome.generation
-    poll_timeout = cache.budgets.lookup + 0.1
+    return await claim(cache, state.manifest, state.outcome.generation, poll)
+
+
+def _claimed(call: _CachedCall, cache: LLMCache, state: _CallState, got: Claim[tuple[Any]]) -> bool:
+    """Apply a claim: hold its lock, or serve another process's stored answer (to this
+    call and this process's followers). True when served."""
+    state.lock = got.lock
+    if got.found is None:
+        return False
+    (state.value,) = got.found
+    assert state.flight is not None
+    cache.flights.resolve(state.flight, state.value)
+    call._forget_flight(cache, state)
+    state.reason = OTHER_PROCESS
+    return True
+
+
+async def _wait_for_flight_async(call: _CachedCall, cache: LLMCache, state: _CallState) -> bool:
+    """After a miss: wait for an identical call already running. True when served.
+
+    In this process, followers wait on the leader's future. Across processes, the leader
+    claims the key's Redis lock (:mod:`cachekit._xflight`, as the HTTP middlewares do).
+    """
+    joined = _join(cache, state)
+    if not isinstance(joined, bool):
+        return await _follow_async(cache, state, joined)
+    if not joined:
+        return False
     try:
-        deadline = time.monotonic() + cache.budgets.flight_wait
-        delay = 0.01
-        while True:
-            state.lock = cache.run_sync(
-                cache.try_lock, state.manifest, generation, timeout=cache.budgets.command
-            )
-            if state.lock is not None:
-                served = cache.run_sync(_poll_lookup, call, cache, state, timeout=poll_timeout)
-                return _took_other(cache, call, state, fut) if served else False
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
-            if cache.run_sync(_poll_lookup, call, cache, state, timeout=poll_timeout):
-                return _took_other(cache, call, state, fut)
+        got = await cache.run(_claim, call, cache, state)
+    except CACHE_ERRORS as exc:
+        call.failure(cache, state, "single-flight", exc)
+        return False
+    return _claimed(call, cache, state, got)
+
+
+def _wait_for_flight_sync(call: _CachedCall, cache: LLMCache, state: _CallState) -> bool:
+    """:func:`_wait_for_flight_async` from sync code: the claim crosses to the home loop
+    once, not once per step."""
+    joined = _join(cache, state)
+    if not isinstance(joined, bool):
+        return _follow_sync(cache, state, joined)
+    if not joined:
+        return False
+    b = cache.budgets
+    try:
+        # claim() bounds every step and the whole wait itself; this is the backstop.
+        got = cache.run_sync(
+            _claim, call, cache, state, timeout=b.flight_wait + b.lookup + b.command + 1.0
+        )
     except _SKIP_ERRORS as exc:
         call.failure(cache, state, "single-flight", exc)
-    return False
+        return False
+    return _claimed(call, cache, state, got)
 
 
 def _make_async_wrapper(call: _CachedCall) -> Any:

@@ -813,6 +813,50 @@ async def test_a_lock_taken_after_another_process_stored_does_not_call_again(
     assert calls == ["q"], "the function ran again although its result was already stored"
 
 
+def test_sync_callers_are_served_another_process_s_answer(redis_url: str) -> None:
+    """Sync twin of the cross-process wait: one process calls, the other waits for its
+    stored answer (None is an answer) and hands it to its own followers too."""
+    calls: list[str] = []
+    leading, release = threading.Event(), threading.Event()
+    a = LLMCache.from_url(redis_url, budgets=GENEROUS)
+    b = LLMCache.from_url(redis_url, budgets=GENEROUS)
+
+    def make(cache: LLMCache) -> Callable[[str], None]:
+        def ask(prompt: str) -> None:
+            calls.append(prompt)
+            leading.set()
+            release.wait(30)
+
+        ask.__qualname__ = "ask_sync_xproc"  # one function identity in both "processes"
+        return cached_llm(namespace="sync-xproc", cache=cache)(ask)
+
+    ask_a, ask_b = make(a), make(b)
+    results: dict[str, Any] = {}
+
+    def run(name: str, fn: Callable[[str], None]) -> None:
+        results[name] = (fn("q"), last_result())
+
+    threads = [threading.Thread(target=run, args=("a", ask_a))]
+    threads[0].start()
+    assert leading.wait(30)  # a holds the lock
+    threads += [threading.Thread(target=run, args=(f"b{i}", ask_b)) for i in range(3)]
+    for t in threads[1:]:
+        t.start()
+    time.sleep(0.3)  # b's leader polls, its followers wait on it
+    release.set()
+    for t in threads:
+        t.join(30)
+    a.close()
+    b.close()
+    assert calls == ["q"], "the function ran again although another process was calling it"
+    reasons = Counter(r.reason for _, r in results.values() if r.status == "exact")
+    assert reasons == {
+        "single-flight: served the result of another process's call": 1,
+        "single-flight: served the result of an identical call in flight": 2,
+    }, results
+    assert all(v is None for v, _ in results.values())
+
+
 #: A worker process: waits at a Redis barrier, then makes ``n`` concurrent identical calls.
 WORKER = textwrap.dedent(
     """
