@@ -84,7 +84,7 @@ async def claim(
             return Claim(lock=lock)
         if time.monotonic() >= deadline:
             return Claim()
-        await asyncio.sleep(delay)
+        await cache.idle(delay)
         delay = min(delay * 2, _MAX_DELAY)
         async with asyncio.timeout(budgets.lookup):
             found = await poll()

@@ -67,7 +67,11 @@ __all__ = [
 
 log = logging.getLogger("cachekit")
 T = TypeVar("T")
-_IN_GATE: contextvars.ContextVar[bool] = contextvars.ContextVar("cachekit_in_gate", default=False)
+#: The cluster-gate slot of the running task: None outside the gate, else [holding it?]
+#: (``idle`` lets go of it while a poller sleeps; ``_gated`` releases only what it holds).
+_IN_GATE: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
+    "cachekit_in_gate", default=None
+)
 #: After a failed epoch read, lookups stop waiting for that shard for this long.
 _EPOCH_DOWN_SECONDS = 2.0
 #: While it is marked down, one background read of the epoch per this interval.
@@ -438,7 +442,7 @@ class LLMCache:
     async def _gated(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         """Run ``fn`` holding a slot of the cluster gate (re-entrant within one task)."""
         gate = self._gate
-        if gate is None or _IN_GATE.get():
+        if gate is None or _IN_GATE.get() is not None:
             return await fn(*args)
         if self._cluster_ready is None or (
             self._cluster_ready.done()
@@ -447,12 +451,15 @@ class LLMCache:
             self._cluster_ready = asyncio.ensure_future(self._prepare_cluster())
         if not self._cluster_ready.done():
             await asyncio.shield(self._cluster_ready)
-        async with gate:
-            token = _IN_GATE.set(True)
-            try:
-                return await fn(*args)
-            finally:
-                _IN_GATE.reset(token)
+        await gate.acquire()
+        holding = [True]
+        token = _IN_GATE.set(holding)
+        try:
+            return await fn(*args)
+        finally:
+            _IN_GATE.reset(token)
+            if holding[0]:
+                gate.release()
 
     def run_sync(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, timeout: float) -> T:
         """Run ``fn(*args)`` on the home loop from sync code and wait up to ``timeout``.
@@ -480,6 +487,21 @@ class LLMCache:
         except concurrent.futures.TimeoutError:
             cfut.cancel()
             raise
+
+    async def idle(self, seconds: float) -> None:
+        """Sleep without holding a slot of the cluster gate (a poller between polls)."""
+        gate, holding = self._gate, _IN_GATE.get()
+        if gate is None or holding is None or not holding[0]:
+            await asyncio.sleep(seconds)
+            return
+        holding[0] = False
+        gate.release()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            # A cancel while waiting here leaves holding[0] False: nothing to release.
+            await gate.acquire()
+            holding[0] = True
 
     async def _prepare_cluster(self) -> None:
         """Discover the cluster and load the scripts once, not once per first caller.

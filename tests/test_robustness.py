@@ -641,3 +641,53 @@ async def test_a_sync_call_on_the_home_loop_never_blocks_it_waiting_for_a_flight
     assert status() == "bypass"
     assert await leader == "answer"
     await cache.aclose()
+
+
+def test_a_cluster_poller_does_not_hold_a_connection_slot(cluster_3x3: list[RedisServer]) -> None:
+    """A call waiting for another process's answer must not starve other calls."""
+    url = f"redis+cluster://127.0.0.1:{cluster_3x3[0].port}"
+    other = LLMCache.from_url(url)  # "another process" running the slow call
+    # Two connections per node: one gate slot, so a poller holding it would block everyone.
+    cache = LLMCache.from_url(
+        url, max_connections=2, budgets=Budgets(lookup=0.5, command=0.5, flight_wait=5.0)
+    )
+
+    def slow(prompt: str) -> str:
+        time.sleep(2.0)
+        return prompt.upper()
+
+    async def fast(prompt: str) -> str:
+        return prompt.upper()
+
+    slow.__qualname__ = fast.__qualname__ = "same_function"
+    other_slow = cached_llm(namespace="gate", cache=other)(slow)
+    mine = cached_llm(namespace="gate", cache=cache)(fast)
+    leader = threading.Thread(target=other_slow, args=("q",))
+    leader.start()
+    probe: Any = RedisCluster(host="127.0.0.1", port=cluster_3x3[0].port)
+    deadline = time.monotonic() + 10
+    while not list(probe.scan_iter(match="ck:{gate:_}:lk:*", target_nodes=RedisCluster.PRIMARIES)):
+        assert time.monotonic() < deadline, "the other process never took the lock"
+        time.sleep(0.02)
+    probe.close()  # the other process holds the lock for "q" now
+
+    async def wait_for_q() -> str:
+        assert await mine("q") == "Q"
+        return status()  # last_result() is per task
+
+    async def main() -> tuple[str, str, float]:
+        waiter = asyncio.create_task(wait_for_q())
+        await asyncio.sleep(0.3)  # the waiter is polling
+        started = time.perf_counter()
+        await mine("another question")
+        took = time.perf_counter() - started
+        first = status()
+        return first, await waiter, took
+
+    first, waited, took = asyncio.run(main())
+    leader.join()
+    assert first == "miss", first  # not "error": it did not queue behind the poller
+    assert took < 1.5
+    assert waited == "exact"  # the waiter got the other process's answer
+    cache.close()
+    other.close()
