@@ -19,7 +19,6 @@ import contextlib
 import contextvars
 import functools
 import logging
-import random
 import threading
 import time
 import uuid
@@ -33,25 +32,23 @@ from redis.typing import EncodableT
 
 from ._breaker import CircuitBreaker
 from ._clients import close_client, redact
-from ._entry import Entry, LookupOutcome, int_or_none, text
+from ._entry import Entry, LookupOutcome, text
 from ._flight import Flights
 from ._layout import META_KEY, NAMESPACE_RE, Space, encode_tenant
 from ._loop import LoopThread
 from ._manifest import KeyManifest
 from ._policy import CACHE_ERRORS, OUTAGES, Budgets, RateLimitedLog, describe_failure
 from ._scripts import BUMP_LUA, COUNTER_ONLY_LUA, LOOKUP_LUA, LOOKUP_SHA, STORE_LUA, STORE_SHA
-from ._warmup import Warmup
+from ._semantic import SemanticLayer
 from .errors import (
     CacheBackendError,
     CacheConfigError,
     CacheTimeoutError,
     EmbedderError,
-    IndexMismatchError,
 )
 
 if TYPE_CHECKING:
-    from ._batching import BatchingEmbedder
-    from ._index import Candidate, VectorIndex
+    from ._index import VectorIndex
     from .embedders import Embedder
     from .stats import StatsReport
 
@@ -76,10 +73,6 @@ _IN_GATE: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
 _EPOCH_DOWN_SECONDS = 2.0
 #: While it is marked down, one background read of the epoch per this interval.
 _EPOCH_PROBE_SECONDS = 0.5
-#: Seconds between checks of an unusable vector-index meta hash.
-_INDEX_RETRY = 30.0
-#: Near misses kept per tenant+namespace (a capped stream).
-NEAR_MISS_MAXLEN = 2000
 
 
 class _UnownedLock:
@@ -157,9 +150,9 @@ class LLMCache:
         from .stats import OutcomeCounter
 
         self.observers.append(OutcomeCounter(self))
+        self.warn = RateLimitedLog()
         self._embedder: Embedder | None = None
-        self._batcher: BatchingEmbedder | None = None
-        self._warm = Warmup(None)
+        self._sem: SemanticLayer | None = None
         #: Lookups that used the exact layer alone because the embedder was not ready.
         self.semantic_skipped = 0
         #: Stores that got no vector because the embedder was not ready.
@@ -167,15 +160,20 @@ class LLMCache:
         #: Stores refused because the generation moved while the call was in flight.
         self.stale_stores = 0
         if embedder is not None:
-            from ._batching import BatchingEmbedder
             from .embedders import as_embedder
 
             self._embedder = as_embedder(embedder)
-            self._batcher = BatchingEmbedder(self._embedder)
-            # Loading a local model takes seconds: start now, in the background, so that
-            # it never runs inside a call's lookup budget.
-            self._warm = Warmup(self._embedder)
-            self._warm.start()
+            self._sem = SemanticLayer(
+                self._embedder,
+                redis=lambda: self.redis,
+                budgets=self.budgets,
+                warn=self.warn,
+                index_kind=index,
+                quantization=quantization,
+                candidates=candidates,
+                near_miss_sample=near_miss_sample,
+                near_miss_margin=near_miss_margin,
+            )
         self._lock = threading.Lock()
         self._home: asyncio.AbstractEventLoop | None = None
         self._gate: asyncio.Semaphore | None = None
@@ -187,13 +185,8 @@ class LLMCache:
         self._epochs: dict[str, int] = {}
         self._epoch_down_until: dict[str, float] = {}
         self._epoch_probe_at: dict[str, float] = {}
-        self._index: VectorIndex | None = None
-        self._index_ready: asyncio.Future[VectorIndex] | None = None
-        self._resolved_kind: str | None = None
-        self._index_retry_at = -1.0
         self._background = LoopThread()
         self._closed = False
-        self.warn = RateLimitedLog()
         self.local_errors = 0
         try:
             self.breaker = CircuitBreaker(breaker_threshold, breaker_cooldown)
@@ -328,7 +321,8 @@ class LLMCache:
         return cls(factory, description=repr(original), **options)
 
     def __repr__(self) -> str:
-        return f"<LLMCache {self._description} index={self._resolved_kind or self.index_kind}>"
+        kind = self._sem.resolved_kind if self._sem is not None else None
+        return f"<LLMCache {self._description} index={kind or self.index_kind}>"
 
     @property
     def embedder(self) -> Embedder | None:
@@ -368,7 +362,7 @@ class LLMCache:
         Until then lookups use the exact layer alone and misses are stored without a
         vector; a call never waits for the model and never fails because of it.
         """
-        return self._warm.ready
+        return self._sem is None or self._sem.ready
 
     async def warmup(self, timeout: float | None = None) -> None:
         """Wait until the embedder's model is loaded (it loads in the background anyway).
@@ -377,7 +371,7 @@ class LLMCache:
         :class:`EmbedderError` when loading failed, :class:`CacheTimeoutError` after
         ``timeout`` seconds. A cache without an embedder is ready at once.
         """
-        fut = self._warm.start()
+        fut = self._sem.warm.start() if self._sem is not None else None
         if fut is None:
             return
         try:
@@ -387,7 +381,7 @@ class LLMCache:
 
     def warmup_sync(self, timeout: float | None = None) -> None:
         """Sync twin of :meth:`warmup` (call it from sync start-up code, not a loop)."""
-        fut = self._warm.start()
+        fut = self._sem.warm.start() if self._sem is not None else None
         if fut is None:
             return
         try:
@@ -412,8 +406,8 @@ class LLMCache:
             asyncio.Semaphore(max(1, self.cluster_connections // 2)) if self.cluster else None
         )
         self._cluster_ready = None
-        self._index = None
-        self._index_ready = None
+        if self._sem is not None:
+            self._sem.reset()
         self._home = loop
 
     def _home_alive(self) -> bool:
@@ -540,7 +534,8 @@ class LLMCache:
         except CACHE_ERRORS as exc:
             raise CacheBackendError(f"cannot reach Redis at {self._description}: {exc}") from exc
         if self._embedder is not None:
-            await self._get_index()
+            assert self._sem is not None
+            await self._sem.get_index()
             # An embedder that fails to load is not a reason to refuse to start: the
             # exact layer works without it (the failure is logged by the warm-up).
             with contextlib.suppress(EmbedderError):
@@ -710,57 +705,6 @@ class LLMCache:
 
     # -- vector index -----------------------------------------------------------------
 
-    async def _usable_index(self) -> VectorIndex | None:
-        """The vector index, or None while its metadata is unusable (semantic layer off).
-
-        A meta hash of another type, or one recorded for another model or dimension, is a
-        configuration problem, not an outage: the exact layer keeps working, the breaker
-        is not touched, and the check is retried every ``_INDEX_RETRY`` seconds so that
-        fixing it needs no restart. Outages (connection, timeout) propagate as usual.
-        """
-        if self._index is not None:
-            return self._index
-        if time.monotonic() < self._index_retry_at:
-            return None
-        try:
-            return await self._get_index()
-        except (IndexMismatchError, CacheBackendError) as exc:
-            cause = exc.__cause__
-            if isinstance(cause, OUTAGES):
-                raise cause from exc
-            self._index_retry_at = time.monotonic() + _INDEX_RETRY
-            self.warn(
-                "index-meta",
-                "cachekit: the semantic layer is off (exact layer only), retrying in %g s: %s",
-                _INDEX_RETRY,
-                exc,
-            )
-            return None
-
-    async def _get_index(self) -> VectorIndex:
-        """The vector index, resolved and checked once per bound loop."""
-        if self._index is not None:
-            return self._index
-        if self._index_ready is None:
-            self._index_ready = asyncio.get_running_loop().create_future()
-            try:
-                from ._index import make_index, resolve_index
-
-                assert self._embedder is not None
-                kind = await resolve_index(self.index_kind, self.redis)
-                index = make_index(kind, self.redis, quantization=self.quantization)
-                await index.ensure(self._embedder.dimensions, self._embedder.model_id)
-            except BaseException as exc:
-                ready, self._index_ready = self._index_ready, None
-                ready.set_exception(exc)
-                ready.exception()  # mark retrieved: the raise below reports it
-                raise
-            self._resolved_kind = kind
-            self._index = index
-            self._index_ready.set_result(index)
-            return index
-        return await asyncio.shield(self._index_ready)
-
     # -- the lookup -------------------------------------------------------------------
 
     def space(self, manifest: KeyManifest) -> Space:
@@ -808,7 +752,8 @@ class LLMCache:
             outcome.reason = outcome.reason or "semantic layer not ready"
             self.semantic_skipped += 1
             return outcome
-        await self._semantic(manifest, space, outcome, threshold, max_age)
+        assert self._sem is not None
+        await self._sem.search(manifest, space, outcome, threshold, max_age)
         return outcome
 
     def _foreign_counter(self, manifest: KeyManifest, space: Space, which: str) -> LookupOutcome:
@@ -916,136 +861,9 @@ class LLMCache:
 
     async def embed(self, text: str) -> np.ndarray:
         """Embed one prompt through the coalescing batcher, within the embed budget."""
-        assert self._batcher is not None
-        try:
-            async with asyncio.timeout(self.budgets.embed):
-                return await self._batcher.embed_one(text)
-        except TimeoutError as exc:
-            raise CacheTimeoutError("embedding the prompt", self.budgets.embed) from exc
-
-    async def _semantic(
-        self,
-        manifest: KeyManifest,
-        space: Space,
-        outcome: LookupOutcome,
-        threshold: float,
-        max_age: float | None,
-    ) -> None:
-        assert manifest.prompt is not None
-        index = await self._usable_index()
-        if index is None:
-            return
-        vector = await self.embed(manifest.prompt)
-        outcome.vector = vector
-        scope = space.scope(outcome.generation, manifest.scope_digest)
-        try:
-            async with asyncio.timeout(self.budgets.search):
-                found = await index.search(scope, vector, self.candidates)
-        except TimeoutError as exc:
-            raise CacheTimeoutError("the vector search", self.budgets.search) from exc
-        above = [c for c in found if c.similarity >= threshold]
-        if not above:
-            if found:
-                outcome.similarity = found[0].similarity
-                if (
-                    self.near_miss_sample > 0.0
-                    and found[0].similarity >= threshold - self.near_miss_margin
-                    and random.random() < self.near_miss_sample
-                ):
-                    await self._record_near_miss(manifest, space, found[0], threshold)
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for cand in above:
-                pipe.hmget(
-                    space.entry_key(cand.entry_id),
-                    ["v", "c", "p", "ne", "g", "m", "ti", "to", "te"],
-                )
-                pipe.pttl(space.entry_key(cand.entry_id))
-            # raise_on_error=False: an entry key of another type is a foreign value (a
-            # miss for that candidate), not a failed lookup.
-            rows = await pipe.execute(raise_on_error=False)
-        dangling: list[str] = []
-        corrupt: list[str] = []
-        now = time.time()
-        for i, cand in enumerate(above):
-            row, pttl = rows[2 * i], rows[2 * i + 1]
-            if isinstance(row, BaseException) or isinstance(pttl, BaseException):
-                continue
-            payload, created, prompt, ne, gen, *tokens = row
-            if payload is None:
-                dangling.append(cand.entry_id)
-                continue
-            try:
-                entry_epoch, created_at = int(ne), float(created)
-            except (TypeError, ValueError):
-                # Written by something else: never serve it; drop entry and vector.
-                corrupt.append(cand.entry_id)
-                continue
-            if entry_epoch != outcome.epoch or int_or_none(gen) != outcome.generation:
-                continue
-            if max_age is not None and now - created_at > max_age:
-                continue
-            outcome.entry = Entry(cand.entry_id, bytes(payload), created_at, text(prompt))
-            # The entry id is the exact digest of its request: finding our own digest means
-            # an identical request was stored between our exact read and this search.
-            outcome.layer = "exact" if cand.entry_id == manifest.exact_digest else "semantic"
-            outcome.similarity = cand.similarity
-            await self._write_alias(manifest, space, outcome, int(pttl), tokens)
-            break
-        if corrupt:
-            await self.redis.delete(*(space.entry_key(e) for e in corrupt))
-        if dangling or corrupt:
-            await index.remove(scope, dangling + corrupt)
-
-    async def _record_near_miss(
-        self, manifest: KeyManifest, space: Space, best: Candidate, threshold: float
-    ) -> None:
-        """Keep (prompt, nearest prompt, similarity) for ``cachekit tune``/``explain``."""
-        nearest = await self.redis.hget(space.entry_key(best.entry_id), "p")
-        await self.redis.xadd(
-            space.near_miss_key,
-            {
-                "prompt": manifest.prompt or "",
-                "nearest": text(nearest) if nearest is not None else "",
-                "similarity": repr(best.similarity),
-                "threshold": repr(threshold),
-                "model": manifest.model or "",
-            },
-            maxlen=NEAR_MISS_MAXLEN,
-            approximate=True,
-        )
-
-    async def _write_alias(
-        self,
-        manifest: KeyManifest,
-        space: Space,
-        outcome: LookupOutcome,
-        pttl: int,
-        tokens: Sequence[Any] = (None, None, None, None),
-    ) -> None:
-        """After a semantic hit, make the same prompt an exact hit next time."""
-        assert outcome.entry is not None
-        entry_key = space.entry_key(outcome.entry.entry_id)
-        xkey = space.exact_key(outcome.generation, manifest.exact_digest)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            if pttl > 0:
-                pipe.set(xkey, outcome.entry.entry_id, px=pttl)
-            else:
-                pipe.set(xkey, outcome.entry.entry_id)
-            pipe.hincrby(entry_key, "h", 1)
-            # "exact" when the search found this very request's own entry (see _semantic).
-            pipe.hincrby(space.stats_key, outcome.layer or "semantic", 1)
-            # Tokens this hit saved, like the exact lookup script (m, ti, to, te of the entry).
-            model, tin, tout, estimated = tokens
-            count_in, count_out = int_or_none(tin), int_or_none(tout)
-            if model is not None:
-                kind = "e" if estimated else "t"
-                if count_in is not None:
-                    pipe.hincrby(space.stats_key, f"{kind}in:{text(model)}", count_in)
-                if count_out is not None:
-                    pipe.hincrby(space.stats_key, f"{kind}out:{text(model)}", count_out)
-            # A stats key of another type must not undo the alias or fail the hit.
-            await pipe.execute(raise_on_error=False)
+        if self._sem is None:
+            raise CacheConfigError("this cache has no embedder")
+        return await self._sem.embed(text)
 
     # -- the store --------------------------------------------------------------------
 
@@ -1078,10 +896,11 @@ class LLMCache:
                 # Stored for the exact layer now; this prompt gets no vector (counted).
                 self.vectors_skipped += 1
             else:
-                index = await self._usable_index()
+                assert self._sem is not None
+                index = await self._sem.usable_index()
                 if index is not None and vector is None:
                     assert manifest.prompt is not None
-                    vector = await self.embed(manifest.prompt)
+                    vector = await self._sem.embed(manifest.prompt)
         entry_id = manifest.exact_digest
         fields: dict[str, EncodableT] = {
             "v": payload,
