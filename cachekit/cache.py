@@ -578,6 +578,19 @@ class LLMCache:
                 log.debug("error while closing the pool: %s", exc)
         self._background.stop()
 
+    def failed(self, stage: str, exc: BaseException, budget: float | None, *, goes_to: str) -> str:
+        """Count and log (rate-limited) a failed stage; the text for ``CacheResult.reason``."""
+        reason = f"{stage} failed: {describe_failure(stage, exc, budget)}"
+        self.local_errors += 1
+        self.warn(
+            f"{goes_to}:{stage}",
+            "cachekit: cache %s failed; the call goes to %s: %s",
+            stage,
+            goes_to,
+            reason,
+        )
+        return reason
+
     def breaker_for(self, manifest: KeyManifest) -> CircuitBreaker:
         """The circuit breaker guarding this call's keys.
 

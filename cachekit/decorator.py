@@ -27,7 +27,7 @@ from ._layout import NAMESPACE_RE
 from ._manifest import DEFAULT_IGNORE, KeyManifest, cached_manifest, default_normalize
 from ._streams import AsyncRecorder, AsyncReplay, SyncRecorder, SyncReplay
 from ._xflight import OTHER_PROCESS, Claim, claim
-from .cache import CACHE_ERRORS, LLMCache, LookupOutcome, WouldBlockError, describe_failure
+from .cache import CACHE_ERRORS, LLMCache, LookupOutcome, WouldBlockError
 from .errors import CacheConfigError, CodecError
 from .result import (
     CacheControl,
@@ -554,14 +554,7 @@ class _CachedCall:
         exc: BaseException,
         budget: float | None = None,
     ) -> None:
-        state.failed = f"{stage} failed: {describe_failure(stage, exc, budget)}"
-        cache.local_errors += 1
-        cache.warn(
-            stage,
-            "cachekit: cache %s failed; the call goes to the function: %s",
-            stage,
-            state.failed,
-        )
+        state.failed = cache.failed(stage, exc, budget, goes_to="the function")
 
 
 def _on_home_thread(cache: LLMCache) -> bool:

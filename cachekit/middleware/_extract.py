@@ -21,7 +21,7 @@ from typing import Any, Final
 from .._layout import NAMESPACE_RE
 from .._manifest import KeyManifest, build_manifest
 from .._xflight import release
-from ..cache import LLMCache, LookupOutcome, describe_failure
+from ..cache import LLMCache, LookupOutcome
 from ..errors import CacheConfigError, CacheKeyError, CodecError
 from ..result import CacheResult, Status, publish
 from ._record import CachedResponse
@@ -534,14 +534,7 @@ class Options:
         exc: BaseException,
         budget: float | None = None,
     ) -> None:
-        state.failed = f"{stage} failed: {describe_failure(stage, exc, budget)}"
-        cache.local_errors += 1
-        cache.warn(
-            f"http-{stage}",
-            "cachekit: cache %s failed; the request goes to the app: %s",
-            stage,
-            state.failed,
-        )
+        state.failed = cache.failed(stage, exc, budget, goes_to="the app")
 
     def finish(
         self,
