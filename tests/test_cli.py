@@ -261,10 +261,10 @@ def test_invalidate_of_a_namespace_never_used_says_so(invoke: Any, populated: An
 def test_invalidate_says_nothing_when_the_bounded_scan_cannot_tell(
     invoke: Any, redis_sync: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import cachekit.__main__ as main
+    import cachekit.cli._manage as manage
 
     redis_sync.mset({f"other:{i}": 1 for i in range(5000)})
-    monkeypatch.setattr(main, "_SEEN_SCAN_CALLS", 1)  # one SCAN cannot cover 5000 keys
+    monkeypatch.setattr(manage, "_SEEN_SCAN_CALLS", 1)  # one SCAN cannot cover 5000 keys
     result = invoke("invalidate", "never-used")
     assert result.exit_code == 0 and result.stderr == ""
 

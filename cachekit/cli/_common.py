@@ -1,4 +1,4 @@
-"""Shared plumbing of the ``cachekit`` commands: Redis connection, errors, tables, embedders.
+"""Shared plumbing of the ``cachekit`` commands: Redis connection, errors, embedders.
 
 Error policy (what a person at a terminal sees): a problem of the environment (Redis
 unreachable, a Redis error) is one line and exit code 1; a bad input (a malformed file,
@@ -11,37 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
-import math
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+import re
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import click
 from redis.exceptions import RedisClusterException
 
-from ._clients import redact
-from ._defaults import DEFAULT_REDIS_URL, resolve_redis_url
-from .cache import CACHE_ERRORS, LLMCache
-from .errors import CacheBackendError, CacheConfigError
+from .._clients import redact
+from .._defaults import DEFAULT_REDIS_URL, resolve_redis_url
+from ..cache import CACHE_ERRORS, LLMCache
+from ..errors import CacheBackendError, CacheConfigError
 
 if TYPE_CHECKING:
-    from .embedders import Embedder
-
-__all__ = [
-    "DEFAULT_REDIS_URL",
-    "CliError",
-    "InputError",
-    "echo_table",
-    "fmt_age",
-    "fmt_bytes",
-    "fmt_count",
-    "fmt_pct",
-    "fmt_usd",
-    "make_embedder",
-    "open_cache",
-    "redis_url_option",
-    "run",
-    "shorten",
-]
+    from ..embedders import Embedder
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -152,7 +135,7 @@ def make_embedder(spec: str) -> Embedder | None:
     with no arguments that returns one (the same object your application passes to
     ``LLMCache``, so ``explain`` and ``tune`` measure what production measures).
     """
-    from .embedders import OpenAIEmbedder, SentenceTransformerEmbedder
+    from ..embedders import OpenAIEmbedder, SentenceTransformerEmbedder
 
     kind, _, arg = spec.strip().partition(":")
     kind = kind.lower()
@@ -181,7 +164,7 @@ def make_embedder(spec: str) -> Embedder | None:
 def _import_embedder(target: str) -> Embedder:
     import importlib
 
-    from .embedders import Embedder, as_embedder
+    from ..embedders import Embedder, as_embedder
 
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
@@ -199,7 +182,7 @@ def _import_embedder(target: str) -> Embedder:
 
 def embedder_for_model_id(model_id: str) -> str | None:
     """The ``--embedder`` spec that rebuilds the embedder an index was built with."""
-    from .embedders import DEFAULT_LOCAL_MODEL_ID
+    from ..embedders import DEFAULT_LOCAL_MODEL_ID
 
     if model_id == DEFAULT_LOCAL_MODEL_ID:
         return "minilm"
@@ -218,76 +201,44 @@ def _require_sentence_transformers() -> None:
         )
 
 
-# ------------------------------------------------------------------------ formatting
+# ------------------------------------------------------------------ scope options
+
+_TOKEN_RE = re.compile(r"^(?:_|b[A-Za-z0-9_-]+|h[0-9a-f]{64})$")
+NAMESPACE_HELP = "Namespace (as given to @cached_llm / the middleware)."
+TENANT_HELP = "Tenant id as your code passes it (it is encoded before it reaches a key)."
+TOKEN_HELP = "Encoded tenant token as shown by `stats --json` (`_` = calls without a tenant)."
 
 
-def shorten(text: str | None, width: int) -> str:
-    """One line of at most ``width`` characters (newlines and runs of spaces collapsed)."""
-    if text is None:
-        return "-"
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: max(1, width - 1)] + "…"
+def check_namespace(namespace: str | None) -> None:
+    from .._layout import NAMESPACE_RE
+
+    if namespace is not None and not NAMESPACE_RE.match(namespace):
+        raise click.BadParameter(
+            f"{namespace!r}: 1-64 characters of A-Z a-z 0-9 _ . -", param_hint="namespace"
+        )
 
 
-def fmt_count(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= size * 10:
-            return f"{n / size:.1f}{unit}"
-    return f"{n:,}"
+def resolve_token(tenant: str | None, tenant_token: str | None) -> str | None:
+    from .._layout import encode_tenant
+
+    if tenant is not None and tenant_token is not None:
+        raise click.UsageError("give --tenant or --tenant-token, not both")
+    if tenant is not None:
+        return encode_tenant(tenant)
+    if tenant_token is not None and not _TOKEN_RE.match(tenant_token):
+        raise click.BadParameter(
+            f"{tenant_token!r} is not a tenant token (`_`, `b<base64url>` or `h<sha256 hex>`)",
+            param_hint="--tenant-token",
+        )
+    return tenant_token
 
 
-def fmt_pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
-
-
-def fmt_usd(x: float | None) -> str:
-    if x is None:
-        return "-"
-    if x == 0:
-        return "$0"
-    if abs(x) < 0.01:
-        return f"${x:.4f}"
-    return f"${x:,.2f}"
-
-
-def fmt_age(seconds: float | None) -> str:
-    if seconds is None or math.isnan(seconds):
-        return "-"
-    s = max(0.0, seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if s >= size:
-            return f"{s / size:.1f}{unit}"
-    return f"{s:.0f}s"
-
-
-def fmt_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB"):
-        if size < 1024:
-            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
-        size /= 1024
-    return f"{size:.1f}GiB"
-
-
-def echo_table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> None:
-    """A plain aligned text table (``align``: one ``l``/``r`` per column)."""
-    widths = [len(h) for h in headers]
-    for row in rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-
-    def line(cells: Sequence[str]) -> str:
-        out = [
-            c.rjust(widths[i]) if align[i] == "r" else c.ljust(widths[i])
-            for i, c in enumerate(cells)
-        ]
-        return "  ".join(out).rstrip()
-
-    click.echo(line(headers))
-    click.echo("  ".join("-" * w for w in widths))
-    for row in rows:
-        click.echo(line(row))
+def scope_hint(namespace: str | None, tenant: str | None, tenant_token: str | None) -> str:
+    parts = []
+    if namespace:
+        parts.append(f"namespace {namespace!r}")
+    if tenant is not None:
+        parts.append(f"tenant {tenant!r}")
+    if tenant_token is not None:
+        parts.append(f"tenant token {tenant_token!r}")
+    return " and ".join(parts) if parts else "this Redis"
