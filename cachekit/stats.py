@@ -27,6 +27,8 @@ table), ``_tokens`` (token estimates), ``_stats_report`` (rows, parsing, project
 
 from __future__ import annotations
 
+import logging
+
 from ._outcomes import OutcomeCounter, track_outcomes
 from ._pricing import ModelPrice, Pricing
 from ._stats_read import stats
@@ -40,6 +42,9 @@ from ._stats_report import tenant_label as tenant_label
 from ._tokens import CHARS_PER_TOKEN as CHARS_PER_TOKEN
 from ._tokens import TIKTOKEN as TIKTOKEN
 from ._tokens import estimate_methods, estimate_tokens, estimate_usage, response_text
+
+#: The logger every part of the stats uses (same name as before the split).
+log = logging.getLogger("cachekit.stats")
 
 __all__ = [
     "ModelPrice",
