@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from cachekit.embedders import Embedder, PerLoop, Vectors, unit_rows
+from cachekit.embedders._protocol import Embedder, PerLoop, Vectors, unit_rows
 from cachekit.errors import CacheConfigError
 
 __all__ = ["BatchingEmbedder"]

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from cachekit import _demo, stats
+from cachekit import _demo, _tokens
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def demo(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> object:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.setattr(_demo, "STAND_IN_LATENCY_S", 0.0)
     monkeypatch.setattr(_demo, "_make_embedder", lambda out: None)
-    monkeypatch.setattr(stats, "_encodings", stats._Encodings())  # nothing loaded yet
+    monkeypatch.setattr(_tokens, "_encodings", _tokens._Encodings())  # nothing loaded yet
 
     def run() -> str:
         out = io.StringIO()
@@ -51,7 +51,7 @@ def test_demo_with_tiktoken_but_no_encoding_files_says_so(
 ) -> None:
     pytest.importorskip("tiktoken")
     # What an offline machine ends up with: the encoding could not be loaded.
-    monkeypatch.setattr(stats._encodings, "_state", {"o200k_base": False})
+    monkeypatch.setattr(_tokens._encodings, "_state", {"o200k_base": False})
     line = saved_line(demo())  # type: ignore[operator]
     assert "with tiktoken" not in line
     assert "4 characters per token" in line
@@ -68,15 +68,15 @@ def test_demo_with_a_working_tiktoken_says_tiktoken(
         mergeable_ranks={bytes([i]): i for i in range(256)},
         special_tokens={},
     )
-    monkeypatch.setattr(stats._encodings, "_state", {"o200k_base": encoding})
+    monkeypatch.setattr(_tokens._encodings, "_state", {"o200k_base": encoding})
     line = saved_line(demo())  # type: ignore[operator]
     assert "token counts estimated with tiktoken" in line
     assert "characters per token" not in line
 
 
 def test_the_note_for_a_mix_of_both_counts_each() -> None:
-    before = {stats.TIKTOKEN: 1, stats.CHARS_PER_TOKEN: 5}
-    after = {stats.TIKTOKEN: 4, stats.CHARS_PER_TOKEN: 7}
+    before = {_tokens.TIKTOKEN: 1, _tokens.CHARS_PER_TOKEN: 5}
+    after = {_tokens.TIKTOKEN: 4, _tokens.CHARS_PER_TOKEN: 7}
     note = _demo._estimate_note(before, after)
     assert "3 with tiktoken, 2 at 4 characters per token" in note
     assert _demo._estimate_note(after, after) == ""
