@@ -21,24 +21,25 @@ import functools
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import redis.asyncio as aredis
 from redis import exceptions as redis_errors
 from redis.typing import EncodableT
 
+from . import _locks, _manage
 from ._breaker import CircuitBreaker
 from ._clients import close_client, redact
 from ._entry import Entry, LookupOutcome, text
 from ._flight import Flights
-from ._layout import META_KEY, NAMESPACE_RE, Space, encode_tenant
+from ._layout import Space, encode_tenant
 from ._loop import LoopThread
+from ._manage import check_namespace
 from ._manifest import KeyManifest
 from ._policy import CACHE_ERRORS, OUTAGES, Budgets, RateLimitedLog, describe_failure
-from ._scripts import BUMP_LUA, COUNTER_ONLY_LUA, LOOKUP_LUA, LOOKUP_SHA, STORE_LUA, STORE_SHA
+from ._scripts import COUNTER_ONLY_LUA, LOOKUP_LUA, LOOKUP_SHA, STORE_LUA, STORE_SHA
 from ._semantic import SemanticLayer
 from .errors import (
     CacheBackendError,
@@ -73,18 +74,6 @@ _IN_GATE: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
 _EPOCH_DOWN_SECONDS = 2.0
 #: While it is marked down, one background read of the epoch per this interval.
 _EPOCH_PROBE_SECONDS = 0.5
-
-
-class _UnownedLock:
-    """Stands for "lead without a lock": the lock key holds something that is not ours."""
-
-    name = "<unowned>"
-
-    async def release(self) -> None:
-        return None
-
-
-_UNOWNED_LOCK: Any = _UnownedLock()
 
 
 class WouldBlockError(RuntimeError):
@@ -671,50 +660,11 @@ class LLMCache:
             time.sleep(0.005)
 
     async def try_lock(self, manifest: KeyManifest, generation: int) -> Any:
-        """The cross-process single-flight lock of this key, or None if another holds it.
-
-        redis-py's Lock: SET NX PX with a random token, released by a Lua compare-and-
-        delete, so an expired holder can never release a lock someone else now holds.
-        """
-        space = self.space(manifest)
-        lock = self.redis.lock(
-            space.lock_key(generation, manifest.exact_digest),
-            timeout=self.budgets.flight_lease,
-            blocking=False,
-            thread_local=False,
-        )
-        token = uuid.uuid4().hex
-        try:
-            if await lock.acquire(token=token):
-                return lock
-            # Every lock cachekit takes carries a lease. A key there without one was
-            # written by something else and would stall every miss of this prompt for the
-            # whole flight wait: lead without a lock (and leave the key alone).
-            if await self.redis.pttl(lock.name) == -1:
-                self.warn(
-                    "foreign-lock",
-                    "cachekit: %s has no expiry, so cachekit did not write it; ignoring it",
-                    lock.name,
-                )
-                return _UNOWNED_LOCK
-            return None
-        except BaseException:
-            # The SET may have landed while its reply was lost (timeout, cancel, broken
-            # connection): release by token in the background so the key is not left
-            # locked for a whole lease with nobody running the call.
-            self.background(self._release_token, lock, token.encode())
-            raise
-
-    async def _release_token(self, lock: Any, token: bytes) -> None:
-        with contextlib.suppress(redis_errors.LockError, *CACHE_ERRORS):
-            await lock.do_release(token)
+        """The cross-process single-flight lock of this key, or None if another holds it."""
+        return await _locks.try_lock(self, manifest, generation)
 
     async def unlock(self, lock: Any) -> None:
-        if lock is _UNOWNED_LOCK:
-            return
-        # LockError: the lease ran out first; nothing is left to release.
-        with contextlib.suppress(redis_errors.LockError):
-            await lock.release()
+        await _locks.unlock(lock)
 
     # -- vector index -----------------------------------------------------------------
 
@@ -980,12 +930,6 @@ class LLMCache:
 
     # -- management -------------------------------------------------------------------
 
-    def _check_namespace(self, namespace: str) -> None:
-        if not isinstance(namespace, str) or not NAMESPACE_RE.match(namespace):
-            raise CacheConfigError(
-                f"namespace must match {NAMESPACE_RE.pattern}, got {namespace!r}"
-            )
-
     async def invalidate(self, namespace: str, tenant: str | None = None) -> int:
         """Make every worker miss the namespace's current entries at once (no SCAN).
 
@@ -993,52 +937,16 @@ class LLMCache:
         (the namespace epoch). Old entries are not deleted: they age out by TTL/LRU.
         Returns the new generation (or epoch).
         """
-        self._check_namespace(namespace)
-        return await self.run(self._invalidate, namespace, tenant)
-
-    async def _invalidate(self, namespace: str, tenant: str | None) -> int:
-        # Values computed here but not yet stored belong to the old generation too.
-        if tenant is None:
-            self.flights.forget(f"{{{namespace}:")
-        else:
-            self.flights.forget(Space(namespace, encode_tenant(tenant)).tag)
-        try:
-            key = (
-                f"ck:{{{namespace}}}:epoch"
-                if tenant is None
-                else (Space(namespace, encode_tenant(tenant)).gen_key)
-            )
-            return int(await self.redis.eval(BUMP_LUA, 1, key))
-        except CACHE_ERRORS as exc:
-            raise CacheBackendError(f"invalidate({namespace!r}) failed: {exc}") from exc
+        check_namespace(namespace)
+        return await self.run(_manage.invalidate, self, namespace, tenant)
 
     async def clear(self, namespace: str, tenant: str | None = None) -> int:
         """Delete a namespace's keys (one tenant's, or every tenant's) with SCAN + UNLINK.
 
         Returns the number of keys deleted. Works on every primary of a cluster.
         """
-        self._check_namespace(namespace)
-        return await self.run(self._clear, namespace, tenant)
-
-    async def _clear(self, namespace: str, tenant: str | None) -> int:
-        if tenant is None:
-            patterns: Sequence[str] = (f"ck:{{{namespace}:*", f"ckv:{{{namespace}:*")
-        else:
-            patterns = Space(namespace, encode_tenant(tenant)).patterns
-        deleted = 0
-        try:
-            for pattern in patterns:
-                batch: list[Any] = []
-                async for key in self.redis.scan_iter(match=pattern, count=1000):
-                    batch.append(key)
-                    if len(batch) >= 500:
-                        deleted += int(await self.redis.unlink(*batch))
-                        batch = []
-                if batch:
-                    deleted += int(await self.redis.unlink(*batch))
-        except CACHE_ERRORS as exc:
-            raise CacheBackendError(f"clear({namespace!r}) failed: {exc}") from exc
-        return deleted
+        check_namespace(namespace)
+        return await self.run(_manage.clear, self, namespace, tenant)
 
     async def stats(
         self, namespace: str | None = None, tenant: str | None = None, **options: Any
@@ -1050,8 +958,5 @@ class LLMCache:
 
     async def index_meta(self) -> dict[str, str]:
         """The global vector-index metadata (backend, dims, model), if any."""
-        raw = await self.run(self._index_meta)
+        raw = await self.run(_manage.index_meta, self)
         return {text(k): text(v) for k, v in raw.items()}
-
-    async def _index_meta(self) -> dict[Any, Any]:
-        return cast(dict[Any, Any], await self.redis.hgetall(META_KEY))
