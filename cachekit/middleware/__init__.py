@@ -10,17 +10,21 @@ See :class:`CacheMiddleware` for the options and the ``X-Cache`` headers; the WS
 
 from __future__ import annotations
 
-from ._asgi import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_RESPONSE_BYTES, CacheMiddleware
-from ._extract import (
+from ._asgi import CacheMiddleware
+from ._options import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_METHODS,
     DEFAULT_PATHS,
+)
+from ._record import CachedResponse
+from ._request import (
     EXTRACT_IGNORE,
     RequestControl,
     api_key_tenant,
     default_extractor,
     parse_cache_control,
 )
-from ._record import CachedResponse
 from ._wsgi import WSGICacheMiddleware
 
 __all__ = [

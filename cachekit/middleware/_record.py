@@ -26,154 +26,17 @@ replay is the same stream, ending with the same ``data: [DONE]``.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from .. import _codec
 from ..decorator import _usage_of
 from ..errors import CodecError
+from ._content import model_of, model_of_events, parse_sse, usage_of_events
+from ._headers import Kind, cache_directives, replayable, response_kind
 
 __all__ = ["CachedResponse", "Recorder", "cache_directives", "parse_sse"]
-
-Kind = Literal["json", "sse"]
-
-_NEWLINES = re.compile(r"\r\n|\r")
-
-#: Response headers a hit never replays. Hop-by-hop headers belong to one connection
-#: (RFC 9110 7.6.1); a cookie or the date belong to one response, never to everyone
-#: served from the cache; framing is recomputed for the replayed body; the server adds
-#: its own Server; X-Cache and Age are ours.
-_NOT_REPLAYED = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "set-cookie",
-        "set-cookie2",
-        "date",
-        "server",
-        "content-type",
-        "content-length",
-        "content-encoding",
-        "age",
-        "x-cache",
-        "x-cache-match",
-        "x-cache-similarity",
-    }
-)
-_DIRECTIVE = re.compile(r'\s*([^\s=,]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^,]*))?\s*(?:,|$)')
-
-
-def _mime(content_type: str) -> str:
-    return content_type.split(";", 1)[0].strip().lower()
-
-
-def response_kind(content_type: str | None) -> Kind | None:
-    """Which kind of cache entry a response of this content type can become."""
-    if not content_type:
-        return None
-    mime = _mime(content_type)
-    if mime == "text/event-stream":
-        return "sse"
-    if mime == "application/json" or (mime.startswith("application/") and mime.endswith("+json")):
-        return "json"
-    return None
-
-
-def cache_directives(value: str) -> list[tuple[str, str | None]]:
-    """``Cache-Control`` directives (names lower-cased) with their unquoted arguments.
-
-    Quoted arguments may contain commas (``private="X-A, X-B"``), so this is not a split.
-    Repeated directives are all kept, in order.
-    """
-    out: list[tuple[str, str | None]] = []
-    for match in _DIRECTIVE.finditer(value):
-        name, arg = match.group(1).lower(), match.group(2)
-        if arg is not None:
-            arg = arg.strip()
-            if arg.startswith('"') and arg.endswith('"') and len(arg) >= 2:
-                arg = re.sub(r"\\(.)", r"\1", arg[1:-1])
-        out.append((name, arg))
-    return out
-
-
-def _field_names(arg: str | None) -> set[str]:
-    return {n.strip().lower() for n in (arg or "").split(",") if n.strip()}
-
-
-def parse_sse(data: bytes) -> list[str] | None:
-    """Split a complete SSE body into its events; None when the last event is cut off.
-
-    Per the SSE spec an event ends with a blank line; trailing bytes without one are an
-    event the client would drop, so a body ending that way is incomplete. Comment-only
-    blocks (keep-alives) are not kept.
-    """
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    text = _NEWLINES.sub("\n", text)
-    if not text.strip():
-        return None
-    blocks = text.split("\n\n")
-    if blocks[-1].strip("\n"):
-        return None
-    events = []
-    for block in blocks:
-        block = block.strip("\n")
-        if not block:
-            continue
-        if all(line.startswith(":") for line in block.split("\n")):
-            continue
-        events.append(block)
-    return events or None
-
-
-def _usage_of_events(events: list[str]) -> tuple[int, int] | None:
-    """Token usage of a stream: OpenAI sends it in the last chunk with ``include_usage``."""
-    for event in reversed(events):
-        if '"usage"' not in event:
-            continue
-        for line in event.split("\n"):
-            if not line.startswith("data:"):
-                continue
-            try:
-                value = json.loads(line[5:])
-            except ValueError:
-                continue
-            usage = _usage_of(value)
-            if usage is not None:
-                return usage
-    return None
-
-
-def _model_of(value: Any) -> str | None:
-    """The ``model`` an OpenAI-style response (or stream chunk) says answered it."""
-    model = value.get("model") if isinstance(value, dict) else None
-    return model if isinstance(model, str) and model else None
-
-
-def _model_of_events(events: list[str]) -> str | None:
-    """The first ``model`` of a stream's chunks (every OpenAI chunk repeats it)."""
-    for event in events:
-        if '"model"' not in event:
-            continue
-        for line in event.split("\n"):
-            if not line.startswith("data:"):
-                continue
-            try:
-                value = json.loads(line[5:])
-            except ValueError:
-                continue
-            model = _model_of(value)
-            if model is not None:
-                return model
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,26 +117,6 @@ class CachedResponse:
         return headers
 
 
-def _replayable(
-    headers: list[tuple[str, str]], directives: list[tuple[str, str | None]]
-) -> tuple[tuple[str, str], ...]:
-    """The headers of a stored response that a hit sends again."""
-    # private="X-A" / no-cache="X-A": those fields are the first client's alone (RFC 9111
-    # 5.2.2.4, 5.2.2.7), the rest of the response may be shared.
-    drop: set[str] = set()
-    for directive, arg in directives:
-        if directive in ("private", "no-cache"):
-            drop |= _field_names(arg)
-    for name, value in headers:
-        if name == "connection":  # headers it names are hop-by-hop too
-            drop |= _field_names(value)
-    return tuple(
-        (name, value)
-        for name, value in headers
-        if name not in _NOT_REPLAYED and name not in drop and not name.startswith("proxy-")
-    )
-
-
 class Recorder:
     """Collects one response while it is forwarded; ``result()`` says what to store."""
 
@@ -331,7 +174,7 @@ class Recorder:
         else:
             self.kind = kind
             self.content_type = content_type
-            self.replay = _replayable(pairs, directives)
+            self.replay = replayable(pairs, directives)
 
     def add(self, chunk: bytes) -> None:
         if self.reason is not None or not chunk:
@@ -365,7 +208,7 @@ class Recorder:
                 self.content_type,
                 body=text,
                 usage=_usage_of(value),
-                model=_model_of(value),
+                model=model_of(value),
                 replay=self.replay,
             )
         events = parse_sse(data)
@@ -377,7 +220,7 @@ class Recorder:
             200,
             self.content_type,
             events=tuple(events),
-            usage=_usage_of_events(events),
-            model=_model_of_events(events),
+            usage=usage_of_events(events),
+            model=model_of_events(events),
             replay=self.replay,
         )

@@ -7,15 +7,11 @@ no async code owns it), and each WSGI worker thread waits for its own request on
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import functools
-import inspect
-import io
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from types import TracebackType
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._flight import IN_FLIGHT, LeaderFailedError
@@ -23,21 +19,21 @@ from .._manifest import default_normalize
 from .._xflight import OTHER_PROCESS, Claim, claim
 from ..cache import CACHE_ERRORS, LLMCache, WouldBlockError
 from ..result import CacheResult
-from ._asgi import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_RESPONSE_BYTES
-from ._extract import (
+from ._options import (
     DEFAULT,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_METHODS,
     DEFAULT_PATHS,
     Default,
     Extractor,
-    Options,
-    RequestState,
     TenantFn,
-    is_json_type,
-    parse_cache_control,
-    result_headers,
 )
 from ._record import CachedResponse, Recorder
+from ._request import is_json_type, parse_cache_control
+from ._state import RequestState, result_headers
+from ._steps import Options
+from ._wsgi_io import RecordingIterable, call_tenant, labelled, may_block, read_body, str_headers
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -46,56 +42,7 @@ __all__ = ["WSGICacheMiddleware"]
 
 log = logging.getLogger("cachekit.middleware")
 
-_ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
-
 _REASONS = {200: "OK"}
-
-
-def _may_block() -> bool:
-    """May this thread wait for another request? Not on an event loop's thread: the
-    loop (perhaps the cache's, which the leader needs) would stall meanwhile."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return True
-    return False
-
-
-def _str_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
-    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
-
-
-def _read_exactly(stream: Any, size: int) -> bytes:
-    """Read ``size`` bytes (servers may return fewer per read), or what there is."""
-    parts: list[bytes] = []
-    remaining = size
-    while remaining > 0:
-        chunk = stream.read(remaining)
-        if not chunk:
-            break
-        parts.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(parts)
-
-
-class _PrefixedInput(io.RawIOBase):
-    """``wsgi.input`` for an oversized chunked body: the bytes we read, then the rest."""
-
-    def __init__(self, prefix: bytes, rest: Any) -> None:
-        self._prefix = io.BytesIO(prefix)
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        n = self._prefix.readinto(view)
-        if n:
-            return n
-        data = self._rest.read(len(view))
-        view[: len(data)] = data
-        return len(data)
 
 
 class WSGICacheMiddleware:
@@ -164,10 +111,10 @@ class WSGICacheMiddleware:
         control = parse_cache_control(environ.get("HTTP_CACHE_CONTROL"))
         if control.no_cache and control.no_store:
             return self._bypass(environ, start_response, "cache-control", started)
-        tenant, reason = self._tenant(environ)
+        tenant, reason = call_tenant(self.options, environ)
         if reason is not None:
             return self._bypass(environ, start_response, reason, started)
-        raw, reason = self._read_body(environ)
+        raw, reason = read_body(environ, opts.max_body_bytes)
         if reason is not None:
             return self._bypass(environ, start_response, reason, started)
         manifest = opts.key(raw, environ, tenant, path, environ.get("QUERY_STRING", ""))
@@ -177,7 +124,7 @@ class WSGICacheMiddleware:
         state = RequestState(manifest, control, started)
         cache = opts.cache
         key = opts.flight_key(cache, manifest)
-        may_wait = _may_block()
+        may_wait = may_block()
         if may_wait and opts.may_follow(cache, control):
             # An identical request of this process is at the app (or its store is on the
             # way): serve its answer from memory, without a lookup.
@@ -204,7 +151,7 @@ class WSGICacheMiddleware:
             state.failed = f"lookup failed: {type(exc).__name__}: {exc}"
         if state.failed is not None or state.outcome is None:
             opts.finish(state, "error", overhead=time.perf_counter() - started)
-            return self.app(environ, self._labelled(start_response, state, "BYPASS"))
+            return self.app(environ, labelled(start_response, state, "BYPASS"))
         cached = state.cached
         if cached is not None:
             opts.finish(state, state.outcome.layer)  # type: ignore[arg-type]
@@ -239,7 +186,7 @@ class WSGICacheMiddleware:
         self, start_response: StartResponse, state: RequestState, cached: CachedResponse
     ) -> Iterable[bytes]:
         data = cached.body_bytes()
-        headers = _str_headers(cached.headers(len(data)) + result_headers(state, "HIT"))
+        headers = str_headers(cached.headers(len(data)) + result_headers(state, "HIT"))
         start_response(f"{cached.status} {_REASONS.get(cached.status, 'Cached')}", headers)
         return [data]
 
@@ -276,63 +223,12 @@ class WSGICacheMiddleware:
             opts.flight_failure(cache, exc)
             return Claim()
 
-    def _tenant(self, environ: WSGIEnvironment) -> tuple[str | None, str | None]:
-        fn = self.options.tenant
-        if fn is None:
-            return None, None
-        try:
-            value = fn(environ)
-        except Exception:
-            log.exception("cachekit: the tenant callback raised; bypassing the cache")
-            return None, "tenant failed"
-        if inspect.isawaitable(value):
-            if inspect.iscoroutine(value):
-                value.close()
-            log.error("cachekit: WSGI tenant callbacks must be sync; bypassing the cache")
-            return None, "tenant failed"
-        return self.options.check_tenant(value)
-
-    def _read_body(self, environ: WSGIEnvironment) -> tuple[bytes, str | None]:
-        """Read the body and put an identical ``wsgi.input`` back for the app."""
-        limit = self.options.max_body_bytes
-        stream = environ.get("wsgi.input")
-        if stream is None:
-            return b"", "empty body"
-        length = environ.get("CONTENT_LENGTH") or ""
-        if length:
-            if not length.isdigit():
-                return b"", "bad content-length"
-            if int(length) > limit:
-                return b"", "body too large"  # not read at all: the app gets the stream
-            raw = _read_exactly(stream, int(length))
-        elif environ.get("wsgi.input_terminated"):
-            # Chunked upload: the server marks the end, so reading past the cap is safe.
-            raw = stream.read(limit + 1)
-            if len(raw) > limit:
-                environ["wsgi.input"] = io.BufferedReader(_PrefixedInput(raw, stream))
-                return b"", "body too large"
-        else:
-            return b"", "empty body"  # no length and no terminator: reading could block
-        environ["wsgi.input"] = io.BytesIO(raw)
-        environ["CONTENT_LENGTH"] = str(len(raw))
-        return raw, None
-
-    def _labelled(
-        self, start_response: StartResponse, state: RequestState | None, label: str
-    ) -> StartResponse:
-        extra = _str_headers(result_headers(state, label))
-
-        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            return start_response(status, [*headers, *extra], exc_info)
-
-        return start
-
     def _bypass(
         self, environ: WSGIEnvironment, start_response: StartResponse, reason: str, started: float
     ) -> Iterable[bytes]:
         log.debug("cachekit: bypass %s: %s", environ.get("PATH_INFO"), reason)
         self.options.finish(None, "bypass", reason=reason, overhead=time.perf_counter() - started)
-        return self.app(environ, self._labelled(start_response, None, "BYPASS"))
+        return self.app(environ, labelled(start_response, None, "BYPASS"))
 
     def _miss(
         self, environ: WSGIEnvironment, start_response: StartResponse, state: RequestState
@@ -340,7 +236,7 @@ class WSGICacheMiddleware:
         recorder = Recorder(self.options.max_response_bytes)
         if state.control.no_store:
             recorder.reason = "no-store requested"
-        extra = _str_headers(result_headers(state, "MISS"))
+        extra = str_headers(result_headers(state, "MISS"))
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             if exc_info is not None:
@@ -367,7 +263,7 @@ class WSGICacheMiddleware:
             state.settle_flight(self.options.cache)
             self.options.finish(state, "miss", reason="app raised", overhead=spent)
             raise
-        return _RecordingIterable(self, app_iter, recorder, state, spent)
+        return RecordingIterable(self._store, app_iter, recorder, state, spent)
 
     def _store(self, state: RequestState, recorder: Recorder, spent: float) -> None:
         """Called once the server read the whole body (or closed it early)."""
@@ -402,75 +298,3 @@ class WSGICacheMiddleware:
             except Exception as exc:
                 log.exception("cachekit: unexpected error storing a response")
                 state.failed = f"store failed: {type(exc).__name__}: {exc}"
-
-
-class _RecordingIterable:
-    """Forwards the app's chunks as they come, recording them; stores at the end.
-
-    Only a response iterated to the end is complete: a client that went away, or an app
-    that raised mid-stream, leaves it incomplete and nothing is stored. The store runs
-    when the app's iterator is exhausted, not in ``close()``: a client that does not
-    buffer (werkzeug's test client, a proxy reading lazily) may never close the
-    response, and the entry must land anyway. ``close()`` settles whatever is left
-    (an incomplete response is reported, never stored).
-
-    Servers and clients may call ``iter()`` more than once (werkzeug reads the first
-    chunk, then chains the rest): this object is its own iterator and the app's
-    iterable is iterated exactly once, so a list body is never sent twice.
-    """
-
-    def __init__(
-        self,
-        owner: WSGICacheMiddleware,
-        app_iter: Iterable[bytes],
-        recorder: Recorder,
-        state: RequestState,
-        spent: float,
-    ) -> None:
-        self._owner = owner
-        self._app_iter = app_iter
-        self._iter: Iterator[bytes] | None = None
-        self._recorder = recorder
-        self._state = state
-        self._spent = spent
-        self._exhausted = False
-        self._settled = False
-        self._closed = False
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        if self._exhausted:
-            raise StopIteration
-        if self._iter is None:
-            self._iter = iter(self._app_iter)
-        try:
-            chunk = next(self._iter)
-        except StopIteration:
-            self._exhausted = True
-            self._recorder.complete = True
-            self._settle()
-            raise
-        except BaseException:
-            self._exhausted = True
-            self._recorder.reason = self._recorder.reason or "app raised"
-            raise
-        self._recorder.add(chunk)
-        return chunk
-
-    def _settle(self) -> None:
-        if not self._settled:
-            self._settled = True
-            self._owner._store(self._state, self._recorder, self._spent)
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            close = getattr(self._app_iter, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._settle()

@@ -1,0 +1,83 @@
+"""What a recorded response body says: its SSE events, token usage and model."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from ..decorator import _usage_of
+
+__all__ = ["model_of", "model_of_events", "parse_sse", "usage_of_events"]
+
+_NEWLINES = re.compile(r"\r\n|\r")
+
+
+def parse_sse(data: bytes) -> list[str] | None:
+    """Split a complete SSE body into its events; None when the last event is cut off.
+
+    Per the SSE spec an event ends with a blank line; trailing bytes without one are an
+    event the client would drop, so a body ending that way is incomplete. Comment-only
+    blocks (keep-alives) are not kept.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    text = _NEWLINES.sub("\n", text)
+    if not text.strip():
+        return None
+    blocks = text.split("\n\n")
+    if blocks[-1].strip("\n"):
+        return None
+    events = []
+    for block in blocks:
+        block = block.strip("\n")
+        if not block:
+            continue
+        if all(line.startswith(":") for line in block.split("\n")):
+            continue
+        events.append(block)
+    return events or None
+
+
+def usage_of_events(events: list[str]) -> tuple[int, int] | None:
+    """Token usage of a stream: OpenAI sends it in the last chunk with ``include_usage``."""
+    for event in reversed(events):
+        if '"usage"' not in event:
+            continue
+        for line in event.split("\n"):
+            if not line.startswith("data:"):
+                continue
+            try:
+                value = json.loads(line[5:])
+            except ValueError:
+                continue
+            usage = _usage_of(value)
+            if usage is not None:
+                return usage
+    return None
+
+
+def model_of(value: Any) -> str | None:
+    """The ``model`` an OpenAI-style response (or stream chunk) says answered it."""
+    model = value.get("model") if isinstance(value, dict) else None
+    return model if isinstance(model, str) and model else None
+
+
+def model_of_events(events: list[str]) -> str | None:
+    """The first ``model`` of a stream's chunks (every OpenAI chunk repeats it)."""
+    for event in events:
+        if '"model"' not in event:
+            continue
+        for line in event.split("\n"):
+            if not line.startswith("data:"):
+                continue
+            try:
+                value = json.loads(line[5:])
+            except ValueError:
+                continue
+            model = model_of(value)
+            if model is not None:
+                return model
+    return None

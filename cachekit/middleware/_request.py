@@ -1,0 +1,147 @@
+"""The request side shared by ASGI and WSGI: body parsing, ``Cache-Control``, tenants.
+
+Pure functions of what the client sent; nothing here does I/O or raises for a bad request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+__all__ = [
+    "EXTRACT_IGNORE",
+    "RequestControl",
+    "api_key_tenant",
+    "default_extractor",
+    "is_json_type",
+    "parse_body",
+    "parse_cache_control",
+]
+
+#: Body fields of the OpenAI API that never change the answer (bookkeeping, billing,
+#: OpenAI's own prompt-cache routing); everything else in the body is part of the key.
+EXTRACT_IGNORE: Final[frozenset[str]] = frozenset(
+    {
+        "user",
+        "metadata",
+        "store",
+        "service_tier",
+        "safety_identifier",
+        "prompt_cache_key",
+        "prompt_cache_retention",
+    }
+)
+
+
+def default_extractor(body: dict[str, Any], request: Any) -> dict[str, Any]:
+    """The key arguments of an OpenAI-style request body.
+
+    The whole body takes part: ``model``, ``messages`` (the last user turn becomes the
+    prompt; system prompt and earlier turns the exact scope), ``tools``, sampling
+    parameters, ``response_format``, ``n``, ``stream`` and ``stream_options`` (a stream
+    is only ever answered with a stream), and any field this code does not know yet, so
+    a new API parameter can never make two different requests share an answer. Legacy
+    ``{"prompt": "..."}`` bodies use ``prompt`` as the prompt. Fields in
+    :data:`EXTRACT_IGNORE` are left out.
+    """
+    return {k: v for k, v in body.items() if k not in EXTRACT_IGNORE}
+
+
+def _bearer_or_key(headers: Mapping[str, str]) -> str | None:
+    auth = (headers.get("authorization") or "").strip()
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() == "bearer":
+            return token.strip() or None  # "Bearer " with no token is no credential
+        # A non-bearer scheme (Basic, ...) is still a credential: key on all of it.
+        return auth
+    for name in ("api-key", "x-api-key"):
+        value = headers.get(name)
+        if value and value.strip():
+            return value.strip()
+    return None
+
+
+def api_key_tenant(request: Any) -> str | None:
+    """Tenant = a SHA-256 digest of the caller's API key; None without a key.
+
+    Reads ``Authorization: Bearer <key>`` (OpenAI), ``api-key`` (Azure) or ``x-api-key``
+    (Anthropic). Two keys never share entries and the key itself never reaches Redis.
+    Works with a Starlette ``Request`` and with a WSGI ``environ``.
+    """
+    if isinstance(request, dict):  # WSGI environ
+        headers = {
+            "authorization": request.get("HTTP_AUTHORIZATION", ""),
+            "api-key": request.get("HTTP_API_KEY", ""),
+            "x-api-key": request.get("HTTP_X_API_KEY", ""),
+        }
+    else:
+        headers = request.headers
+    key = _bearer_or_key(headers)
+    if key is None:
+        return None
+    return "key:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestControl:
+    """The request's ``Cache-Control``: the HTTP spelling of :func:`cachekit.cache_control`."""
+
+    no_cache: bool = False
+    no_store: bool = False
+    max_age: float | None = None
+
+
+_NO_CONTROL = RequestControl()
+
+
+def parse_cache_control(value: str | None) -> RequestControl:
+    """``no-cache`` skips the lookup, ``no-store`` the store, ``max-age=N`` rejects older."""
+    if not value:
+        return _NO_CONTROL
+    no_cache = no_store = False
+    max_age: float | None = None
+    for raw in value.split(","):
+        name, _, arg = raw.strip().partition("=")
+        name = name.strip().lower()
+        if name == "no-cache":
+            no_cache = True
+        elif name == "no-store":
+            no_store = True
+        elif name == "max-age":
+            try:
+                seconds = int(arg.strip().strip('"'))
+            except ValueError:
+                continue  # RFC 9111: an invalid max-age is ignored, not an error
+            max_age = float(max(seconds, 0))
+    return RequestControl(no_cache=no_cache, no_store=no_store, max_age=max_age)
+
+
+def is_json_type(content_type: str | None) -> bool:
+    """``application/json`` and ``application/<anything>+json``."""
+    if not content_type:
+        return False
+    mime = content_type.split(";", 1)[0].strip().lower()
+    return mime == "application/json" or (
+        mime.startswith("application/") and mime.endswith("+json")
+    )
+
+
+def parse_body(raw: bytes) -> dict[str, Any] | str:
+    """The JSON object of a request body, or the reason it cannot be keyed."""
+    if not raw.strip():
+        return "empty body"
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return "invalid JSON"
+    except RecursionError:
+        # json.loads recurses in C per level of nesting: a hostile body thousands of
+        # levels deep must be passed to the app, not turned into a 500.
+        return "JSON nested too deeply"
+    if not isinstance(body, dict):
+        return "JSON body is not an object"
+    return body

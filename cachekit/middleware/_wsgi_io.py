@@ -1,0 +1,205 @@
+"""The WSGI plumbing: read a request body and give it back, label and record the response.
+
+Kept apart from :mod:`._wsgi` (which decides what a request does with the cache): the
+app must get an identical ``wsgi.input``, and the response is forwarded chunk by chunk
+while it is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import io
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ._options import Config
+from ._record import Recorder
+from ._state import RequestState, result_headers
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+__all__ = [
+    "RecordingIterable",
+    "call_tenant",
+    "labelled",
+    "may_block",
+    "read_body",
+    "str_headers",
+]
+
+log = logging.getLogger("cachekit.middleware")
+
+
+def may_block() -> bool:
+    """May this thread wait for another request? Not on an event loop's thread: the
+    loop (perhaps the cache's, which the leader needs) would stall meanwhile."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return True
+    return False
+
+
+def str_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
+
+
+def call_tenant(options: Config, environ: WSGIEnvironment) -> tuple[str | None, str | None]:
+    fn = options.tenant
+    if fn is None:
+        return None, None
+    try:
+        value = fn(environ)
+    except Exception:
+        log.exception("cachekit: the tenant callback raised; bypassing the cache")
+        return None, "tenant failed"
+    if inspect.isawaitable(value):
+        if inspect.iscoroutine(value):
+            value.close()
+        log.error("cachekit: WSGI tenant callbacks must be sync; bypassing the cache")
+        return None, "tenant failed"
+    return options.check_tenant(value)
+
+
+def labelled(
+    start_response: StartResponse, state: RequestState | None, label: str
+) -> StartResponse:
+    extra = str_headers(result_headers(state, label))
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        return start_response(status, [*headers, *extra], exc_info)
+
+    return start
+
+
+def _read_exactly(stream: Any, size: int) -> bytes:
+    """Read ``size`` bytes (servers may return fewer per read), or what there is."""
+    parts: list[bytes] = []
+    remaining = size
+    while remaining > 0:
+        chunk = stream.read(remaining)
+        if not chunk:
+            break
+        parts.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(parts)
+
+
+class _PrefixedInput(io.RawIOBase):
+    """``wsgi.input`` for an oversized chunked body: the bytes we read, then the rest."""
+
+    def __init__(self, prefix: bytes, rest: Any) -> None:
+        self._prefix = io.BytesIO(prefix)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        n = self._prefix.readinto(view)
+        if n:
+            return n
+        data = self._rest.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+def read_body(environ: WSGIEnvironment, limit: int) -> tuple[bytes, str | None]:
+    """Read the body and put an identical ``wsgi.input`` back for the app."""
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return b"", "empty body"
+    length = environ.get("CONTENT_LENGTH") or ""
+    if length:
+        if not length.isdigit():
+            return b"", "bad content-length"
+        if int(length) > limit:
+            return b"", "body too large"  # not read at all: the app gets the stream
+        raw = _read_exactly(stream, int(length))
+    elif environ.get("wsgi.input_terminated"):
+        # Chunked upload: the server marks the end, so reading past the cap is safe.
+        raw = stream.read(limit + 1)
+        if len(raw) > limit:
+            environ["wsgi.input"] = io.BufferedReader(_PrefixedInput(raw, stream))
+            return b"", "body too large"
+    else:
+        return b"", "empty body"  # no length and no terminator: reading could block
+    environ["wsgi.input"] = io.BytesIO(raw)
+    environ["CONTENT_LENGTH"] = str(len(raw))
+    return raw, None
+
+
+class RecordingIterable:
+    """Forwards the app's chunks as they come, recording them; stores at the end.
+
+    Only a response iterated to the end is complete: a client that went away, or an app
+    that raised mid-stream, leaves it incomplete and nothing is stored. The store runs
+    when the app's iterator is exhausted, not in ``close()``: a client that does not
+    buffer (werkzeug's test client, a proxy reading lazily) may never close the
+    response, and the entry must land anyway. ``close()`` settles whatever is left
+    (an incomplete response is reported, never stored).
+
+    Servers and clients may call ``iter()`` more than once (werkzeug reads the first
+    chunk, then chains the rest): this object is its own iterator and the app's
+    iterable is iterated exactly once, so a list body is never sent twice.
+    """
+
+    def __init__(
+        self,
+        store: Callable[[RequestState, Recorder, float], None],
+        app_iter: Iterable[bytes],
+        recorder: Recorder,
+        state: RequestState,
+        spent: float,
+    ) -> None:
+        self._store = store
+        self._app_iter = app_iter
+        self._iter: Iterator[bytes] | None = None
+        self._recorder = recorder
+        self._state = state
+        self._spent = spent
+        self._exhausted = False
+        self._settled = False
+        self._closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._exhausted:
+            raise StopIteration
+        if self._iter is None:
+            self._iter = iter(self._app_iter)
+        try:
+            chunk = next(self._iter)
+        except StopIteration:
+            self._exhausted = True
+            self._recorder.complete = True
+            self._settle()
+            raise
+        except BaseException:
+            self._exhausted = True
+            self._recorder.reason = self._recorder.reason or "app raised"
+            raise
+        self._recorder.add(chunk)
+        return chunk
+
+    def _settle(self) -> None:
+        if not self._settled:
+            self._settled = True
+            self._store(self._state, self._recorder, self._spent)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            close = getattr(self._app_iter, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._settle()
