@@ -69,13 +69,9 @@ class CachedCall(StoreSteps):
         return state, None
 
     def lookup_budget(self, cache: LLMCache, state: CallState) -> float:
-        # Decided once per call: a model that becomes ready mid-lookup must not make the
-        # lookup embed inside a budget that did not include embedding.
         if state.semantic is None:
             state.semantic = cache.uses_semantic(state.manifest, self.effective_threshold(cache))
-        return cache.budgets.lookup + (
-            cache.budgets.embed + cache.budgets.search if state.semantic else 0.0
-        )
+        return cache.lookup_budget(state.semantic)
 
     async def before(self, cache: LLMCache, state: CallState) -> None:
         """Look up; on a decodable hit set ``state.value``. Runs on the home loop."""

@@ -71,7 +71,8 @@ def describe_failure(stage: str, exc: BaseException, budget: float | None = None
     the line must still say which stage ran out of which budget.
     """
     text = str(exc)
-    if not text and isinstance(exc, TimeoutError | concurrent.futures.TimeoutError):
+    # concurrent.futures.TimeoutError is TimeoutError since Python 3.11.
+    if not text and isinstance(exc, TimeoutError):
         text = (
             f"the {stage} took longer than its {budget:g} s budget"
             if budget is not None

@@ -317,12 +317,14 @@ class LLMCache:
     def embedder(self) -> Embedder | None:
         return self._embedder
 
-    def lookup_budget(self, manifest: KeyManifest, threshold: float | None) -> float:
-        """Seconds a lookup of this call may take: the stages it will really run."""
+    def lookup_budget(self, semantic: bool) -> float:
+        """Seconds a lookup may take: embed and search only when it runs them.
+
+        Entry points decide ``semantic`` once per call (:meth:`uses_semantic`), so that a
+        model becoming ready mid-lookup cannot make it embed inside a budget without it.
+        """
         b = self.budgets
-        if self.uses_semantic(manifest, threshold):
-            return b.lookup + b.embed + b.search
-        return b.lookup
+        return b.lookup + (b.embed + b.search if semantic else 0.0)
 
     def store_budget(self, manifest: KeyManifest, outcome: LookupOutcome | None) -> float:
         """Seconds a store may take: plus an embedding only when the store must embed."""

@@ -17,7 +17,6 @@ from ._call import CachedCall
 from ._call_base import DEFAULT_MAX_ENTRY_BYTES, UNSET
 from ._layout import NAMESPACE_RE
 from ._manifest import default_normalize
-from ._usage import usage_of
 from ._wrappers import (
     make_async_gen_wrapper,
     make_async_wrapper,
@@ -30,8 +29,6 @@ from .result import CacheResult
 
 __all__ = ["BoundCall", "cached_llm"]
 
-#: The middlewares import this from here.
-_usage_of = usage_of
 F = TypeVar("F", bound=Callable[..., Any])
 _UNSET: Any = UNSET
 

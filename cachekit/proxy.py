@@ -37,7 +37,7 @@ from .middleware import (
     CacheMiddleware,
     api_key_tenant,
 )
-from .middleware._extract import DEFAULT, Default, TenantFn
+from .middleware._options import DEFAULT, Default, TenantFn
 from .result import CacheResult
 
 __all__ = ["UpstreamStreamError", "create_proxy_app", "run_proxy"]

@@ -248,7 +248,8 @@ async def test_a_byte_identical_request_found_by_the_semantic_search_counts_exac
 
 
 def test_store_budget_has_no_embed_without_an_embedder(redis_url: str) -> None:
-    from cachekit.middleware._extract import RequestControl, RequestState
+    from cachekit.middleware._request import RequestControl
+    from cachekit.middleware._state import RequestState
 
     cache = LLMCache.from_url(redis_url)
     try:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
-from ..decorator import _usage_of
+from .._usage import usage_of
 
 __all__ = ["model_of", "model_of_events", "parse_sse", "usage_of_events"]
 
@@ -41,21 +42,25 @@ def parse_sse(data: bytes) -> list[str] | None:
     return events or None
 
 
-def usage_of_events(events: list[str]) -> tuple[int, int] | None:
-    """Token usage of a stream: OpenAI sends it in the last chunk with ``include_usage``."""
-    for event in reversed(events):
-        if '"usage"' not in event:
+def _event_data(events: list[str], marker: str) -> Iterator[Any]:
+    """The parsed ``data:`` payloads of the events that mention ``marker``, in order."""
+    for event in events:
+        if marker not in event:
             continue
         for line in event.split("\n"):
-            if not line.startswith("data:"):
-                continue
-            try:
-                value = json.loads(line[5:])
-            except ValueError:
-                continue
-            usage = _usage_of(value)
-            if usage is not None:
-                return usage
+            if line.startswith("data:"):
+                try:
+                    yield json.loads(line[5:])
+                except ValueError:
+                    continue
+
+
+def usage_of_events(events: list[str]) -> tuple[int, int] | None:
+    """Token usage of a stream: OpenAI sends it in the last chunk with ``include_usage``."""
+    for value in _event_data(events[::-1], '"usage"'):
+        usage = usage_of(value)
+        if usage is not None:
+            return usage
     return None
 
 
@@ -67,17 +72,8 @@ def model_of(value: Any) -> str | None:
 
 def model_of_events(events: list[str]) -> str | None:
     """The first ``model`` of a stream's chunks (every OpenAI chunk repeats it)."""
-    for event in events:
-        if '"model"' not in event:
-            continue
-        for line in event.split("\n"):
-            if not line.startswith("data:"):
-                continue
-            try:
-                value = json.loads(line[5:])
-            except ValueError:
-                continue
-            model = model_of(value)
-            if model is not None:
-                return model
+    for value in _event_data(events, '"model"'):
+        model = model_of(value)
+        if model is not None:
+            return model
     return None

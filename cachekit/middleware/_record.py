@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import _codec
-from ..decorator import _usage_of
+from .._usage import usage_of
 from ..errors import CodecError
 from ._content import model_of, model_of_events, parse_sse, usage_of_events
 from ._headers import Kind, cache_directives, replayable, response_kind
@@ -207,7 +207,7 @@ class Recorder:
                 200,
                 self.content_type,
                 body=text,
-                usage=_usage_of(value),
+                usage=usage_of(value),
                 model=model_of(value),
                 replay=self.replay,
             )

@@ -25,12 +25,9 @@ class Options(Config):
     """:class:`Config` plus the cache steps both middlewares take for a request."""
 
     def lookup_budget(self, cache: LLMCache, state: RequestState) -> float:
-        # Decided once per request: a model that becomes ready mid-lookup must not make
-        # the lookup embed inside a budget that did not include embedding.
         if state.semantic is None:
             state.semantic = cache.uses_semantic(state.manifest, self.effective_threshold(cache))
-        b = cache.budgets
-        return b.lookup + (b.embed + b.search if state.semantic else 0.0)
+        return cache.lookup_budget(state.semantic)
 
     def store_budget(self, cache: LLMCache, state: RequestState) -> float:
         return cache.store_budget(state.manifest, state.outcome)
