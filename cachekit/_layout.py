@@ -5,7 +5,8 @@ so a store is one MULTI on one node and Redis Cluster never sees CROSSSLOT. The 
 part is an *encoded* token (see ``encode_tenant``), never the raw tenant text, so no
 tenant id can forge another tenant's key with ``}``, ``:``, ``*`` or newlines.
 
-    ck:{ns:T}:gen                   namespace generation (INCR on invalidate)
+    ck:{ns}:epoch                   namespace epoch (INCR on invalidate of every tenant)
+    ck:{ns:T}:gen                   tenant generation (INCR on invalidate)
     ck:{ns:T}:x:<gen>:<digest>      exact key -> entry id
     ck:{ns:T}:e:<entry id>          entry hash (payload, prompt, model, usage, created, hits)
     ck:{ns:T}:<kind>:<gen>:<scope>  vector index data of one scope (vectorset / flat)
@@ -13,6 +14,8 @@ tenant id can forge another tenant's key with ``}``, ``:``, ``*`` or newlines.
     ck:{ns:T}:stats                 counters
     ck:{ns:T}:nearmiss              capped stream of near misses (opt-in, sampled)
     ckv:{ns:T}:<gen>:<entry id>     search-backend document (vector + scope TAG)
+
+The fields inside the hashes are declared in ``_schema``.
 """
 
 from __future__ import annotations
@@ -23,12 +26,18 @@ import re
 from dataclasses import dataclass
 
 __all__ = [
+    "ENTRY",
+    "EXACT",
     "GLOBAL_TENANT",
     "META_KEY",
     "NAMESPACE_RE",
     "Space",
     "VectorScope",
     "encode_tenant",
+    "entry_pattern",
+    "epoch_key",
+    "namespace_patterns",
+    "parse_entry_key",
 ]
 
 #: Tenant used when a call has no tenant (single-tenant apps).
@@ -38,7 +47,39 @@ NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 #: Global metadata of the vector index (backend, dims, metric, embedder model).
 META_KEY = "cachekit:index:meta"
 
+#: Key kinds of a space that the Lua scripts build themselves (``<prefix><kind>:...``).
+EXACT = "x"
+ENTRY = "e"
+
 _MAX_INLINE_TENANT = 48
+
+
+def epoch_key(namespace: str) -> str:
+    """The namespace epoch: its own hash slot (``{ns}``), shared by every tenant."""
+    return f"ck:{{{namespace}}}:epoch"
+
+
+def namespace_patterns(namespace: str) -> tuple[str, ...]:
+    """SCAN patterns that cover every key of every tenant of ``namespace``."""
+    ns = _glob_escape(namespace)
+    return (f"ck:{{{ns}:*", f"ckv:{{{ns}:*")
+
+
+def entry_pattern(namespace: str | None = None, tenant_token: str | None = None) -> str:
+    """SCAN pattern of entry hashes; None matches every namespace / tenant."""
+    return f"ck:{{{namespace or '*'}:{tenant_token or '*'}}}:{ENTRY}:*"
+
+
+def parse_entry_key(key: str) -> tuple[str, str, str] | None:
+    """``ck:{ns:T}:e:<id>`` -> (namespace, tenant token, entry id); None for other keys."""
+    marker = f"}}:{ENTRY}:"
+    if not key.startswith("ck:{") or marker not in key:
+        return None
+    tag, _, entry_id = key[4:].partition(marker)
+    namespace, sep, token = tag.partition(":")
+    if not sep or not entry_id:
+        return None
+    return namespace, token, entry_id
 
 
 def encode_tenant(tenant: str | None) -> str:
@@ -66,13 +107,27 @@ class Space:
     namespace: str
     tenant_token: str
 
+    @classmethod
+    def of(cls, namespace: str, tenant: str | None) -> Space:
+        """The space of a namespace and a tenant as the caller names it (encoded here)."""
+        return cls(namespace, encode_tenant(tenant))
+
     @property
     def tag(self) -> str:
         return f"{{{self.namespace}:{self.tenant_token}}}"
 
     @property
+    def prefix(self) -> str:
+        """What every ``ck:`` key of this space starts with (the scripts extend it)."""
+        return f"ck:{self.tag}:"
+
+    @property
     def gen_key(self) -> str:
         return f"ck:{self.tag}:gen"
+
+    @property
+    def epoch_key(self) -> str:
+        return epoch_key(self.namespace)
 
     @property
     def stats_key(self) -> str:
@@ -89,10 +144,10 @@ class Space:
         return (f"ck:{tag}:*", f"ckv:{tag}:*")
 
     def exact_key(self, generation: int, digest: str) -> str:
-        return f"ck:{self.tag}:x:{generation}:{digest}"
+        return f"ck:{self.tag}:{EXACT}:{generation}:{digest}"
 
     def entry_key(self, entry_id: str) -> str:
-        return f"ck:{self.tag}:e:{entry_id}"
+        return f"ck:{self.tag}:{ENTRY}:{entry_id}"
 
     def lock_key(self, generation: int, digest: str) -> str:
         return f"ck:{self.tag}:lk:{generation}:{digest}"

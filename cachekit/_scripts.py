@@ -7,8 +7,45 @@ namespace epoch), so each runs on one node of a cluster. ``*_SHA`` are for EVALS
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from string import Template
+from typing import Any
 
-__all__ = ["BUMP_LUA", "COUNTER_ONLY_LUA", "LOOKUP_LUA", "LOOKUP_SHA", "STORE_LUA", "STORE_SHA"]
+from redis import exceptions as redis_errors
+
+from . import _schema as F
+from ._layout import ENTRY, EXACT
+
+__all__ = [
+    "BUMP_LUA",
+    "COUNTER_ONLY_LUA",
+    "LOOKUP_LUA",
+    "LOOKUP_SHA",
+    "READ_ONLY",
+    "STORE_LUA",
+    "STORE_SHA",
+    "run_script",
+]
+
+#: The last ARGV of the lookup and counter scripts that makes them read-only: no hit or
+#: token counted, no pointer cleaned up, no missing counter created (``explain``).
+READ_ONLY = "r"
+
+
+def _lua(template: str) -> str:
+    """Fill in the key kinds and field names (``$name``) from ``_layout``/``_schema``."""
+    return Template(template).substitute(
+        x=EXACT,
+        e=ENTRY,
+        fields=", ".join(f"'{name}'" for name in F.LOOKUP_FIELDS),
+        hits=F.HITS,
+        exact=F.EXACT_HITS,
+        miss=F.MISSES,
+        since=F.SINCE,
+        ro=READ_ONLY,
+        **{f"i_{name}": str(i + 1) for i, name in enumerate(F.LOOKUP_FIELDS)},
+    )
+
 
 # One round trip for an exact hit: read the namespace epoch and the tenant generation,
 # follow the exact pointer, read the entry, count the hit. A pointer whose entry is gone
@@ -16,15 +53,20 @@ __all__ = ["BUMP_LUA", "COUNTER_ONLY_LUA", "LOOKUP_LUA", "LOOKUP_SHA", "STORE_LU
 # namespace epoch is not served. Keys built in the script share KEYS[1]'s hash slot; the
 # epoch key (KEYS[3]) lives in another slot, so cluster mode reads it separately and
 # passes it as ARGV[4] instead.
+#
+# Read-only (ARGV[5] == READ_ONLY, for ``explain``): the same reads and verdict, nothing
+# written; a missing counter reads as 0, and the reply carries the entry's fields
+# whatever the verdict: {gen, epoch, eid, status, v, c, p, m, h}.
 COUNTER_LUA = """
-local function counter(key)
+local function counter(key, ro)
   -- pcall: a key of another type (written by something else) is reported, not raised
   local v = redis.pcall('GET', key)
   if type(v) == 'table' then return false end
   if v then
-    if string.match(v, '^%d+$') then return v end
+    if string.match(v, '^%d+$$') then return v end
     return false
   end
+  if ro then return '0' end
   local t = redis.call('TIME')
   redis.call('SET', key, t[1] .. string.format('%06d', tonumber(t[2])), 'NX')
   return redis.call('GET', key)
@@ -39,52 +81,56 @@ end
 # Foreign data in the other keys is a miss too, never an error: commands on keys that may
 # hold another type run under pcall. An entry whose generation field is not the current
 # generation is never served: it was computed before an invalidation.
-LOOKUP_LUA = (
+LOOKUP_LUA = _lua(
     COUNTER_LUA
     + """
+local ro = ARGV[5] == '$ro'
 local epoch = ARGV[4]
-if KEYS[3] then epoch = counter(KEYS[3]) end
+if KEYS[3] then epoch = counter(KEYS[3], ro) end
 if not epoch then return {'!', 'epoch'} end
-local gen = counter(KEYS[1])
+local gen = counter(KEYS[1], ro)
 if not gen then return {'!', 'gen'} end
 local prefix = ARGV[1]
-local xkey = prefix .. 'x:' .. gen .. ':' .. ARGV[2]
+local xkey = prefix .. '$x:' .. gen .. ':' .. ARGV[2]
 local eid = redis.pcall('GET', xkey)
 if type(eid) == 'table' then return {gen, epoch, '', 'foreign'} end
 if not eid then return {gen, epoch} end
-local ekey = prefix .. 'e:' .. eid
-local f = redis.pcall('HMGET', ekey, 'v', 'c', 'p', 'ne', 'm', 'ti', 'to', 'te', 'g')
+local ekey = prefix .. '$e:' .. eid
+local f = redis.pcall('HMGET', ekey, $fields)
 if f['err'] then return {gen, epoch, eid, 'foreign'} end
-if not f[1] then
-  redis.call('DEL', xkey)
-  return {gen, epoch, eid, 'dangling'}
-end
-local created = tonumber(f[2])
-if not created then
+local status = false
+if not f[$i_v] then
+  if not ro then redis.call('DEL', xkey) end
+  status = 'dangling'
+elseif not tonumber(f[$i_c]) then
   -- written by something else or truncated: drop it rather than serve it
-  redis.call('DEL', xkey, ekey)
-  return {gen, epoch, eid, 'corrupt'}
-end
-if f[4] ~= epoch then return {gen, epoch, eid, 'epoch'} end
-if f[9] ~= gen then return {gen, epoch, eid, 'generation'} end
-if ARGV[3] ~= '' then
+  if not ro then redis.call('DEL', xkey, ekey) end
+  status = 'corrupt'
+elseif f[$i_ne] ~= epoch then status = 'epoch'
+elseif f[$i_g] ~= gen then status = 'generation'
+elseif ARGV[3] ~= '' then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-  if now - created > tonumber(ARGV[3]) then return {gen, epoch, eid, 'stale'} end
+  if now - tonumber(f[$i_c]) > tonumber(ARGV[3]) then status = 'stale' end
 end
-redis.pcall('HINCRBY', ekey, 'h', 1)
-redis.pcall('HINCRBY', KEYS[2], 'exact', 1)
-if f[5] then
-  local kind = f[8] and 'e' or 't'
-  local tin, tout = tonumber(f[6]), tonumber(f[7])
+if ro then
+  return {gen, epoch, eid, status or 'hit', f[$i_v] or '', f[$i_c] or '', f[$i_p] or '',
+          f[$i_m] or '', redis.pcall('HGET', ekey, '$hits') or ''}
+end
+if status then return {gen, epoch, eid, status} end
+redis.pcall('HINCRBY', ekey, '$hits', 1)
+redis.pcall('HINCRBY', KEYS[2], '$exact', 1)
+if f[$i_m] then
+  local kind = f[$i_te] and 'e' or 't'
+  local tin, tout = tonumber(f[$i_ti]), tonumber(f[$i_to])
   if tin and tin == math.floor(tin) then
-    redis.pcall('HINCRBY', KEYS[2], kind .. 'in:' .. f[5], tin)
+    redis.pcall('HINCRBY', KEYS[2], kind .. 'in:' .. f[$i_m], tin)
   end
   if tout and tout == math.floor(tout) then
-    redis.pcall('HINCRBY', KEYS[2], kind .. 'out:' .. f[5], tout)
+    redis.pcall('HINCRBY', KEYS[2], kind .. 'out:' .. f[$i_m], tout)
   end
 end
-return {gen, epoch, eid, 'hit', f[1], f[2], f[3]}
+return {gen, epoch, eid, 'hit', f[$i_v], f[$i_c], f[$i_p]}
 """
 )
 # invalidate: a foreign string in the counter is replaced by a fresh clock-seeded one (that
@@ -101,10 +147,11 @@ end
 redis.call('SET', KEYS[1], seeded)
 return tonumber(seeded)
 """
-COUNTER_ONLY_LUA = (
+# ARGV[1] == READ_ONLY: a missing counter reads as 0 and is not created.
+COUNTER_ONLY_LUA = _lua(
     COUNTER_LUA
     + """
-return counter(KEYS[1])
+return counter(KEYS[1], ARGV[1] == '$ro')
 """
 )
 # The store after a miss: written only if the tenant generation (and, on one node, the
@@ -112,9 +159,9 @@ return counter(KEYS[1])
 # `invalidate` ran must not overwrite the entry of the new generation with an answer of
 # the old one. The miss is counted either way.
 # KEYS: gen, entry, exact, stats[, epoch]; ARGV: gen, epoch, ttl|'', entry id, now, fields...
-STORE_LUA = """
-redis.pcall('HINCRBY', KEYS[4], 'miss', 1)
-redis.pcall('HSETNX', KEYS[4], 'since', ARGV[5])
+STORE_LUA = _lua("""
+redis.pcall('HINCRBY', KEYS[4], '$miss', 1)
+redis.pcall('HSETNX', KEYS[4], '$since', ARGV[5])
 if redis.pcall('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if KEYS[5] and redis.pcall('GET', KEYS[5]) ~= ARGV[2] then return 0 end
 redis.call('DEL', KEYS[2])
@@ -126,6 +173,17 @@ else
   redis.call('SET', KEYS[3], ARGV[4])
 end
 return 1
-"""
+""")
 LOOKUP_SHA = hashlib.sha1(LOOKUP_LUA.encode()).hexdigest()
 STORE_SHA = hashlib.sha1(STORE_LUA.encode()).hexdigest()
+
+
+async def run_script(
+    client: Any, sha: str, script: str, keys: list[str], args: Sequence[Any]
+) -> Any:
+    """``EVALSHA``; on NOSCRIPT (first use on this server, or it restarted) load it once."""
+    try:
+        return await client.evalsha(sha, len(keys), *keys, *args)
+    except redis_errors.NoScriptError:
+        await client.script_load(script)
+        return await client.evalsha(sha, len(keys), *keys, *args)

@@ -1,0 +1,190 @@
+"""What cachekit's Redis hashes hold: field names, encoding and tolerant decoding, once.
+
+The key names live in ``_layout``; this module names the fields *inside* the keys. The
+Lua scripts (``_scripts``), the store, the semantic layer, ``inspect`` and ``explain``
+all spell a field through the constants below, never as a literal.
+
+Entry hash ``ck:{ns:T}:e:<id>``::
+
+    v   payload (typed JSON, see _codec)     p   prompt text          m   model
+    c   created (Unix time, repr float)      h   hits                 s   scope digest
+    ne  namespace epoch it was stored under  g   tenant generation
+    ti / to  input / output tokens it cost;  te  1 when those are estimates
+
+Stats hash ``ck:{ns:T}:stats``: the counters in :data:`COUNTERS`, ``since``, and saved
+tokens per model (:func:`tokens_field`). Near-miss stream ``ck:{ns:T}:nearmiss``: the
+fields of :data:`NEAR_MISS_FIELDS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+__all__ = [
+    "COUNTERS",
+    "LOOKUP_FIELDS",
+    "NEAR_MISS_FIELDS",
+    "EntryRow",
+    "decode_row",
+    "encode_entry",
+    "float_or_none",
+    "int_or_none",
+    "text",
+    "tokens_field",
+]
+
+# -- entry hash ----------------------------------------------------------------------
+PAYLOAD: Final = "v"
+CREATED: Final = "c"
+PROMPT: Final = "p"
+MODEL: Final = "m"
+HITS: Final = "h"
+TOKENS_IN: Final = "ti"
+TOKENS_OUT: Final = "to"
+ESTIMATED: Final = "te"
+EPOCH: Final = "ne"
+GENERATION: Final = "g"
+SCOPE: Final = "s"
+
+#: What a lookup reads of an entry, in this order (the lookup script indexes them).
+LOOKUP_FIELDS: Final = (
+    PAYLOAD,
+    CREATED,
+    PROMPT,
+    EPOCH,
+    MODEL,
+    TOKENS_IN,
+    TOKENS_OUT,
+    ESTIMATED,
+    GENERATION,
+)
+#: What a semantic candidate's verification reads (the lookup's fields plus hits).
+CANDIDATE_FIELDS: Final = (*LOOKUP_FIELDS, HITS)
+#: Every field cachekit writes but the payload (listings read these).
+INFO_FIELDS: Final = (PROMPT, MODEL, CREATED, HITS, TOKENS_IN, TOKENS_OUT, GENERATION, EPOCH, SCOPE)
+
+# -- stats hash ----------------------------------------------------------------------
+EXACT_HITS: Final = "exact"
+SEMANTIC_HITS: Final = "semantic"
+MISSES: Final = "miss"
+BYPASSES: Final = "bypass"
+ERRORS: Final = "error"
+#: The call counters of a stats hash.
+COUNTERS: Final = (EXACT_HITS, SEMANTIC_HITS, MISSES, BYPASSES, ERRORS)
+#: Unix time counting started (the first store), for projections.
+SINCE: Final = "since"
+
+# -- near-miss stream ------------------------------------------------------------------
+NEAR_MISS_FIELDS: Final = ("prompt", "nearest", "similarity", "threshold", "model")
+
+
+def tokens_field(direction: str, model: str, *, estimated: bool = False) -> str:
+    """The stats field of tokens saved on ``model``: ``tin:<m>``, ``tout:<m>``, ``ein:<m>``..."""
+    return f"{'e' if estimated else 't'}{direction}:{model}"
+
+
+def encode_entry(
+    *,
+    payload: str,
+    created: float,
+    epoch: int,
+    generation: int,
+    scope_digest: str,
+    prompt: str | None,
+    model: str | None,
+    usage: tuple[int, int] | None,
+    usage_estimated: bool,
+) -> dict[str, Any]:
+    """The fields of a new entry hash (``hits`` starts at 0)."""
+    fields: dict[str, Any] = {
+        PAYLOAD: payload,
+        CREATED: repr(created),
+        HITS: 0,
+        EPOCH: epoch,
+        GENERATION: generation,
+        SCOPE: scope_digest,
+        PROMPT: prompt or "",
+    }
+    if model:
+        fields[MODEL] = model
+    if usage is not None:
+        fields[TOKENS_IN], fields[TOKENS_OUT] = usage
+        if usage_estimated:
+            fields[ESTIMATED] = 1
+    return fields
+
+
+def text(value: Any) -> str:
+    # errors="replace": a field written by something else may not be UTF-8; it is text
+    # for reports (the matched prompt), never a reason for a call to fail.
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def int_or_none(value: Any) -> int | None:
+    """An integer field as cachekit writes it, or None for anything else (foreign data)."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def float_or_none(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRow:
+    """An entry hash as read back: every field tolerant (None when absent or foreign)."""
+
+    payload: bytes | None = None
+    created: float | None = None
+    prompt: str | None = None
+    model: str | None = None
+    hits: int | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    estimated: bool = False
+    epoch: int | None = None
+    generation: int | None = None
+    scope_digest: str | None = None
+
+    @property
+    def exists(self) -> bool:
+        """False for a vanished entry (TTL, eviction): every entry has a payload."""
+        return self.payload is not None
+
+    def usage(self) -> tuple[str | None, int | None, int | None, bool]:
+        """(model, tokens in, tokens out, estimated): what a hit on it saved."""
+        return self.model, self.tokens_in, self.tokens_out, self.estimated
+
+
+def decode_row(fields: Sequence[str], values: Sequence[Any]) -> EntryRow:
+    """An ``HMGET`` reply of ``fields`` as an :class:`EntryRow`."""
+    got = dict(zip(fields, values, strict=True))
+    raw_payload = got.get(PAYLOAD)
+    return EntryRow(
+        payload=bytes(raw_payload) if raw_payload is not None else None,
+        created=float_or_none(got.get(CREATED)),
+        prompt=_text_or_none(got.get(PROMPT)),
+        model=_text_or_none(got.get(MODEL)),
+        hits=int_or_none(got.get(HITS)),
+        tokens_in=int_or_none(got.get(TOKENS_IN)),
+        tokens_out=int_or_none(got.get(TOKENS_OUT)),
+        estimated=got.get(ESTIMATED) is not None,
+        epoch=int_or_none(got.get(EPOCH)),
+        generation=int_or_none(got.get(GENERATION)),
+        scope_digest=_text_or_none(got.get(SCOPE)),
+    )
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else text(value)
