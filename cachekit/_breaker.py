@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 
-__all__ = ["CircuitBreaker"]
+__all__ = ["Breakers", "CircuitBreaker"]
 
 
 class CircuitBreaker:
     def __init__(self, threshold: int = 5, cooldown: float = 5.0) -> None:
-        if threshold < 1:
-            raise ValueError("breaker threshold must be >= 1")
-        if cooldown <= 0:
-            raise ValueError("breaker cooldown must be > 0 seconds")
+        self.check(threshold, cooldown)
         self.threshold = threshold
         self.cooldown = cooldown
         self._failures = 0
@@ -27,6 +25,14 @@ class CircuitBreaker:
         self._probing = False
         self._lock = threading.Lock()
         self.opened = 0  # how many times it opened (for stats and tests)
+
+    @staticmethod
+    def check(threshold: int, cooldown: float) -> None:
+        """Raise ValueError for settings no breaker accepts."""
+        if threshold < 1:
+            raise ValueError("breaker threshold must be >= 1")
+        if cooldown <= 0:
+            raise ValueError("breaker cooldown must be > 0 seconds")
 
     @property
     def state(self) -> str:
@@ -61,3 +67,32 @@ class CircuitBreaker:
                     self.opened += 1
                 self._opened_at = time.monotonic()
                 self._probing = False
+
+
+class Breakers:
+    """The breakers of one cache: one on a single node; on a cluster one per hash slot.
+
+    A dead shard then switches the cache off only for the tenants whose keys live on it.
+    Iterating yields every breaker made so far (the single-node one first).
+    """
+
+    def __init__(self, threshold: int, cooldown: float, *, cluster: bool) -> None:
+        self.default = CircuitBreaker(threshold, cooldown)
+        self._args = (threshold, cooldown)
+        self._cluster = cluster
+        self._slots: dict[int, CircuitBreaker] = {}
+
+    def for_tag(self, tag: str) -> CircuitBreaker:
+        """The breaker of the keys with hash tag ``tag`` (``Space.tag``)."""
+        if not self._cluster:
+            return self.default
+        from redis.crc import key_slot
+
+        slot = key_slot(tag.encode())
+        breaker = self._slots.get(slot)
+        if breaker is None:
+            breaker = self._slots.setdefault(slot, CircuitBreaker(*self._args))
+        return breaker
+
+    def __iter__(self) -> Iterator[CircuitBreaker]:
+        return iter([self.default, *self._slots.values()])

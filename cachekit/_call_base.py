@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import time
 from collections.abc import Callable, Iterable
@@ -153,7 +152,4 @@ class CallBase:
 
 
 def on_home_thread(cache: LLMCache) -> bool:
-    try:
-        return asyncio.get_running_loop() is cache._home
-    except RuntimeError:
-        return False
+    return cache.on_home_thread()

@@ -1,13 +1,15 @@
-"""What a lookup reads back: the entry and the outcome a later store needs."""
+"""What a lookup returns: the entry and the outcome a later store needs.
+
+The fields of the hash an entry is read from are declared in ``_schema``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-__all__ = ["Entry", "LookupOutcome", "int_or_none", "text"]
+__all__ = ["Entry", "LookupOutcome"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,19 +38,3 @@ class LookupOutcome:
     def storable(self) -> bool:
         """False when the counters could not be read as cachekit's (nothing is stored)."""
         return self.generation >= 0 and self.epoch >= 0
-
-
-def text(value: Any) -> str:
-    # errors="replace": a field written by something else may not be UTF-8; it is text
-    # for reports (the matched prompt), never a reason for a call to fail.
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def int_or_none(value: Any) -> int | None:
-    """An integer field as cachekit writes it, or None for anything else (foreign data)."""
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

@@ -1,4 +1,7 @@
-"""The cross-process single-flight lock: redis-py's Lock, with a lease, per key."""
+"""The cross-process single-flight lock: redis-py's Lock, with a lease, per key.
+
+``try_lock`` and ``unlock`` are also ``LLMCache`` methods (assigned there).
+"""
 
 from __future__ import annotations
 
@@ -70,7 +73,8 @@ async def _release_token(lock: Any, token: bytes) -> None:
         await lock.do_release(token)
 
 
-async def unlock(lock: Any) -> None:
+async def unlock(cache: LLMCache, lock: Any) -> None:
+    """Release a lock taken by :func:`try_lock` (a lease that ran out is fine)."""
     if lock is UNOWNED_LOCK:
         return
     # LockError: the lease ran out first; nothing is left to release.

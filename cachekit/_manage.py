@@ -1,12 +1,16 @@
-"""Management operations: invalidate (generation / epoch bump), clear, index metadata."""
+"""Management operations: invalidate (generation / epoch bump), clear, index metadata.
+
+Each is an ``LLMCache`` method (assigned there) written over the cache's public API.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from ._layout import META_KEY, NAMESPACE_RE, Space, encode_tenant
+from ._layout import META_KEY, NAMESPACE_RE, Space, encode_tenant, epoch_key, namespace_patterns
 from ._policy import CACHE_ERRORS
+from ._schema import text
 from ._scripts import BUMP_LUA
 from .errors import CacheBackendError, CacheConfigError
 
@@ -21,8 +25,18 @@ def check_namespace(namespace: str) -> None:
         raise CacheConfigError(f"namespace must match {NAMESPACE_RE.pattern}, got {namespace!r}")
 
 
-async def invalidate(cache: LLMCache, namespace: str, tenant: str | None) -> int:
-    """Bump the tenant generation or the namespace epoch (run on the home loop)."""
+async def invalidate(cache: LLMCache, namespace: str, tenant: str | None = None) -> int:
+    """Make every worker miss the namespace's current entries at once (no SCAN).
+
+    With ``tenant`` only that tenant's entries; with ``tenant=None`` every tenant's (the
+    namespace epoch). Old entries are not deleted: they age out by TTL/LRU. Returns the
+    new generation (or epoch).
+    """
+    check_namespace(namespace)
+    return await cache.run(_bump, cache, namespace, tenant)
+
+
+async def _bump(cache: LLMCache, namespace: str, tenant: str | None) -> int:
     # Values computed here but not yet stored belong to the old generation too.
     if tenant is None:
         cache.flights.forget(f"{{{namespace}:")
@@ -30,19 +44,27 @@ async def invalidate(cache: LLMCache, namespace: str, tenant: str | None) -> int
         cache.flights.forget(Space(namespace, encode_tenant(tenant)).tag)
     try:
         key = (
-            f"ck:{{{namespace}}}:epoch"
+            epoch_key(namespace)
             if tenant is None
-            else (Space(namespace, encode_tenant(tenant)).gen_key)
+            else Space(namespace, encode_tenant(tenant)).gen_key
         )
         return int(await cache.redis.eval(BUMP_LUA, 1, key))
     except CACHE_ERRORS as exc:
         raise CacheBackendError(f"invalidate({namespace!r}) failed: {exc}") from exc
 
 
-async def clear(cache: LLMCache, namespace: str, tenant: str | None) -> int:
-    """SCAN + UNLINK a namespace's (or one tenant's) keys (run on the home loop)."""
+async def clear(cache: LLMCache, namespace: str, tenant: str | None = None) -> int:
+    """Delete a namespace's keys (one tenant's, or every tenant's) with SCAN + UNLINK.
+
+    Returns the number of keys deleted. Works on every primary of a cluster.
+    """
+    check_namespace(namespace)
+    return await cache.run(_unlink, cache, namespace, tenant)
+
+
+async def _unlink(cache: LLMCache, namespace: str, tenant: str | None) -> int:
     if tenant is None:
-        patterns: Sequence[str] = (f"ck:{{{namespace}:*", f"ckv:{{{namespace}:*")
+        patterns: Sequence[str] = namespace_patterns(namespace)
     else:
         patterns = Space(namespace, encode_tenant(tenant)).patterns
     deleted = 0
@@ -61,5 +83,11 @@ async def clear(cache: LLMCache, namespace: str, tenant: str | None) -> int:
     return deleted
 
 
-async def index_meta(cache: LLMCache) -> dict[Any, Any]:
+async def index_meta(cache: LLMCache) -> dict[str, str]:
+    """The global vector-index metadata (backend, dims, model), if any."""
+    raw = await cache.run(_read_meta, cache)
+    return {text(k): text(v) for k, v in raw.items()}
+
+
+async def _read_meta(cache: LLMCache) -> dict[Any, Any]:
     return cast(dict[Any, Any], await cache.redis.hgetall(META_KEY))

@@ -1,4 +1,5 @@
-"""The fail-open policy: which errors mean "cache unavailable", stage budgets, log lines."""
+"""The fail-open policy: which errors mean "cache unavailable", stage budgets, log lines,
+and the counters of what the cache skipped instead of failing."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from redis import exceptions as redis_errors
 
 from .errors import CacheConfigError, EmbedderError, IndexMismatchError
 
-__all__ = ["CACHE_ERRORS", "OUTAGES", "Budgets", "RateLimitedLog", "describe_failure"]
+__all__ = ["CACHE_ERRORS", "OUTAGES", "Budgets", "Counts", "RateLimitedLog", "describe_failure"]
 
 log = logging.getLogger("cachekit")
 
@@ -62,6 +64,19 @@ class Budgets:
             value = getattr(self, name)
             if not isinstance(value, int | float) or value <= 0:
                 raise CacheConfigError(f"budget {name!r} must be a positive number, got {value!r}")
+
+
+class Counts(Protocol):
+    """Where the layers count what they skipped (``LLMCache`` holds them, as plain ints)."""
+
+    #: Lookups that used the exact layer alone because the embedder was not ready.
+    semantic_skipped: int
+    #: Stores that got no vector because the embedder was not ready.
+    vectors_skipped: int
+    #: Stores refused because the generation moved while the call was in flight.
+    stale_stores: int
+    #: Background work dropped because ``max_pending_stores`` were already queued.
+    dropped_stores: int
 
 
 def describe_failure(stage: str, exc: BaseException, budget: float | None = None) -> str:

@@ -8,20 +8,26 @@ resets it when it binds another loop; it never touches the exact layer or the st
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import _schema as F
 from ._batching import BatchingEmbedder
-from ._entry import Entry, LookupOutcome, int_or_none, text
+from ._cache_config import CacheConfig
+from ._entry import LookupOutcome
 from ._layout import Space
 from ._manifest import KeyManifest
-from ._policy import OUTAGES, Budgets, RateLimitedLog
+from ._neighbours import read_neighbours
+from ._policy import OUTAGES, RateLimitedLog
+from ._schema import EntryRow, text
 from ._warmup import Warmup
-from .errors import CacheBackendError, CacheTimeoutError, IndexMismatchError
+from .errors import CacheBackendError, CacheTimeoutError, EmbedderError, IndexMismatchError
 
 if TYPE_CHECKING:
     from ._index import Candidate, VectorIndex
@@ -41,26 +47,17 @@ class SemanticLayer:
     def __init__(
         self,
         embedder: Embedder,
+        config: CacheConfig,
         *,
         redis: Callable[[], Any],
-        budgets: Budgets,
         warn: RateLimitedLog,
-        index_kind: str,
-        quantization: str,
-        candidates: int,
-        near_miss_sample: float,
-        near_miss_margin: float,
     ) -> None:
         self.embedder = embedder
         self._batcher = BatchingEmbedder(embedder)
         self._redis = redis
-        self.budgets = budgets
+        self.config = config
+        self.budgets = config.budgets
         self.warn = warn
-        self.index_kind = index_kind
-        self.quantization = quantization
-        self.candidates = candidates
-        self.near_miss_sample = near_miss_sample
-        self.near_miss_margin = near_miss_margin
         # Loading a local model takes seconds: start now, in the background, so that it
         # never runs inside a call's lookup budget.
         self.warm = Warmup(embedder)
@@ -70,9 +67,63 @@ class SemanticLayer:
         self._index_ready: asyncio.Future[VectorIndex] | None = None
         self._index_retry_at = -1.0
 
+    @classmethod
+    def of(
+        cls,
+        embedder: Embedder | Callable[..., Any] | None,
+        config: CacheConfig,
+        *,
+        redis: Callable[[], Any],
+        warn: RateLimitedLog,
+    ) -> SemanticLayer | None:
+        """The layer of ``embedder`` (anything ``as_embedder`` takes), or None for none."""
+        if embedder is None:
+            return None
+        from .embedders import as_embedder
+
+        return cls(as_embedder(embedder), config, redis=redis, warn=warn)
+
     @property
     def ready(self) -> bool:
+        """True once the model is loaded: until then lookups use the exact layer alone and
+        misses are stored without a vector; a call never waits for the model."""
         return self.warm.ready
+
+    def embeds(self, manifest: KeyManifest) -> bool:
+        """Would a lookup or store of ``manifest`` embed now (prompt text, model ready)?"""
+        return manifest.has_prompt_text and self.warm.ready
+
+    async def warmup(self, timeout: float | None) -> None:
+        """Wait until the model is loaded (it loads in the background anyway).
+
+        For services that want their first request to use the semantic layer. Raises
+        :class:`EmbedderError` when loading failed, :class:`CacheTimeoutError` after
+        ``timeout`` seconds.
+        """
+        fut = self.warm.start()
+        if fut is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(fut)), timeout)
+        except TimeoutError as exc:
+            raise CacheTimeoutError("loading the embedding model", timeout or 0.0) from exc
+
+    def warmup_sync(self, timeout: float | None) -> None:
+        fut = self.warm.start()
+        if fut is None:
+            return
+        try:
+            fut.result(timeout)
+        except concurrent.futures.TimeoutError as exc:
+            raise CacheTimeoutError("loading the embedding model", timeout or 0.0) from exc
+
+    async def prepare(self) -> None:
+        """At connect: resolve the index now; wait for the model if it loads fine."""
+        await self.get_index()
+        # An embedder that fails to load is not a reason to refuse to start: the
+        # exact layer works without it (the failure is logged by the warm-up).
+        with contextlib.suppress(EmbedderError):
+            await self.warmup(None)
 
     def reset(self) -> None:
         """A new event loop (and Redis client): the index is resolved again there."""
@@ -116,8 +167,8 @@ class SemanticLayer:
                 from ._index import make_index, resolve_index
 
                 assert self.embedder is not None
-                kind = await resolve_index(self.index_kind, self._redis())
-                index = make_index(kind, self._redis(), quantization=self.quantization)
+                kind = await resolve_index(self.config.index, self._redis())
+                index = make_index(kind, self._redis(), quantization=self.config.quantization)
                 await index.ensure(self.embedder.dimensions, self.embedder.model_id)
             except BaseException as exc:
                 ready, self._index_ready = self._index_ready, None
@@ -156,7 +207,7 @@ class SemanticLayer:
         scope = space.scope(outcome.generation, manifest.scope_digest)
         try:
             async with asyncio.timeout(self.budgets.search):
-                found = await index.search(scope, vector, self.candidates)
+                found = await index.search(scope, vector, self.config.candidates)
         except TimeoutError as exc:
             raise CacheTimeoutError("the vector search", self.budgets.search) from exc
         above = [c for c in found if c.similarity >= threshold]
@@ -164,49 +215,27 @@ class SemanticLayer:
             if found:
                 outcome.similarity = found[0].similarity
                 if (
-                    self.near_miss_sample > 0.0
-                    and found[0].similarity >= threshold - self.near_miss_margin
-                    and random.random() < self.near_miss_sample
+                    self.config.near_miss_sample > 0.0
+                    and found[0].similarity >= threshold - self.config.near_miss_margin
+                    and random.random() < self.config.near_miss_sample
                 ):
                     await self._record_near_miss(manifest, space, found[0], threshold)
             return
-        async with self._redis().pipeline(transaction=False) as pipe:
-            for cand in above:
-                pipe.hmget(
-                    space.entry_key(cand.entry_id),
-                    ["v", "c", "p", "ne", "g", "m", "ti", "to", "te"],
-                )
-                pipe.pttl(space.entry_key(cand.entry_id))
-            # raise_on_error=False: an entry key of another type is a foreign value (a
-            # miss for that candidate), not a failed lookup.
-            rows = await pipe.execute(raise_on_error=False)
         dangling: list[str] = []
         corrupt: list[str] = []
-        now = time.time()
-        for i, cand in enumerate(above):
-            row, pttl = rows[2 * i], rows[2 * i + 1]
-            if isinstance(row, BaseException) or isinstance(pttl, BaseException):
-                continue
-            payload, created, prompt, ne, gen, *tokens = row
-            if payload is None:
+        for cand in await read_neighbours(self._redis(), space, above, outcome, max_age):
+            if cand.verdict == "dangling":
                 dangling.append(cand.entry_id)
-                continue
-            try:
-                entry_epoch, created_at = int(ne), float(created)
-            except (TypeError, ValueError):
-                # Written by something else: never serve it; drop entry and vector.
+            elif cand.verdict == "corrupt":
                 corrupt.append(cand.entry_id)
+            if not cand.servable:
                 continue
-            if entry_epoch != outcome.epoch or int_or_none(gen) != outcome.generation:
-                continue
-            if max_age is not None and now - created_at > max_age:
-                continue
-            outcome.entry = Entry(cand.entry_id, bytes(payload), created_at, text(prompt))
+            outcome.entry = cand.entry()
             # The entry id is the exact digest of its request: finding our own digest means
             # an identical request was stored between our exact read and this search.
             outcome.layer = "exact" if cand.entry_id == manifest.exact_digest else "semantic"
             outcome.similarity = cand.similarity
-            await self._write_alias(manifest, space, outcome, int(pttl), tokens)
+            await self._write_alias(manifest, space, outcome, cand.pttl, cand.row)
             break
         if corrupt:
             await self._redis().delete(*(space.entry_key(e) for e in corrupt))
@@ -217,27 +246,23 @@ class SemanticLayer:
         self, manifest: KeyManifest, space: Space, best: Candidate, threshold: float
     ) -> None:
         """Keep (prompt, nearest prompt, similarity) for ``cachekit tune``/``explain``."""
-        nearest = await self._redis().hget(space.entry_key(best.entry_id), "p")
+        nearest = await self._redis().hget(space.entry_key(best.entry_id), F.PROMPT)
+        values = (
+            manifest.prompt or "",
+            text(nearest) if nearest is not None else "",
+            repr(best.similarity),
+            repr(threshold),
+            manifest.model or "",
+        )
         await self._redis().xadd(
             space.near_miss_key,
-            {
-                "prompt": manifest.prompt or "",
-                "nearest": text(nearest) if nearest is not None else "",
-                "similarity": repr(best.similarity),
-                "threshold": repr(threshold),
-                "model": manifest.model or "",
-            },
+            dict(zip(F.NEAR_MISS_FIELDS, values, strict=True)),
             maxlen=NEAR_MISS_MAXLEN,
             approximate=True,
         )
 
     async def _write_alias(
-        self,
-        manifest: KeyManifest,
-        space: Space,
-        outcome: LookupOutcome,
-        pttl: int,
-        tokens: Sequence[Any] = (None, None, None, None),
+        self, manifest: KeyManifest, space: Space, outcome: LookupOutcome, pttl: int, row: EntryRow
     ) -> None:
         """After a semantic hit, make the same prompt an exact hit next time."""
         assert outcome.entry is not None
@@ -248,17 +273,15 @@ class SemanticLayer:
                 pipe.set(xkey, outcome.entry.entry_id, px=pttl)
             else:
                 pipe.set(xkey, outcome.entry.entry_id)
-            pipe.hincrby(entry_key, "h", 1)
-            # "exact" when the search found this very request's own entry (see _semantic).
-            pipe.hincrby(space.stats_key, outcome.layer or "semantic", 1)
+            pipe.hincrby(entry_key, F.HITS, 1)
+            # "exact" when the search found this very request's own entry (see search).
+            pipe.hincrby(space.stats_key, outcome.layer or F.SEMANTIC_HITS, 1)
             # Tokens this hit saved, like the exact lookup script (m, ti, to, te of the entry).
-            model, tin, tout, estimated = tokens
-            count_in, count_out = int_or_none(tin), int_or_none(tout)
+            model, count_in, count_out, estimated = row.usage()
             if model is not None:
-                kind = "e" if estimated else "t"
-                if count_in is not None:
-                    pipe.hincrby(space.stats_key, f"{kind}in:{text(model)}", count_in)
-                if count_out is not None:
-                    pipe.hincrby(space.stats_key, f"{kind}out:{text(model)}", count_out)
+                for direction, count in (("in", count_in), ("out", count_out)):
+                    if count is not None:
+                        field = F.tokens_field(direction, model, estimated=estimated)
+                        pipe.hincrby(space.stats_key, field, count)
             # A stats key of another type must not undo the alias or fail the hit.
             await pipe.execute(raise_on_error=False)

@@ -42,6 +42,7 @@ from ._stats_report import tenant_label as tenant_label
 from ._tokens import CHARS_PER_TOKEN as CHARS_PER_TOKEN
 from ._tokens import TIKTOKEN as TIKTOKEN
 from ._tokens import estimate_methods, estimate_tokens, estimate_usage, response_text
+from .cache import LLMCache
 
 #: The logger every part of the stats uses (same name as before the split).
 log = logging.getLogger("cachekit.stats")
@@ -61,3 +62,8 @@ __all__ = [
     "stats",
     "track_outcomes",
 ]
+
+# The core never imports the stats (they depend on it, not the other way): every new
+# cache counts its bypasses and errors, and ``LLMCache.stats()`` reads, through these.
+LLMCache.default_observers.append(OutcomeCounter)
+LLMCache.stats_reader = stats

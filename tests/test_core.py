@@ -586,14 +586,14 @@ def test_pool_shared_by_sync_callers_from_threads_and_async(redis_url: str) -> N
     for t in threads:
         t.join(60)
     assert not errors
-    pool = cache._pool
+    pool = cache.redis.connection_pool
     assert pool is not None and pool.max_connections == 4
 
     async def from_async() -> None:
         # a different loop than the cache's home (background) loop: hops, same pool
         for i in range(10):
             assert await async_ask(f"q{i}") == f"q{i}"[::-1]
-        assert cache._pool is pool
+        assert cache.redis.connection_pool is pool
 
     asyncio.run(from_async())
     # Only the first pass can miss (each thread may race the others on each of the 10

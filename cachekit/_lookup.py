@@ -1,0 +1,136 @@
+"""A lookup end to end: the exact layer, then the semantic layer; and its read-only twin.
+
+:meth:`Lookup.peek` runs the real lookup's reads, not a copy of them: the exact layer's
+script in its read-only mode (no hit or token counted, no pointer cleaned up, no counter
+created) and the semantic layer's candidate read and verdict (``_neighbours``), with no
+alias written, no near miss recorded and no vector removed. Its vector index is opened
+from the index metadata without being created or checked (``ensure`` writes). Used by
+``cachekit explain``, on a client whose reads leave eviction clocks alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ._cache_config import CacheConfig
+from ._entry import LookupOutcome
+from ._exact import ExactLayer
+from ._layout import META_KEY, Space
+from ._manifest import KeyManifest
+from ._neighbours import Neighbour, read_neighbours
+from ._policy import Counts
+from ._schema import EntryRow, text
+from ._semantic import SemanticLayer
+
+if TYPE_CHECKING:
+    from .embedders import Embedder
+
+__all__ = ["Lookup", "Peek"]
+
+
+class Lookup:
+    """Composes the exact and the (optional) semantic layer of one cache."""
+
+    def __init__(
+        self, exact: ExactLayer, semantic: SemanticLayer | None, config: CacheConfig, counts: Counts
+    ) -> None:
+        self._exact = exact
+        self._sem = semantic
+        self._config = config
+        self._counts = counts
+
+    async def lookup(
+        self, manifest: KeyManifest, space: Space, threshold: float | None, max_age: float | None
+    ) -> LookupOutcome:
+        """Exact layer, then (when configured and the call has prompt text) semantic."""
+        outcome = await self._exact.read(manifest, space, max_age)
+        if outcome.entry is not None or outcome.generation < 0:
+            return outcome
+        if threshold is None or self._sem is None or not manifest.has_prompt_text:
+            return outcome
+        if not self._sem.ready:
+            # The model is still loading (or failed to): the exact layer answers alone
+            # rather than making the call wait for it or fail.
+            outcome.reason = outcome.reason or "semantic layer not ready"
+            self._counts.semantic_skipped += 1
+            return outcome
+        await self._sem.search(manifest, space, outcome, threshold, max_age)
+        return outcome
+
+    async def peek(
+        self,
+        client: Any,
+        manifest: KeyManifest,
+        space: Space,
+        embedder: Embedder | None,
+        threshold: float | None,
+    ) -> Peek:
+        """What :meth:`lookup` would find for ``manifest`` now; reads on ``client`` only.
+
+        ``embedder`` and ``threshold`` stand for the cache's (``explain`` may name others);
+        up to ``candidates`` neighbours are reported, whatever their similarity.
+        """
+        from ._index import detect_index, make_index
+
+        outcome, status, row = await self._exact.peek(manifest, space, client)
+        meta = {text(key): text(value) for key, value in (await client.hgetall(META_KEY)).items()}
+        result = Peek(outcome, status, row, index_backend=meta.get("backend"))
+        if embedder is None:
+            return result
+        if not manifest.has_prompt_text:
+            result.semantic = "no-prompt"
+            return result
+        if meta.get("model") and meta["model"] != embedder.model_id:
+            result.semantic, result.detail = "index-model", meta["model"]
+            return result
+        backend = meta.get("backend") or await detect_index(client)
+        result.index_backend = backend
+        vector = (await embedder.embed([manifest.prompt or ""]))[0]
+        scope = space.scope(outcome.generation, manifest.scope_digest)
+        try:
+            index = make_index(backend, client, quantization=self._config.quantization)
+            found = await index.search(scope, vector, self._config.candidates)
+        except Exception as exc:  # noqa: BLE001 - reported: a peek is diagnostics
+            result.semantic, result.detail = "search-failed", str(exc)
+            return result
+        result.neighbours = await read_neighbours(client, space, found, outcome, None)
+        if threshold is None:
+            result.semantic = "no-threshold"
+            return result
+        result.semantic = "below-threshold" if found else "empty-scope"
+        if status == "hit":
+            return result  # the exact layer answered: the lookup never searches
+        if found:
+            outcome.similarity = found[0].similarity
+        for cand in result.neighbours:
+            if cand.servable and cand.similarity >= threshold:
+                result.semantic = "hit"
+                outcome.entry = cand.entry()
+                outcome.layer = "exact" if cand.entry_id == manifest.exact_digest else "semantic"
+                outcome.similarity = cand.similarity
+                break
+        return result
+
+
+@dataclass(slots=True)
+class Peek:
+    """What :meth:`Lookup.peek` found.
+
+    ``exact``: the lookup script's verdict on the exact pointer (``hit``, ``absent``,
+    ``dangling``, ``corrupt``, ``epoch``, ``generation``, ``foreign``, ...), ``exact_row``
+    the fields of the entry it points to. ``semantic``: ``hit``, ``below-threshold``,
+    ``empty-scope``, or why the layer did not run: ``no-embedder``, ``no-prompt``,
+    ``index-model`` (the index holds another model's vectors, see ``detail``),
+    ``search-failed`` (``detail``: the error), ``no-threshold``. ``neighbours``: the
+    nearest entries of the scope, best first, each judged as the lookup judges them.
+    ``outcome``: what :meth:`Lookup.lookup` would return (entry, layer, similarity).
+    """
+
+    outcome: LookupOutcome
+    exact: str
+    exact_row: EntryRow | None
+    semantic: str = "no-embedder"
+    detail: str | None = None
+    index_backend: str | None = None
+    neighbours: list[Neighbour] = field(default_factory=list)

@@ -1,0 +1,96 @@
+"""The semantic layer's read path: a scope's nearest entries, read back and judged.
+
+Shared by the semantic lookup (which then serves the first servable one, writes the
+alias and cleans up) and the read-only peek behind ``explain`` (which only reports), so
+the two cannot disagree on what a candidate is worth. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ._entry import Entry, LookupOutcome
+from ._layout import Space
+from ._schema import CANDIDATE_FIELDS, EntryRow, decode_row
+
+if TYPE_CHECKING:
+    from ._index import Candidate
+
+__all__ = ["Neighbour", "read_neighbours"]
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbour:
+    """One candidate of the vector search, with its entry as read back.
+
+    ``verdict``: ``ok`` (servable), ``dangling`` (the entry is gone), ``corrupt`` (not
+    written by cachekit), ``foreign`` (a key of another type), ``epoch`` / ``generation``
+    (stored before an invalidation), ``stale`` (older than the call's ``max_age``).
+    """
+
+    entry_id: str
+    similarity: float
+    verdict: str
+    row: EntryRow
+    pttl: int
+
+    @property
+    def servable(self) -> bool:
+        return self.verdict == "ok"
+
+    def entry(self) -> Entry:
+        assert self.row.payload is not None and self.row.created is not None
+        return Entry(self.entry_id, self.row.payload, self.row.created, self.row.prompt)
+
+
+async def read_neighbours(
+    client: Any,
+    space: Space,
+    found: Sequence[Candidate],
+    outcome: LookupOutcome,
+    max_age: float | None,
+) -> list[Neighbour]:
+    """Read the entries of ``found`` (one pipeline) and judge each against ``outcome``."""
+    if not found:
+        return []
+    async with client.pipeline(transaction=False) as pipe:
+        for cand in found:
+            pipe.hmget(space.entry_key(cand.entry_id), list(CANDIDATE_FIELDS))
+            pipe.pttl(space.entry_key(cand.entry_id))
+        # raise_on_error=False: an entry key of another type is a foreign value (a
+        # miss for that candidate), not a failed lookup.
+        replies = await pipe.execute(raise_on_error=False)
+    now = time.time()
+    return [
+        _judge(cand, replies[2 * i], replies[2 * i + 1], outcome, max_age, now)
+        for i, cand in enumerate(found)
+    ]
+
+
+def _judge(
+    cand: Candidate,
+    raw: Any,
+    pttl: Any,
+    outcome: LookupOutcome,
+    max_age: float | None,
+    now: float,
+) -> Neighbour:
+    if isinstance(raw, BaseException) or isinstance(pttl, BaseException):
+        return Neighbour(cand.entry_id, cand.similarity, "foreign", EntryRow(), -2)
+    row = decode_row(CANDIDATE_FIELDS, raw)
+    if not row.exists:
+        verdict = "dangling"
+    elif row.epoch is None or row.created is None:
+        verdict = "corrupt"  # written by something else: never served; entry and vector go
+    elif row.epoch != outcome.epoch:
+        verdict = "epoch"
+    elif row.generation != outcome.generation:
+        verdict = "generation"
+    elif max_age is not None and now - row.created > max_age:
+        verdict = "stale"
+    else:
+        verdict = "ok"
+    return Neighbour(cand.entry_id, cand.similarity, verdict, row, int(pttl))
