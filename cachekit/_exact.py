@@ -58,11 +58,11 @@ class ExactLayer:
 
     async def peek(
         self, manifest: KeyManifest, space: Space, client: Any
-    ) -> tuple[LookupOutcome, str, EntryRow | None]:
+    ) -> tuple[LookupOutcome, str, str | None, EntryRow | None]:
         """What :meth:`read` would find, with nothing written (read-only, on ``client``).
 
         Returns the outcome, the script's status for the exact pointer (``hit``,
-        ``absent``, ``dangling``, ``epoch``, ...) and the fields of the entry it names.
+        ``absent``, ``dangling``, ``epoch``, ...), the entry id it names and its fields.
         """
         keys = [space.gen_key, space.stats_key]
         known = ""
@@ -74,7 +74,7 @@ class ExactLayer:
         reply = await run_script(client, LOOKUP_SHA, LOOKUP_LUA, keys, args)
         outcome = self._outcome(reply, space)
         if len(reply) < 9:  # no pointer, or a key cachekit did not write: nothing to show
-            return outcome, outcome.reason or "absent", None
+            return outcome, outcome.reason or "absent", None, None
         payload, created, prompt, model, hits = reply[4:9]
         row = EntryRow(
             payload=bytes(payload) if payload else None,
@@ -83,7 +83,7 @@ class ExactLayer:
             model=text(model) if model else None,
             hits=int_or_none(hits or None),
         )
-        return outcome, text(reply[3]), row
+        return outcome, text(reply[3]), text(reply[2]), row
 
     def _outcome(self, reply: Any, space: Space) -> LookupOutcome:
         if reply[0] == b"!" or reply[0] == "!":

@@ -10,10 +10,12 @@ from the index metadata without being created or checked (``ensure`` writes). Us
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._cache_config import CacheConfig
+from ._clients import no_touch
 from ._entry import LookupOutcome
 from ._exact import ExactLayer
 from ._layout import META_KEY, Space
@@ -33,12 +35,15 @@ class Lookup:
     """Composes the exact and the (optional) semantic layer of one cache."""
 
     def __init__(
-        self, exact: ExactLayer, semantic: SemanticLayer | None, config: CacheConfig, counts: Counts
+        self,
+        redis: Callable[[], Any],
+        exact: ExactLayer,
+        semantic: SemanticLayer | None,
+        config: CacheConfig,
+        counts: Counts,
     ) -> None:
-        self._exact = exact
-        self._sem = semantic
-        self._config = config
-        self._counts = counts
+        self._redis, self._exact, self._sem = redis, exact, semantic
+        self._config, self._counts = config, counts
 
     async def lookup(
         self, manifest: KeyManifest, space: Space, threshold: float | None, max_age: float | None
@@ -60,22 +65,35 @@ class Lookup:
 
     async def peek(
         self,
+        manifest: KeyManifest,
+        space: Space,
+        embedder: Embedder | None,
+        threshold: float | None,
+        k: int | None = None,
+    ) -> Peek:
+        """What :meth:`lookup` would find for ``manifest`` now, writing nothing.
+
+        ``embedder`` and ``threshold`` stand for the cache's (``explain`` may name others);
+        up to ``k`` (default ``candidates``) neighbours are reported, whatever their
+        similarity. The reads go through :func:`~cachekit._clients.no_touch`.
+        """
+        async with no_touch(self._redis()) as client:
+            return await self._peek(client, manifest, space, embedder, threshold, k)
+
+    async def _peek(
+        self,
         client: Any,
         manifest: KeyManifest,
         space: Space,
         embedder: Embedder | None,
         threshold: float | None,
+        k: int | None,
     ) -> Peek:
-        """What :meth:`lookup` would find for ``manifest`` now; reads on ``client`` only.
-
-        ``embedder`` and ``threshold`` stand for the cache's (``explain`` may name others);
-        up to ``candidates`` neighbours are reported, whatever their similarity.
-        """
         from ._index import detect_index, make_index
 
-        outcome, status, row = await self._exact.peek(manifest, space, client)
+        outcome, status, entry_id, row = await self._exact.peek(manifest, space, client)
         meta = {text(key): text(value) for key, value in (await client.hgetall(META_KEY)).items()}
-        result = Peek(outcome, status, row, index_backend=meta.get("backend"))
+        result = Peek(outcome, status, entry_id, row, index_backend=meta.get("backend"))
         if embedder is None:
             return result
         if not manifest.has_prompt_text:
@@ -90,7 +108,7 @@ class Lookup:
         scope = space.scope(outcome.generation, manifest.scope_digest)
         try:
             index = make_index(backend, client, quantization=self._config.quantization)
-            found = await index.search(scope, vector, self._config.candidates)
+            found = await index.search(scope, vector, k or self._config.candidates)
         except Exception as exc:  # noqa: BLE001 - reported: a peek is diagnostics
             result.semantic, result.detail = "search-failed", str(exc)
             return result
@@ -118,17 +136,18 @@ class Peek:
     """What :meth:`Lookup.peek` found.
 
     ``exact``: the lookup script's verdict on the exact pointer (``hit``, ``absent``,
-    ``dangling``, ``corrupt``, ``epoch``, ``generation``, ``foreign``, ...), ``exact_row``
-    the fields of the entry it points to. ``semantic``: ``hit``, ``below-threshold``,
-    ``empty-scope``, or why the layer did not run: ``no-embedder``, ``no-prompt``,
-    ``index-model`` (the index holds another model's vectors, see ``detail``),
-    ``search-failed`` (``detail``: the error), ``no-threshold``. ``neighbours``: the
-    nearest entries of the scope, best first, each judged as the lookup judges them.
-    ``outcome``: what :meth:`Lookup.lookup` would return (entry, layer, similarity).
+    ``dangling``, ``corrupt``, ``epoch``, ``generation``, ``foreign``, ...);
+    ``exact_entry_id`` / ``exact_row``: the entry it points to and its fields.
+    ``semantic``: ``hit``, ``below-threshold``, ``empty-scope``, or why the layer did not
+    run: ``no-embedder``, ``no-prompt``, ``index-model`` (the index holds another model's
+    vectors, see ``detail``), ``search-failed`` (``detail``: the error), ``no-threshold``.
+    ``neighbours``: the nearest entries of the scope, best first, each judged as the
+    lookup judges them. ``outcome``: what :meth:`Lookup.lookup` would return.
     """
 
     outcome: LookupOutcome
     exact: str
+    exact_entry_id: str | None
     exact_row: EntryRow | None
     semantic: str = "no-embedder"
     detail: str | None = None

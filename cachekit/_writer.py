@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._cache_config import CacheConfig
 from ._entry import LookupOutcome
@@ -23,9 +23,19 @@ from ._semantic import SemanticLayer
 if TYPE_CHECKING:
     from ._index import VectorIndex
 
-__all__ = ["Writer"]
+__all__ = ["StoreMeta", "Writer"]
 
 log = logging.getLogger("cachekit")
+
+
+class StoreMeta(NamedTuple):
+    """How long an answer is kept, and what it cost (for the savings of later hits)."""
+
+    ttl: int | None
+    usage: tuple[int, int] | None
+    usage_estimated: bool
+    #: Overrides the request's model (an HTTP response may name it when the body did not).
+    model: str | None
 
 
 class Writer:
@@ -45,26 +55,18 @@ class Writer:
         self._counts = counts
 
     async def store(
-        self,
-        manifest: KeyManifest,
-        outcome: LookupOutcome,
-        payload: str,
-        ttl: int | None,
-        usage: tuple[int, int] | None = None,
-        usage_estimated: bool = False,
-        model: str | None = None,
+        self, manifest: KeyManifest, outcome: LookupOutcome, payload: str, meta: StoreMeta
     ) -> bool:
         """Entry + exact key in one script on one hash slot, then the vector.
 
         Returns False when nothing was stored because the generation (or the namespace
         epoch) moved since the lookup: the answer belongs to entries that were
-        invalidated while it was being computed. ``model`` overrides the request's model
-        for the savings accounting (an HTTP response may name it when the body did not).
+        invalidated while it was being computed.
         """
         if not outcome.storable:
             return False
         space = Space.of(manifest.namespace, manifest.tenant)
-        ttl = ttl if ttl is not None else self.default_ttl
+        ttl = meta.ttl if meta.ttl is not None else self.default_ttl
         vector = outcome.vector
         index: VectorIndex | None = None
         if self._sem is not None and manifest.has_prompt_text:
@@ -84,9 +86,9 @@ class Writer:
             generation=outcome.generation,
             scope_digest=manifest.scope_digest,
             prompt=manifest.prompt,
-            model=model or manifest.model,
-            usage=usage,
-            usage_estimated=usage_estimated,
+            model=meta.model or manifest.model,
+            usage=meta.usage,
+            usage_estimated=meta.usage_estimated,
         )
         keys = [
             space.gen_key,

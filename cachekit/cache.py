@@ -29,7 +29,7 @@ from ._manifest import KeyManifest
 from ._policy import CACHE_ERRORS, Budgets, RateLimitedLog, describe_failure
 from ._runtime import Runtime, WouldBlockError
 from ._semantic import SemanticLayer
-from ._writer import Writer
+from ._writer import StoreMeta, Writer
 from .errors import CacheBackendError, CacheConfigError
 
 if TYPE_CHECKING:
@@ -110,10 +110,11 @@ class LLMCache:
         self.idle, self.drain, self.drain_sync = rt.idle, rt.drain, rt.drain_sync
         self.on_home_thread = rt.on_home_thread
         self._sem = SemanticLayer.of(embedder, c, redis=rt.client, warn=self.warn)
+        self.embedder: Embedder | None = self._sem.embedder if self._sem is not None else None
         if self._sem is not None:
             rt.on_bind = self._sem.reset  # a new loop's client: the index is resolved again
         self._exact = ExactLayer(rt.client, c, self.warn)
-        self._lookup = Lookup(self._exact, self._sem, c, self)
+        self._lookup = Lookup(rt.client, self._exact, self._sem, c, self)
         self._writer = Writer(rt.client, c, self._sem, self)
         self.count, self.delete_entry = self._writer.count, self._writer.delete_entry
         #: Every breaker of this cache; ``breaker`` is the single node's.
@@ -153,10 +154,6 @@ class LLMCache:
     def __repr__(self) -> str:
         kind = self._sem.resolved_kind if self._sem is not None else None
         return f"<LLMCache {self._description} index={kind or self.index_kind}>"
-
-    @property
-    def embedder(self) -> Embedder | None:
-        return self._sem.embedder if self._sem is not None else None
 
     @property
     def semantic_ready(self) -> bool:
@@ -258,12 +255,18 @@ class LLMCache:
         return await self._lookup.lookup(manifest, self.space(manifest), threshold, max_age)
 
     async def peek(
-        self, manifest: KeyManifest, *, threshold: float | None, embedder: Embedder | None = None
+        self,
+        manifest: KeyManifest,
+        *,
+        threshold: float | None,
+        embedder: Embedder | None = None,
+        k: int | None = None,
     ) -> Peek:
         """What :meth:`lookup` would serve now and why, writing nothing (see ``Lookup.peek``);
         ``embedder`` (default: the cache's) may be another model's, for ``explain``."""
         emb = embedder if embedder is not None else self.embedder
-        return await self.run(self._lookup.peek, manifest, self.space(manifest), emb, threshold)
+        space = self.space(manifest)
+        return await self.run(self._lookup.peek, manifest, space, emb, threshold, k)
 
     async def prepare(self, manifest: KeyManifest) -> LookupOutcome:
         """Generation and epoch for a store without a lookup (``skip_lookup``)."""
@@ -281,8 +284,8 @@ class LLMCache:
         model: str | None = None,
     ) -> bool:
         """Store a miss's answer; False when invalidated meanwhile (see ``Writer.store``)."""
-        args = (manifest, outcome, payload, ttl, usage, usage_estimated, model)
-        return await self._writer.store(*args)
+        meta = StoreMeta(ttl, usage, usage_estimated, model)
+        return await self._writer.store(manifest, outcome, payload, meta)
 
     async def stats(
         self, namespace: str | None = None, tenant: str | None = None, **options: Any

@@ -25,7 +25,7 @@ from ._common import (
 from ._format import echo_table, fmt_age, shorten
 
 if TYPE_CHECKING:
-    from .._inspect import Explanation
+    from .._explanation import Explanation
 
 
 def _parse_arg(text: str) -> tuple[str, Any]:
@@ -191,15 +191,13 @@ def explain(
 async def _explain(
     url: str, manifest: Any, function_id: str, spec: str, threshold: float | None, k: int
 ) -> Explanation:
-    from .._inspect import explain as explain_request
-    from .._layout import META_KEY
+    from .._explanation import explain as explain_request
     from ..errors import EmbedderError
 
     async with open_cache(url) as cache:
         unknown_model: str | None = None
         if spec == "auto":
-            raw = await cache.redis.hget(META_KEY, "model")
-            model_id = _as_text(raw) if raw else None
+            model_id = (await cache.index_meta()).get("model")
             found = embedder_for_model_id(model_id) if model_id else None
             if model_id and not found:
                 unknown_model = model_id
@@ -209,7 +207,7 @@ async def _explain(
             threshold = emb.default_threshold
         try:
             result = await explain_request(
-                cache.redis,
+                cache,
                 manifest,
                 function_id=function_id,
                 embedder=emb,
@@ -224,10 +222,6 @@ async def _explain(
                 "embedder with --embedder py:<module>:<attribute>"
             )
         return result
-
-
-def _as_text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _print_explanation(x: Explanation) -> None:
@@ -254,6 +248,8 @@ def _print_explanation(x: Explanation) -> None:
         "absent": "absent",
         "dangling": "points to an entry that is gone (expired/evicted): a miss",
         "stale-epoch": "present but stored before the last invalidate(): a miss",
+        "stale-generation": "present but stored before the tenant's last invalidate(): a miss",
+        "corrupt": "points to an entry cachekit did not write: a miss",
     }.get(x.exact_status, x.exact_status)
     click.echo(f"Exact key {x.exact_key}: {status}")
     if x.exact_entry:

@@ -63,9 +63,9 @@ def inspect_cmd(
     token = resolve_token(tenant, tenant_token)
 
     async def go() -> Any:
-        async with open_cache(redis_url) as cache:
+        async with open_cache(redis_url) as cache, cache.reader() as client:
             return await list_entries(
-                cache.redis,
+                client,
                 namespace,
                 token,
                 limit=limit,

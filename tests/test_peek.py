@@ -1,0 +1,128 @@
+"""The read-only lookup behind ``cachekit explain`` (``LLMCache.peek``).
+
+It must say what the real lookup would serve (same reads, same verdicts), and change
+nothing: no hit or token counted, no pointer or vector cleaned up, no alias, no counter
+created, and no key's eviction clock touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import pytest
+import redis
+
+from cachekit import Budgets, LLMCache
+from cachekit._codec import encode
+from cachekit._layout import Space, encode_tenant
+from cachekit._manifest import KeyManifest, build_manifest
+from cachekit.embedders import CallableEmbedder
+
+GENEROUS = Budgets(lookup=10, embed=30, search=10, store=10, command=10, pool_wait=10)
+WORDS = ("capital", "france", "paris", "password", "reset", "bread", "recipe", "what")
+
+
+def words(texts: list[str]) -> np.ndarray:
+    """One dimension per known word: prompts sharing words are close."""
+    out = np.full((len(texts), len(WORDS) + 1), 0.01, dtype=np.float32)
+    for i, text in enumerate(texts):
+        for j, word in enumerate(WORDS):
+            out[i, j] += text.lower().count(word)
+    return out
+
+
+def manifest(prompt: str, namespace: str = "pk", tenant: str | None = "acme") -> KeyManifest:
+    return build_manifest(namespace, tenant, {"prompt": prompt, "model": "m"}, function_id="f")
+
+
+@pytest.fixture
+async def cache(redis_url: str) -> AsyncIterator[LLMCache]:
+    embedder = CallableEmbedder(words, dimensions=len(WORDS) + 1, model_id="test/words")
+    c = LLMCache.from_url(redis_url, embedder=embedder, index="flat", budgets=GENEROUS)
+    await c.connect()
+    yield c
+    await c.aclose()
+
+
+async def put(cache: LLMCache, prompt: str, **kw: Any) -> None:
+    m = manifest(prompt, **kw)
+    outcome = await cache.lookup(m, threshold=None)
+    assert await cache.store(m, outcome, encode(f"answer to {prompt}"), ttl=3600, usage=(5, 7))
+
+
+def snapshot(client: redis.Redis) -> dict[bytes, tuple[bytes | None, bool]]:
+    """Every key: its serialised value and whether it has a TTL (DUMP touches: call last)."""
+    return {key: (client.dump(key), client.ttl(key) >= 0) for key in client.scan_iter()}
+
+
+async def test_peek_agrees_with_lookup_and_writes_nothing(
+    cache: LLMCache, redis_sync: redis.Redis
+) -> None:
+    await put(cache, "What is the capital of France?")
+    await put(cache, "How do I reset my password?")
+    exact = manifest("What is the capital of France?")
+    paraphrase = manifest("capital of France, what is it?")
+    unrelated = manifest("a recipe for bread")
+    nothing_here = manifest("What is the capital of France?", namespace="empty-ns")
+    # A pointer whose entry is gone: the lookup would delete it, a peek leaves it.
+    gone = manifest("gone")
+    await put(cache, "gone")
+    redis_sync.delete(Space("pk", encode_tenant("acme")).entry_key(gone.exact_digest))
+    before = snapshot(redis_sync)
+
+    hit = await cache.peek(exact, threshold=0.9)
+    assert hit.exact == "hit" and hit.outcome.layer == "exact"
+    assert hit.exact_row is not None and hit.exact_row.hits == 0
+    semantic = await cache.peek(paraphrase, threshold=0.9)
+    assert semantic.exact == "absent" and semantic.semantic == "hit"
+    assert semantic.outcome.layer == "semantic" and semantic.outcome.entry is not None
+    assert semantic.neighbours[0].entry_id == exact.exact_digest
+    assert semantic.neighbours[0].servable
+    miss = await cache.peek(unrelated, threshold=0.9)
+    assert miss.semantic == "below-threshold" and miss.outcome.entry is None
+    assert miss.neighbours and miss.outcome.similarity == miss.neighbours[0].similarity
+    assert (await cache.peek(gone, threshold=None)).exact == "dangling"
+    empty = await cache.peek(nothing_here, threshold=0.9)
+    assert empty.exact == "absent" and empty.semantic == "empty-scope"
+    assert (empty.outcome.generation, empty.outcome.epoch) == (0, 0)  # read, not created
+
+    assert snapshot(redis_sync) == before  # not one write, not one new key
+    # What the lookup then serves is what the peek said it would.
+    for m, peeked in ((exact, hit), (paraphrase, semantic), (unrelated, miss)):
+        served = await cache.lookup(m, threshold=0.9)
+        assert served.layer == peeked.outcome.layer
+        if served.similarity is None:
+            assert peeked.outcome.similarity is None
+        else:  # the lookup embeds through the batcher: the same vector up to float error
+            assert served.similarity == pytest.approx(peeked.outcome.similarity, abs=1e-5)
+        assert (served.entry and served.entry.entry_id) == (
+            peeked.outcome.entry and peeked.outcome.entry.entry_id
+        )
+
+
+async def test_peek_sees_an_invalidated_entry_as_the_lookup_does(cache: LLMCache) -> None:
+    await put(cache, "What is the capital of France?")
+    await cache.invalidate("pk")  # the namespace epoch moves: the entry is unreachable
+    m = manifest("What is the capital of France?")
+    peeked = await cache.peek(m, threshold=0.9)
+    assert peeked.exact == "epoch" and peeked.outcome.entry is None
+    assert peeked.neighbours[0].verdict == "epoch" and peeked.semantic != "hit"
+    assert (await cache.lookup(m, threshold=0.9)).entry is None
+
+
+async def test_peek_leaves_eviction_clocks_alone(cache: LLMCache, redis_sync: redis.Redis) -> None:
+    await put(cache, "What is the capital of France?")
+    space = Space("pk", encode_tenant("acme"))
+    m = manifest("What is the capital of France?")
+    pointer = next(k.decode() for k in redis_sync.scan_iter(match=f"ck:{space.tag}:x:*"))
+    keys = [space.entry_key(m.exact_digest), pointer]
+    await asyncio.sleep(2.2)  # OBJECT IDLETIME counts whole seconds
+
+    await cache.peek(m, threshold=0.9)
+    await cache.peek(manifest("capital of France?"), threshold=0.9)
+    assert all(redis_sync.object("idletime", k) >= 1 for k in keys)
+    await cache.lookup(m, threshold=None)  # a real read: the entry counts as used
+    assert all(redis_sync.object("idletime", k) == 0 for k in keys)
