@@ -164,13 +164,7 @@ def cached_manifest(
     if items is not None and all(type(v) in _SCALARS for _, _, v in items):
         return _memo(namespace, tenant, items, function_id, prompt_param, ignore, normalize)
     return build_manifest(
-        namespace,
-        tenant,
-        arguments,
-        function_id=function_id,
-        prompt_param=prompt_param,
-        ignore=ignore,
-        normalize=normalize,
+        namespace, tenant, arguments, function_id, prompt_param, ignore, normalize
     )
 
 
@@ -184,14 +178,9 @@ def _memo(
     ignore: frozenset[str],
     normalize: Callable[[str], str] | None,
 ) -> KeyManifest:
+    arguments = {k: v for k, _, v in items}
     return build_manifest(
-        namespace,
-        tenant,
-        {k: v for k, _, v in items},
-        function_id=function_id,
-        prompt_param=prompt_param,
-        ignore=ignore,
-        normalize=normalize,
+        namespace, tenant, arguments, function_id, prompt_param, ignore, normalize
     )
 
 
@@ -199,7 +188,6 @@ def build_manifest(
     namespace: str,
     tenant: str | None,
     arguments: Mapping[str, Any],
-    *,
     function_id: str,
     prompt_param: str | None = None,
     ignore: Iterable[str] = (),
@@ -211,33 +199,41 @@ def build_manifest(
     deeper than :data:`~cachekit._canonical.MAX_DEPTH`.
     """
     try:
-        return _build_manifest(
-            namespace,
-            tenant,
-            arguments,
-            function_id=function_id,
-            prompt_param=prompt_param,
-            ignore=ignore,
-            normalize=normalize,
-        )
+        prompt, scope_args = _split(arguments, prompt_param, ignore)
+        scope = {"fn": function_id, "args": dict(sorted(scope_args.items()))}
+        # One serialisation: the exact digest continues the scope's hash with the prompt.
+        h = hashlib.blake2b(dumps_canonical(scope), digest_size=16)
     except RecursionError as exc:
         # canonical() stops at MAX_DEPTH; this is the net for what runs before it
         # (comparing deeply nested messages in split_messages, a deep model_dump).
         raise CacheKeyError(
             "cannot build a cache key: the arguments are nested too deeply"
         ) from exc
+    model = arguments.get("model")
+    scope_digest = h.hexdigest()
+    normalized = None
+    if prompt is not None:
+        normalized = normalize(prompt) if normalize is not None else prompt
+        h.update(b"\x00p" + normalized.encode("utf-8", "surrogatepass"))
+    else:
+        h.update(b"\x00n")
+    exact_digest = h.hexdigest()
+    return KeyManifest(
+        namespace=namespace,
+        tenant=tenant,
+        prompt=prompt,
+        normalized_prompt=normalized,
+        model=model if isinstance(model, str) else None,
+        scope=scope,
+        scope_digest=scope_digest,
+        exact_digest=exact_digest,
+    )
 
 
-def _build_manifest(
-    namespace: str,
-    tenant: str | None,
-    arguments: Mapping[str, Any],
-    *,
-    function_id: str,
-    prompt_param: str | None,
-    ignore: Iterable[str],
-    normalize: Callable[[str], str] | None,
-) -> KeyManifest:
+def _split(
+    arguments: Mapping[str, Any], prompt_param: str | None, ignore: Iterable[str]
+) -> tuple[str | None, dict[str, Any]]:
+    """The prompt, and every other argument in canonical form (the scope's arguments)."""
     skip = (
         ignore
         if isinstance(ignore, frozenset) and ignore >= DEFAULT_IGNORE
@@ -261,25 +257,4 @@ def _build_manifest(
             scope_args["messages"] = canonical(parts, "messages")
     for name, value in args.items():
         scope_args[name] = canonical(value, name)
-    model = arguments.get("model")
-    scope = {"fn": function_id, "args": dict(sorted(scope_args.items()))}
-    # One serialisation: the exact digest continues the scope's hash with the prompt.
-    h = hashlib.blake2b(dumps_canonical(scope), digest_size=16)
-    scope_digest = h.hexdigest()
-    normalized = None
-    if prompt is not None:
-        normalized = normalize(prompt) if normalize is not None else prompt
-        h.update(b"\x00p" + normalized.encode("utf-8", "surrogatepass"))
-    else:
-        h.update(b"\x00n")
-    exact_digest = h.hexdigest()
-    return KeyManifest(
-        namespace=namespace,
-        tenant=tenant,
-        prompt=prompt,
-        normalized_prompt=normalized,
-        model=model if isinstance(model, str) else None,
-        scope=scope,
-        scope_digest=scope_digest,
-        exact_digest=exact_digest,
-    )
+    return prompt, scope_args
