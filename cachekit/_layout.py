@@ -31,13 +31,17 @@ __all__ = [
     "GLOBAL_TENANT",
     "META_KEY",
     "NAMESPACE_RE",
+    "NEAR_MISS",
+    "STATS",
     "Space",
     "VectorScope",
     "encode_tenant",
     "entry_pattern",
     "epoch_key",
+    "key_pattern",
     "namespace_patterns",
     "parse_entry_key",
+    "parse_tag",
 ]
 
 #: Tenant used when a call has no tenant (single-tenant apps).
@@ -50,6 +54,9 @@ META_KEY = "cachekit:index:meta"
 #: Key kinds of a space that the Lua scripts build themselves (``<prefix><kind>:...``).
 EXACT = "x"
 ENTRY = "e"
+#: Suffixes of a space's counter hash and near-miss stream.
+STATS = "stats"
+NEAR_MISS = "nearmiss"
 
 _MAX_INLINE_TENANT = 48
 
@@ -65,21 +72,32 @@ def namespace_patterns(namespace: str) -> tuple[str, ...]:
     return (f"ck:{{{ns}:*", f"ckv:{{{ns}:*")
 
 
+def key_pattern(suffix: str, namespace: str | None = None, tenant_token: str | None = None) -> str:
+    """SCAN pattern of one kind of key (``STATS``, ``ENTRY + ":*"``, ...) of every space
+    that matches; None matches every namespace / tenant (neither holds glob characters)."""
+    return f"ck:{{{namespace or '*'}:{tenant_token or '*'}}}:{suffix}"
+
+
 def entry_pattern(namespace: str | None = None, tenant_token: str | None = None) -> str:
     """SCAN pattern of entry hashes; None matches every namespace / tenant."""
-    return f"ck:{{{namespace or '*'}:{tenant_token or '*'}}}:{ENTRY}:*"
+    return key_pattern(f"{ENTRY}:*", namespace, tenant_token)
+
+
+def parse_tag(key: str) -> tuple[str, str, str] | None:
+    """``ck:{ns:T}:<rest>`` -> (namespace, tenant token, rest); None for other keys."""
+    if not key.startswith("ck:{") or "}:" not in key:
+        return None
+    tag, _, rest = key[4:].partition("}:")
+    namespace, sep, token = tag.partition(":")
+    return (namespace, token, rest) if sep else None
 
 
 def parse_entry_key(key: str) -> tuple[str, str, str] | None:
     """``ck:{ns:T}:e:<id>`` -> (namespace, tenant token, entry id); None for other keys."""
-    marker = f"}}:{ENTRY}:"
-    if not key.startswith("ck:{") or marker not in key:
+    parsed = parse_tag(key)
+    if parsed is None or not parsed[2].startswith(f"{ENTRY}:") or len(parsed[2]) <= 2:
         return None
-    tag, _, entry_id = key[4:].partition(marker)
-    namespace, sep, token = tag.partition(":")
-    if not sep or not entry_id:
-        return None
-    return namespace, token, entry_id
+    return parsed[0], parsed[1], parsed[2][len(ENTRY) + 1 :]
 
 
 def encode_tenant(tenant: str | None) -> str:
@@ -131,11 +149,11 @@ class Space:
 
     @property
     def stats_key(self) -> str:
-        return f"ck:{self.tag}:stats"
+        return f"ck:{self.tag}:{STATS}"
 
     @property
     def near_miss_key(self) -> str:
-        return f"ck:{self.tag}:nearmiss"
+        return f"ck:{self.tag}:{NEAR_MISS}"
 
     @property
     def patterns(self) -> tuple[str, ...]:

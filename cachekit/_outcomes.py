@@ -16,7 +16,8 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from ._layout import GLOBAL_TENANT, encode_tenant
+from ._layout import GLOBAL_TENANT, Space, encode_tenant, parse_tag
+from ._schema import SINCE
 from .errors import CacheConfigError
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ class OutcomeCounter:
             return
         by_key: dict[str, list[tuple[str, int]]] = {}
         for (namespace, token, status), n in batch.items():
-            by_key.setdefault(f"ck:{{{namespace}:{token}}}:stats", []).append((status, n))
+            by_key.setdefault(Space(namespace, token).stats_key, []).append((status, n))
         now = repr(time.time())
         client = cache.redis
 
@@ -133,7 +134,7 @@ class OutcomeCounter:
                 for key, items in groups.items():
                     for status, n in items:
                         pipe.hincrby(key, status, n)
-                    pipe.hsetnx(key, "since", now)
+                    pipe.hsetnx(key, SINCE, now)
                 await pipe.execute()
 
         failed: list[str] = []
@@ -156,7 +157,9 @@ class OutcomeCounter:
         if failed:
             with self._lock:
                 for key in failed:
-                    namespace, _, token = key[4:].split("}", 1)[0].partition(":")
+                    parsed = parse_tag(key)
+                    assert parsed is not None  # a stats key built above
+                    namespace, token, _ = parsed
                     for status, n in by_key[key]:
                         self._pending[(namespace, token, status)] += n
             assert error is not None

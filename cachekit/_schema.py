@@ -31,6 +31,7 @@ __all__ = [
     "encode_entry",
     "float_or_none",
     "int_or_none",
+    "parse_tokens_field",
     "text",
     "tokens_field",
 ]
@@ -77,12 +78,25 @@ COUNTERS: Final = (EXACT_HITS, SEMANTIC_HITS, MISSES, BYPASSES, ERRORS)
 SINCE: Final = "since"
 
 # -- near-miss stream ------------------------------------------------------------------
-NEAR_MISS_FIELDS: Final = ("prompt", "nearest", "similarity", "threshold", "model")
+NM_PROMPT: Final = "prompt"
+NM_NEAREST: Final = "nearest"
+NM_SIMILARITY: Final = "similarity"
+NM_THRESHOLD: Final = "threshold"
+NM_MODEL: Final = "model"
+NEAR_MISS_FIELDS: Final = (NM_PROMPT, NM_NEAREST, NM_SIMILARITY, NM_THRESHOLD, NM_MODEL)
 
 
 def tokens_field(direction: str, model: str, *, estimated: bool = False) -> str:
     """The stats field of tokens saved on ``model``: ``tin:<m>``, ``tout:<m>``, ``ein:<m>``..."""
     return f"{'e' if estimated else 't'}{direction}:{model}"
+
+
+def parse_tokens_field(name: str) -> tuple[str, str, bool] | None:
+    """``tin:<m>`` -> ("in", m, False), ``eout:<m>`` -> ("out", m, True); else None."""
+    kind, _, model = name.partition(":")
+    if not model or kind not in ("tin", "tout", "ein", "eout"):
+        return None
+    return kind[1:], model, kind[0] == "e"
 
 
 def encode_entry(

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from ._layout import NAMESPACE_RE, encode_tenant
+from ._layout import NAMESPACE_RE, STATS, Space, encode_tenant, key_pattern
 from ._outcomes import OutcomeCounter, _is_cluster
 from ._pricing import Pricing
 from ._stats_report import SkippedKey, StatsReport, _text, merge_rows, parse_stats_hash
@@ -28,7 +28,7 @@ _STATS_KEY_RE: Final = re.compile(r"^ck:\{(?P<ns>[^:{}]+):(?P<tok>[^:{}]+)\}:sta
 
 def stats_pattern(namespace: str | None, tenant_token: str | None) -> str:
     """SCAN pattern of the stats hashes to read (namespaces and tokens hold no glob chars)."""
-    return f"ck:{{{namespace or '*'}:{tenant_token or '*'}}}:stats"
+    return key_pattern(STATS, namespace, tenant_token)
 
 
 async def stats(
@@ -61,7 +61,7 @@ async def stats(
         malformed: list[str] = []
         rows.append(parse_stats_hash(ns, tok, raw, table, now, malformed))
         if malformed:
-            key = f"ck:{{{ns}:{tok}}}:stats"
+            key = Space(ns, tok).stats_key
             skipped.append(SkippedKey(key, "malformed fields not counted: " + ", ".join(malformed)))
     rows.sort(key=lambda r: (r.namespace, r.tenant_token))
     skipped.sort(key=lambda k: k.key)

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from ._layout import GLOBAL_TENANT
 from ._pricing import Pricing
+from ._schema import COUNTERS, SINCE, parse_tokens_field
 
 __all__ = [
     "COUNTERS",
@@ -30,8 +31,6 @@ __all__ = [
 
 log = logging.getLogger("cachekit.stats")
 
-#: Counter fields of the stats hash, in display order.
-COUNTERS: Final = ("exact", "semantic", "miss", "bypass", "error")
 #: A projection from less data than this is noise (a burst of hits in the first minute
 #: would project to thousands of dollars a month), so none is given.
 MIN_PROJECTION_WINDOW_S: Final = 3600.0
@@ -218,19 +217,18 @@ def parse_stats_hash(
     row = StatsRow(namespace=namespace, tenant_token=token)
     for key, value in raw.items():
         name, text = _text(key), _text(value)
-        kind, _, model = name.partition(":")
         try:
             if name in COUNTERS:
                 setattr(row, name, int(text))
-            elif name == "since":
+            elif name == SINCE:
                 since = float(text)
                 if not math.isfinite(since):
                     raise ValueError(text)
                 row.since = since
-            elif model and kind in ("tin", "tout"):
-                row.tokens.setdefault(model, [0, 0])[kind == "tout"] += int(text)
-            elif model and kind in ("ein", "eout"):
-                row.estimated_tokens.setdefault(model, [0, 0])[kind == "eout"] += int(text)
+            elif (tokens := parse_tokens_field(name)) is not None:
+                direction, model, estimated = tokens
+                table = row.estimated_tokens if estimated else row.tokens
+                table.setdefault(model, [0, 0])[direction == "out"] += int(text)
         except ValueError:
             log.debug("cachekit: ignoring malformed stats field %s=%r", name, text)
             if malformed is not None:

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from ._layout import GLOBAL_TENANT, encode_tenant
+from . import _schema as F
+from ._layout import GLOBAL_TENANT, NEAR_MISS, Space, encode_tenant, key_pattern, parse_tag
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -289,21 +290,20 @@ async def read_near_misses(
     if tenant is not None:
         tenant_token = encode_tenant(tenant)
     if tenant_token is not None:
-        keys: list[Any] = [f"ck:{{{namespace}:{tenant_token}}}:nearmiss"]
+        keys: list[Any] = [Space(namespace, tenant_token).near_miss_key]
     else:
-        keys = [
-            k async for k in client.scan_iter(match=f"ck:{{{namespace}:*}}:nearmiss", count=1000)
-        ]
+        pattern = key_pattern(NEAR_MISS, namespace)
+        keys = [k async for k in client.scan_iter(match=pattern, count=1000)]
     out: list[NearMiss] = []
     for key in keys:
-        text_key = _text(key)
-        token = text_key[len(f"ck:{{{namespace}:") :].split("}", 1)[0] or GLOBAL_TENANT
+        parsed = parse_tag(_text(key))
+        token = (parsed[1] if parsed else "") or GLOBAL_TENANT
         entries = await client.xrevrange(key, count=limit) or []
         for entry_id, fields in entries:
             f = {_text(k): _text(v) for k, v in (fields or {}).items()}
             try:
-                sim = float(f.get("similarity", "nan"))
-                thr = float(f.get("threshold", "nan"))
+                sim = float(f.get(F.NM_SIMILARITY, "nan"))
+                thr = float(f.get(F.NM_THRESHOLD, "nan"))
             except ValueError:
                 continue
             if math.isnan(sim):
@@ -313,11 +313,11 @@ async def read_near_misses(
                     namespace=namespace,
                     tenant_token=token,
                     id=_text(entry_id),
-                    prompt=f.get("prompt", ""),
-                    nearest=f.get("nearest", ""),
+                    prompt=f.get(F.NM_PROMPT, ""),
+                    nearest=f.get(F.NM_NEAREST, ""),
                     similarity=sim,
                     threshold=thr,
-                    model=f.get("model", ""),
+                    model=f.get(F.NM_MODEL, ""),
                 )
             )
     out.sort(key=lambda n: n.id, reverse=True)
