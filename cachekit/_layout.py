@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 
 __all__ = [
+    "DOC_PREFIX",
     "ENTRY",
     "EXACT",
     "GLOBAL_TENANT",
@@ -54,6 +55,8 @@ META_KEY = "cachekit:index:meta"
 #: Key kinds of a space that the Lua scripts build themselves (``<prefix><kind>:...``).
 EXACT = "x"
 ENTRY = "e"
+#: Prefix of the search backend's documents (the FT index watches it).
+DOC_PREFIX = "ckv:"
 #: Suffixes of a space's counter hash and near-miss stream.
 STATS = "stats"
 NEAR_MISS = "nearmiss"
@@ -69,7 +72,7 @@ def epoch_key(namespace: str) -> str:
 def namespace_patterns(namespace: str) -> tuple[str, ...]:
     """SCAN patterns that cover every key of every tenant of ``namespace``."""
     ns = _glob_escape(namespace)
-    return (f"ck:{{{ns}:*", f"ckv:{{{ns}:*")
+    return (f"ck:{{{ns}:*", f"{DOC_PREFIX}{{{ns}:*")
 
 
 def key_pattern(suffix: str, namespace: str | None = None, tenant_token: str | None = None) -> str:
@@ -159,7 +162,7 @@ class Space:
     def patterns(self) -> tuple[str, ...]:
         """SCAN patterns that cover every key of this space (``[``/``]`` escaped)."""
         tag = _glob_escape(self.tag)
-        return (f"ck:{tag}:*", f"ckv:{tag}:*")
+        return (f"ck:{tag}:*", f"{DOC_PREFIX}{tag}:*")
 
     def exact_key(self, generation: int, digest: str) -> str:
         return f"ck:{self.tag}:{EXACT}:{generation}:{digest}"
@@ -195,7 +198,7 @@ class VectorScope:
 
     def doc_key(self, entry_id: str) -> str:
         """Search-backend document key of one entry (same hash slot as the entry)."""
-        return f"ckv:{self.space.tag}:{self.generation}:{entry_id}"
+        return f"{DOC_PREFIX}{self.space.tag}:{self.generation}:{entry_id}"
 
     def entry_key(self, entry_id: str) -> str:
         return self.space.entry_key(entry_id)

@@ -25,7 +25,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, ResponseError
 
-from .._layout import VectorScope
+from .._layout import DOC_PREFIX, VectorScope
 from ..errors import CacheBackendError, CacheConfigError, IndexMismatchError
 from .base import (
     Candidate,
@@ -44,8 +44,6 @@ __all__ = ["DOC_PREFIX", "SearchIndex"]
 
 log = logging.getLogger("cachekit.index")
 
-#: Key prefix the index watches; see ``VectorScope.doc_key``.
-DOC_PREFIX: Final = "ckv:"
 _HNSW_M: Final = 16
 _HNSW_EF_CONSTRUCTION: Final = 200
 _QUERY: Final = "(@scope:{$S})=>[KNN $K @vec $B EF_RUNTIME $EF AS dist]"
