@@ -46,6 +46,7 @@ from _report import machine, redis_version, versions, write_section
 from cachekit._codec import encode
 from cachekit._index.base import as_map, run, to_float
 from cachekit._manifest import KeyManifest, build_manifest, default_normalize
+from cachekit._schema import CANDIDATE_FIELDS
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -66,8 +67,8 @@ RVL_ASTORE_FIRST = 1_000  # RedisVL entries stored one by one with astore(); bul
 SEED_GUIDE_SECONDS = 20.0  # time box for the O(N)-round-trip seed-guide lookups per size
 FLAT_MAX_SECONDS = 1.0  # skip flat at a size whose projected per-query time exceeds this
 EF_SWEEP = (20, 50, 100)  # search-time EF tried besides cachekit's default (HNSW backends)
-#: What LLMCache._semantic reads of each candidate entry (one HMGET + PTTL per candidate).
-ENTRY_FIELDS = ["v", "c", "p", "ne", "m", "ti", "to", "te"]
+#: What the semantic layer reads of each candidate entry (one HMGET + PTTL per candidate).
+ENTRY_FIELDS = list(CANDIDATE_FIELDS)
 TIE_TOL = 1e-5  # recall@1: a returned vector as close as the exact top-1 counts as a hit
 MIN_LOOKUPS = 20  # lookups run even past the time box
 #: Largest N per system unless --cap says otherwise.
