@@ -452,6 +452,20 @@ class LLMCache:
         Raises :class:`WouldBlockError` on the home loop's own thread: blocking there
         would deadlock, so the caller skips the cache instead.
         """
+        cfut = self.submit(fn, *args)
+        try:
+            return cfut.result(timeout)
+        except concurrent.futures.TimeoutError:
+            cfut.cancel()
+            raise
+
+    def submit(
+        self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any
+    ) -> concurrent.futures.Future[T]:
+        """Start ``fn(*args)`` on the home loop from sync code; the caller waits.
+
+        Raises :class:`WouldBlockError` on the home loop's own thread.
+        """
         try:
             running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -466,12 +480,7 @@ class LLMCache:
         if self._gate is not None:
             args = (fn, *args)
             fn = self._gated
-        cfut = asyncio.run_coroutine_threadsafe(fn(*args), home)
-        try:
-            return cfut.result(timeout)
-        except concurrent.futures.TimeoutError:
-            cfut.cancel()
-            raise
+        return asyncio.run_coroutine_threadsafe(fn(*args), home)
 
     async def idle(self, seconds: float) -> None:
         """Sleep without holding a slot of the cluster gate (a poller between polls)."""

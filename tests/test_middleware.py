@@ -26,7 +26,7 @@ from starlette.testclient import TestClient
 from starlette.types import Message
 from starlette.websockets import WebSocket
 
-from cachekit import CacheConfigError, CacheResult, LLMCache
+from cachekit import CacheConfigError, CacheControl, CacheResult, LLMCache
 from cachekit.embedders import CallableEmbedder
 from cachekit.middleware import CacheMiddleware, api_key_tenant, parse_cache_control
 
@@ -434,7 +434,8 @@ def test_request_cache_control(fake: FakeLLM, cache: LLMCache) -> None:
 
 def test_parse_cache_control() -> None:
     c = parse_cache_control('No-Cache, max-age="30", foo=bar')
-    assert c.no_cache and not c.no_store and c.max_age == 30
+    # The HTTP spelling of cache_control(): one control type for every entry point.
+    assert c == CacheControl(skip_lookup=True, skip_store=False, max_age=30)
     assert parse_cache_control("max-age=abc").max_age is None
     assert parse_cache_control("max-age=-5").max_age == 0
     assert parse_cache_control(None).max_age is None

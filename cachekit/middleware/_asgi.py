@@ -22,11 +22,11 @@ from ._options import (
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_METHODS,
     DEFAULT_PATHS,
+    Config,
     Default,
     Extractor,
     TenantFn,
 )
-from ._steps import Options
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_RESPONSE_BYTES", "CacheMiddleware"]
 
@@ -87,7 +87,7 @@ class CacheMiddleware:
         on_result: Callable[[CacheResult], None] | None = None,
     ) -> None:
         self.app = app
-        self.options = Options(
+        self.options = Config(
             cache=cache,
             namespace=namespace,
             threshold=threshold,

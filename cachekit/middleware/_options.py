@@ -7,13 +7,25 @@ key manifest; the cache steps built on it are in :mod:`._steps`.
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from .._layout import NAMESPACE_RE
 from .._manifest import KeyManifest, build_manifest
+from .._options import (
+    NOT_GIVEN,
+    EntryOptions,
+    NotGiven,
+    blank_to_none,
+    check_cache,
+    check_callable,
+    check_names,
+    check_namespace,
+    check_positive_int,
+    check_threshold,
+    check_ttl,
+)
+from .._pipeline import Pipeline
 from ..cache import LLMCache
 from ..errors import CacheConfigError, CacheKeyError
 from ..result import CacheResult
@@ -34,13 +46,9 @@ __all__ = [
 log = logging.getLogger("cachekit.middleware")
 
 
-class Default(enum.Enum):
-    """Sentinel type: "not given" where ``None`` is a meaningful value (``threshold``)."""
-
-    token = 0
-
-
-DEFAULT: Final = Default.token
+#: The library's one "not given" sentinel, under the names the middleware always used.
+Default = NotGiven
+DEFAULT: Final = NOT_GIVEN
 
 DEFAULT_PATHS: Final[tuple[str, ...]] = ("/v1/chat/completions", "/v1/completions")
 DEFAULT_METHODS: Final[tuple[str, ...]] = ("POST",)
@@ -102,55 +110,40 @@ class Config:
         normalize: Callable[[str], str] | None,
         on_result: Callable[[CacheResult], None] | None,
     ) -> None:
-        if cache is not None and not isinstance(cache, LLMCache):
-            raise CacheConfigError(f"cache must be an LLMCache, got {type(cache).__name__}")
-        if not isinstance(namespace, str) or not NAMESPACE_RE.match(namespace):
-            raise CacheConfigError(
-                f"namespace must be 1-64 characters of A-Z a-z 0-9 _ . -, got {namespace!r}"
-            )
-        if not isinstance(threshold, Default) and threshold is not None:
-            if isinstance(threshold, bool) or not isinstance(threshold, int | float):
-                raise CacheConfigError(f"threshold must be a number in [-1, 1], got {threshold!r}")
-            if not -1.0 <= float(threshold) <= 1.0:
-                raise CacheConfigError(
-                    f"threshold is a cosine similarity and must be in [-1, 1], got {threshold!r}"
-                )
-        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0):
-            raise CacheConfigError(f"ttl must be a positive int (seconds) or None, got {ttl!r}")
+        check_cache(cache)
+        check_namespace(namespace)
+        check_threshold(threshold)
+        check_ttl(ttl)
         if isinstance(methods, str) or not all(isinstance(m, str) for m in methods):
             raise CacheConfigError(f"methods must be a list of HTTP methods, got {methods!r}")
         if not methods:
             raise CacheConfigError("methods is empty: the middleware would never cache anything")
-        if tenant is not None and not callable(tenant):
-            raise CacheConfigError(
-                f"tenant must be a callable(request) -> str | None, got {tenant!r}"
-            )
+        check_callable("tenant", tenant, "callable(request) -> str | None")
         if tenant is None and not allow_global:
             raise CacheConfigError(
                 "an HTTP cache needs to know whose answers it may share: pass "
                 "tenant=callable(request) -> str | None (e.g. cachekit.middleware.api_key_tenant), "
                 "or allow_global=True to share answers between all callers"
             )
-        if extractor is not None and not callable(extractor):
-            raise CacheConfigError(f"extractor must be callable(body, request), got {extractor!r}")
-        for name, value in (
-            ("max_body_bytes", max_body_bytes),
-            ("max_response_bytes", max_response_bytes),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise CacheConfigError(f"{name} must be a positive int, got {value!r}")
-        if isinstance(ignore, str) or not all(isinstance(x, str) for x in ignore):
-            raise CacheConfigError(f"ignore must be a collection of field names, got {ignore!r}")
-        if normalize is not None and not callable(normalize):
-            raise CacheConfigError(
-                f"normalize must be a callable(str) -> str or None, got {normalize!r}"
+        check_callable("extractor", extractor, "callable(body, request)")
+        check_positive_int("max_body_bytes", max_body_bytes)
+        check_positive_int("max_response_bytes", max_response_bytes)
+        self.ignore = check_names("ignore", ignore, "field names")
+        check_callable("normalize", normalize, "callable(str) -> str or None")
+        check_callable("on_result", on_result, "callable(CacheResult)")
+        self.pipeline = Pipeline(
+            EntryOptions(
+                namespace=namespace,
+                cache=cache,
+                threshold=threshold,
+                ttl=ttl,
+                on_result=on_result,
+                goes_to="the app",
+                # A client that has the whole answer and asks again gets a hit.
+                wait_for_store=True,
             )
-        if on_result is not None and not callable(on_result):
-            raise CacheConfigError(f"on_result must be callable, got {on_result!r}")
-        self._cache = cache
+        )
         self.namespace = namespace
-        self.threshold = threshold
-        self.ttl = ttl
         self.exact_paths, self.prefixes = _check_paths(paths)
         self.methods = frozenset(m.upper() for m in methods)
         self.tenant = tenant
@@ -158,28 +151,16 @@ class Config:
         self.extractor: Extractor = extractor if extractor is not None else default_extractor
         self.max_body_bytes = max_body_bytes
         self.max_response_bytes = max_response_bytes
-        self.ignore = frozenset(ignore)
         self.normalize = normalize
-        self.on_result = on_result
 
     @property
     def cache(self) -> LLMCache:
-        if self._cache is None:
-            from .._defaults import get_default_cache
-
-            self._cache = get_default_cache()
-        return self._cache
+        return self.pipeline.cache
 
     def matches(self, method: str, path: str) -> bool:
         if method.upper() not in self.methods:
             return False
         return path in self.exact_paths or any(path.startswith(p) for p in self.prefixes)
-
-    def effective_threshold(self, cache: LLMCache) -> float | None:
-        if not isinstance(self.threshold, Default):
-            return self.threshold
-        embedder = cache.embedder
-        return embedder.default_threshold if embedder is not None else None
 
     # -- tenant and key -----------------------------------------------------------------
 
@@ -191,10 +172,9 @@ class Config:
                 type(value).__name__,
             )
             return None, "bad tenant"
-        if value is not None and not value.strip():
-            # An empty header (``X-Tenant-Id:``) is no tenant, not a tenant "" shared by
-            # everyone who sends one: it bypasses, or is the global tenant when allowed.
-            value = None
+        # An empty header (``X-Tenant-Id:``) is no tenant: it bypasses, or is the global
+        # tenant when allowed.
+        value = blank_to_none(value)
         if value is None and not self.allow_global:
             return None, "no tenant"
         return value, None

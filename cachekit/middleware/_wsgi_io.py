@@ -7,16 +7,16 @@ while it is recorded.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import io
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from .._ticket import Ticket
 from ._options import Config
 from ._record import Recorder
-from ._state import RequestState, result_headers
+from ._state import result_headers
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -25,22 +25,12 @@ __all__ = [
     "RecordingIterable",
     "call_tenant",
     "labelled",
-    "may_block",
     "read_body",
+    "recording_start",
     "str_headers",
 ]
 
 log = logging.getLogger("cachekit.middleware")
-
-
-def may_block() -> bool:
-    """May this thread wait for another request? Not on an event loop's thread: the
-    loop (perhaps the cache's, which the leader needs) would stall meanwhile."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return True
-    return False
 
 
 def str_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
@@ -64,10 +54,8 @@ def call_tenant(options: Config, environ: WSGIEnvironment) -> tuple[str | None, 
     return options.check_tenant(value)
 
 
-def labelled(
-    start_response: StartResponse, state: RequestState | None, label: str
-) -> StartResponse:
-    extra = str_headers(result_headers(state, label))
+def labelled(start_response: StartResponse, ticket: Ticket | None, label: str) -> StartResponse:
+    extra = str_headers(result_headers(ticket, label))
 
     def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         return start_response(status, [*headers, *extra], exc_info)
@@ -149,19 +137,12 @@ class RecordingIterable:
     """
 
     def __init__(
-        self,
-        store: Callable[[RequestState, Recorder, float], None],
-        app_iter: Iterable[bytes],
-        recorder: Recorder,
-        state: RequestState,
-        spent: float,
+        self, settle: Callable[[Recorder], None], app_iter: Iterable[bytes], recorder: Recorder
     ) -> None:
-        self._store = store
+        self._store = settle
         self._app_iter = app_iter
         self._iter: Iterator[bytes] | None = None
         self._recorder = recorder
-        self._state = state
-        self._spent = spent
         self._exhausted = False
         self._settled = False
         self._closed = False
@@ -191,7 +172,7 @@ class RecordingIterable:
     def _settle(self) -> None:
         if not self._settled:
             self._settled = True
-            self._store(self._state, self._recorder, self._spent)
+            self._store(self._recorder)
 
     def close(self) -> None:
         if self._closed:
@@ -203,3 +184,30 @@ class RecordingIterable:
                 close()
         finally:
             self._settle()
+
+
+def recording_start(
+    start_response: StartResponse, recorder: Recorder, ticket: Ticket
+) -> StartResponse:
+    """The app's ``start_response`` on a miss: label the response, start recording it."""
+    extra = str_headers(result_headers(ticket, "MISS"))
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        if exc_info is not None:
+            recorder.reason = "app error"
+        elif not ticket.control.skip_store:
+            try:
+                code = int(status.split(" ", 1)[0])
+            except ValueError:
+                code = 0
+            recorder.start(code, headers)
+        write = start_response(status, [*headers, *extra], exc_info)
+
+        def write_unrecorded(data: bytes) -> object:
+            # The legacy write() path bypasses the iterable: we cannot see it all.
+            recorder.reason = recorder.reason or "write() used"
+            return write(data)
+
+        return write_unrecorded
+
+    return start
