@@ -10,12 +10,10 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import numpy as np
-import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
@@ -262,13 +260,6 @@ def test_store_budget_has_no_embed_without_an_embedder(redis_url: str) -> None:
 HANG_BUDGETS = Budgets(
     connect=0.3, command=0.3, lookup=0.5, store=1.0, pool_wait=0.3, flight_wait=20
 )
-
-
-@pytest.fixture
-def own_server() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    yield server
-    server.stop()
 
 
 def _stop(server: RedisServer) -> None:
