@@ -105,7 +105,8 @@ def check_cache(cache: object) -> None:
 class EntryOptions:
     """What one entry point (a decorated function, a middleware) asks of the pipeline.
 
-    Built once, at decoration or construction time, from checked values.
+    Built once, at decoration or construction time; construction checks the values
+    and raises :class:`~cachekit.errors.CacheConfigError` naming the bad one.
     """
 
     namespace: str
@@ -123,6 +124,13 @@ class EntryOptions:
     #: Results not stored because they were over ``max_entry_bytes``.
     oversize: int = field(default=0)
     label: str = ""
+
+    def __post_init__(self) -> None:
+        check_namespace(self.namespace)
+        check_cache(self.cache)
+        self.threshold = check_threshold(self.threshold)
+        check_ttl(self.ttl)
+        check_callable("on_result", self.on_result, "callable(CacheResult)")
 
     def resolve_cache(self) -> LLMCache:
         if self.cache is not None:

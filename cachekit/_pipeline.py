@@ -188,17 +188,12 @@ class Pipeline:
 
     # -- complete / abort ---------------------------------------------------------------
 
-    def _waits(self, cache: LLMCache) -> bool:
-        wait = self.options.wait_for_store
-        return not cache.background_stores if wait is None else wait
-
     async def complete(self, miss: Miss, value: Any, *, publish: bool = True) -> None:
         """The function answered ``value``: share it, store it, publish the result
         (``publish=False``: later, with :meth:`report`, in the caller's own context)."""
-        ticket, cache = miss.ticket, self.cache
-        resumed = time.perf_counter()
+        ticket, cache, resumed = miss.ticket, self.cache, time.perf_counter()
         payload = self._handover(cache, ticket, value)
-        if payload is not None and self._waits(cache):
+        if payload is not None:  # this entry point waits for its store
             try:
                 async with asyncio.timeout(self._store_budget(cache, ticket)):
                     await cache.run(store, cache, self.options, ticket, payload, value)
@@ -206,30 +201,27 @@ class Pipeline:
                 self._landed(cache, ticket, exc)
             else:
                 self._landed(cache, ticket, None)
-        elif payload is not None:
-            self._store_later(cache, ticket, payload, value)
-        ticket.spent += time.perf_counter() - resumed
-        if publish:
-            self._report_miss(cache, ticket)
+        self._completed(cache, ticket, resumed, publish)
 
     def complete_sync(self, miss: Miss, value: Any) -> None:
         """:meth:`complete` from sync code: the store is handed over, not waited for
         (unless the entry point waits for stores)."""
-        ticket, cache = miss.ticket, self.cache
-        resumed = time.perf_counter()
+        ticket, cache, resumed = miss.ticket, self.cache, time.perf_counter()
         payload = self._handover(cache, ticket, value)
-        if payload is not None and self._waits(cache):
+        failure: Exception | None = None
+        if payload is not None:
             budget = self._store_budget(cache, ticket)
             try:
                 cache.run_sync(store, cache, self.options, ticket, payload, value, timeout=budget)
             except Exception as exc:  # noqa: BLE001 - named in the result, never raised
-                self._landed(cache, ticket, exc)
-            else:
-                self._landed(cache, ticket, None)
-        elif payload is not None:
-            self._store_later(cache, ticket, payload, value)
+                failure = exc
+            self._landed(cache, ticket, failure)
+        self._completed(cache, ticket, resumed, True)
+
+    def _completed(self, cache: LLMCache, ticket: Ticket, resumed: float, publish: bool) -> None:
         ticket.spent += time.perf_counter() - resumed
-        self._report_miss(cache, ticket)
+        if publish:
+            self._report_miss(cache, ticket)
 
     def abort(self, miss: Miss, reason: str | None = None) -> None:
         """No value to store (the function raised, the stream was abandoned, the
@@ -247,19 +239,19 @@ class Pipeline:
         self._report_miss(self.cache, miss.ticket)
 
     def _handover(self, cache: LLMCache, ticket: Ticket, value: Any) -> str | None:
-        """Give followers the value; the payload to store, or None (flight and lock
-        released then: later callers must not be served a value Redis will not have)."""
+        """Give followers the value and start its store: the payload when the caller
+        waits for the store, else None (stored in the background, or not at all: then
+        the flight and lock are released, as later callers must not be served a value
+        Redis will not have)."""
         if ticket.flight is not None:
             cache.flights.resolve(ticket.flight, value)
         payload = encode(cache, self.options, ticket, value)
         if payload is None:
             self._release(cache, ticket)
-        return payload
-
-    def _store_budget(self, cache: LLMCache, ticket: Ticket) -> float:
-        return cache.store_budget(ticket.manifest, ticket.outcome) + cache.budgets.command
-
-    def _store_later(self, cache: LLMCache, ticket: Ticket, payload: str, value: Any) -> None:
+            return None
+        wait = self.options.wait_for_store
+        if wait if wait is not None else not cache.background_stores:
+            return payload
         if cache.background(
             store, cache, self.options, ticket, payload, value,
             done=lambda exc: self._landed(cache, ticket, exc),
@@ -268,6 +260,10 @@ class Pipeline:
         else:
             cache.warn("dropped", "cachekit: store queue full; a result was not cached")
             self._release(cache, ticket)
+        return None
+
+    def _store_budget(self, cache: LLMCache, ticket: Ticket) -> float:
+        return cache.store_budget(ticket.manifest, ticket.outcome) + cache.budgets.command
 
     def _landed(self, cache: LLMCache, ticket: Ticket, exc: BaseException | None) -> None:
         """The store is over (or failed with ``exc``): forget the flight."""

@@ -6,6 +6,7 @@ the key; the sync or async wrapper is chosen once, at decoration time.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import typing
 from collections.abc import Callable, Iterable
@@ -15,18 +16,7 @@ from . import _codec
 from ._binding import BoundCall
 from ._call import DEFAULT_MAX_ENTRY_BYTES, CachedCall
 from ._manifest import default_normalize
-from ._options import (
-    NOT_GIVEN,
-    EntryOptions,
-    NotGiven,
-    check_cache,
-    check_callable,
-    check_names,
-    check_namespace,
-    check_positive_int,
-    check_threshold,
-    check_ttl,
-)
+from ._options import NOT_GIVEN, EntryOptions, NotGiven, check_callable, check_names
 from ._wrappers import (
     make_async_gen_wrapper,
     make_async_wrapper,
@@ -56,28 +46,19 @@ def _register_return_type(func: Callable[..., Any]) -> None:
                 continue
 
 
-def _validate(
-    ttl: Any,
-    threshold: Any,
-    tenant: Any,
-    ignore: Any,
-    prompt: Any,
-    on_result: Any,
-    max_entry_bytes: Any,
-    cache_none: Any,
-) -> None:
-    check_ttl(ttl)
-    check_threshold(threshold)
+def _validate(tenant: Any, ignore: Any, prompt: Any, max_entry_bytes: Any, cache_none: Any) -> None:
     check_callable("tenant", tenant, "callable(BoundCall) -> str | None")
-    check_callable("on_result", on_result, "callable(CacheResult)")
     check_names("ignore", ignore, "parameter names")
     if prompt is not None and not isinstance(prompt, str):
         raise CacheConfigError(f"prompt must be a parameter name, got {prompt!r}")
-    if max_entry_bytes is not None:
-        check_positive_int(
-            "max_entry_bytes",
-            max_entry_bytes,
-            " (bytes of payload + prompt per entry) or None for no cap",
+    if max_entry_bytes is not None and (
+        isinstance(max_entry_bytes, bool)
+        or not isinstance(max_entry_bytes, int)
+        or max_entry_bytes <= 0
+    ):
+        raise CacheConfigError(
+            "max_entry_bytes must be a positive int (bytes of payload + prompt per entry) "
+            f"or None for no cap, got {max_entry_bytes!r}"
         )
     if not isinstance(cache_none, bool):
         raise CacheConfigError(f"cache_none must be True or False, got {cache_none!r}")
@@ -131,9 +112,15 @@ def cached_llm(
             returned, not stored (``reason`` says so), and the next call runs the function
             again. Identical calls already waiting on this one still share its result.
     """
-    check_namespace(namespace)
-    _validate(ttl, threshold, tenant, ignore, prompt, on_result, max_entry_bytes, cache_none)
-    check_cache(cache)
+    shared = EntryOptions(
+        namespace=namespace,
+        cache=cache,
+        threshold=threshold,
+        ttl=ttl,
+        on_result=on_result,
+        max_entry_bytes=max_entry_bytes,
+    )
+    _validate(tenant, ignore, prompt, max_entry_bytes, cache_none)
 
     def decorate(func: F) -> F:
         target = getattr(func, "__func__", func)
@@ -147,17 +134,8 @@ def cached_llm(
         # required_args): look through __wrapped__ to see what the call really returns.
         unwrapped = inspect.unwrap(target)
         generator = inspect.isasyncgenfunction(unwrapped) or inspect.isgeneratorfunction(unwrapped)
-        options = EntryOptions(
-            namespace=namespace,
-            cache=cache,
-            threshold=threshold,
-            ttl=ttl,
-            on_result=on_result,
-            max_entry_bytes=max_entry_bytes,
-            label=function_id,
-        )
         call = CachedCall(
-            options,
+            dataclasses.replace(shared, label=function_id),  # its own oversize count
             tenant=tenant,
             allow_global=allow_global or tenant is None,
             ignore=ignore,

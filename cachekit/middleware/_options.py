@@ -9,22 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
-from .._manifest import KeyManifest, build_manifest
-from .._options import (
-    NOT_GIVEN,
-    EntryOptions,
-    NotGiven,
-    blank_to_none,
-    check_cache,
-    check_callable,
-    check_names,
-    check_namespace,
-    check_positive_int,
-    check_threshold,
-    check_ttl,
-)
+from .._manifest import KeyManifest, build_manifest, default_normalize
+from .._options import NOT_GIVEN, EntryOptions, NotGiven, blank_to_none, check_callable, check_names
 from .._pipeline import Pipeline
 from ..cache import LLMCache
 from ..errors import CacheConfigError, CacheKeyError
@@ -40,6 +28,7 @@ __all__ = [
     "Config",
     "Default",
     "Extractor",
+    "MiddlewareOptions",
     "TenantFn",
 ]
 
@@ -86,6 +75,25 @@ def _check_paths(paths: Any) -> tuple[frozenset[str], tuple[str, ...]]:
     return frozenset(exact), tuple(prefixes)
 
 
+class MiddlewareOptions(TypedDict, total=False):
+    """The keyword options of both middlewares (and the proxy): see :class:`Config`."""
+
+    cache: LLMCache | None
+    namespace: str
+    threshold: float | NotGiven | None
+    ttl: int | None
+    paths: Sequence[str]
+    methods: Sequence[str]
+    tenant: TenantFn | None
+    allow_global: bool
+    extractor: Extractor | None
+    max_body_bytes: int
+    max_response_bytes: int
+    ignore: Iterable[str]
+    normalize: Callable[[str], str] | None
+    on_result: Callable[[CacheResult], None] | None
+
+
 class Config:
     """Validated options shared by :class:`CacheMiddleware` and :class:`WSGICacheMiddleware`.
 
@@ -95,42 +103,21 @@ class Config:
     def __init__(
         self,
         *,
-        cache: LLMCache | None,
-        namespace: str,
-        threshold: float | Default | None,
-        ttl: int | None,
-        paths: Sequence[str],
-        methods: Sequence[str],
-        tenant: TenantFn | None,
-        allow_global: bool,
-        extractor: Extractor | None,
-        max_body_bytes: int,
-        max_response_bytes: int,
-        ignore: Iterable[str],
-        normalize: Callable[[str], str] | None,
-        on_result: Callable[[CacheResult], None] | None,
+        cache: LLMCache | None = None,
+        namespace: str = "http",
+        threshold: float | NotGiven | None = NOT_GIVEN,
+        ttl: int | None = None,
+        paths: Sequence[str] = DEFAULT_PATHS,
+        methods: Sequence[str] = DEFAULT_METHODS,
+        tenant: TenantFn | None = None,
+        allow_global: bool = False,
+        extractor: Extractor | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        ignore: Iterable[str] = (),
+        normalize: Callable[[str], str] | None = default_normalize,
+        on_result: Callable[[CacheResult], None] | None = None,
     ) -> None:
-        check_cache(cache)
-        check_namespace(namespace)
-        check_threshold(threshold)
-        check_ttl(ttl)
-        if isinstance(methods, str) or not all(isinstance(m, str) for m in methods):
-            raise CacheConfigError(f"methods must be a list of HTTP methods, got {methods!r}")
-        if not methods:
-            raise CacheConfigError("methods is empty: the middleware would never cache anything")
-        check_callable("tenant", tenant, "callable(request) -> str | None")
-        if tenant is None and not allow_global:
-            raise CacheConfigError(
-                "an HTTP cache needs to know whose answers it may share: pass "
-                "tenant=callable(request) -> str | None (e.g. cachekit.middleware.api_key_tenant), "
-                "or allow_global=True to share answers between all callers"
-            )
-        check_callable("extractor", extractor, "callable(body, request)")
-        check_positive_int("max_body_bytes", max_body_bytes)
-        check_positive_int("max_response_bytes", max_response_bytes)
-        self.ignore = check_names("ignore", ignore, "field names")
-        check_callable("normalize", normalize, "callable(str) -> str or None")
-        check_callable("on_result", on_result, "callable(CacheResult)")
         self.pipeline = Pipeline(
             EntryOptions(
                 namespace=namespace,
@@ -143,6 +130,26 @@ class Config:
                 wait_for_store=True,
             )
         )
+        if isinstance(methods, str) or not all(isinstance(m, str) for m in methods):
+            raise CacheConfigError(f"methods must be a list of HTTP methods, got {methods!r}")
+        if not methods:
+            raise CacheConfigError("methods is empty: the middleware would never cache anything")
+        check_callable("tenant", tenant, "callable(request) -> str | None")
+        if tenant is None and not allow_global:
+            raise CacheConfigError(
+                "an HTTP cache needs to know whose answers it may share: pass "
+                "tenant=callable(request) -> str | None (e.g. cachekit.middleware.api_key_tenant), "
+                "or allow_global=True to share answers between all callers"
+            )
+        check_callable("extractor", extractor, "callable(body, request)")
+        check_callable("normalize", normalize, "callable(str) -> str or None")
+        for name, value in (
+            ("max_body_bytes", max_body_bytes),
+            ("max_response_bytes", max_response_bytes),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise CacheConfigError(f"{name} must be a positive int, got {value!r}")
+        self.ignore = check_names("ignore", ignore, "field names")
         self.namespace = namespace
         self.exact_paths, self.prefixes = _check_paths(paths)
         self.methods = frozenset(m.upper() for m in methods)

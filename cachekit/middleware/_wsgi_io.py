@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from .._ticket import Ticket
 from ._options import Config
-from ._record import Recorder
-from ._state import result_headers
+from ._record import CachedResponse, Recorder
+from ._request import is_json_type, parse_cache_control
+from ._state import RESPONSES, result_headers
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -26,7 +27,9 @@ __all__ = [
     "call_tenant",
     "labelled",
     "read_body",
+    "read_request",
     "recording_start",
+    "serve",
     "str_headers",
 ]
 
@@ -35,6 +38,43 @@ log = logging.getLogger("cachekit.middleware")
 
 def str_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
     return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
+
+
+_REASONS = {200: "OK"}
+
+
+def read_request(
+    options: Config, environ: WSGIEnvironment, path: str, started: float
+) -> Ticket | str:
+    """The request's ticket for the pipeline, or the reason it bypasses the cache.
+
+    Cheap refusals first, before a byte of the body is read; the app still gets an
+    identical ``wsgi.input`` whatever happens here.
+    """
+    content_type = environ.get("CONTENT_TYPE") or None
+    if content_type is not None and not is_json_type(content_type):
+        return "content-type"
+    control = parse_cache_control(environ.get("HTTP_CACHE_CONTROL"))
+    if control.skip_lookup and control.skip_store:
+        return "cache-control"
+    tenant, reason = call_tenant(options, environ)
+    if reason is not None:
+        return reason
+    raw, reason = read_body(environ, options.max_body_bytes)
+    if reason is not None:
+        return reason
+    manifest = options.key(raw, environ, tenant, path, environ.get("QUERY_STRING", ""))
+    if isinstance(manifest, str):
+        return manifest
+    return Ticket(manifest, RESPONSES, control, started)
+
+
+def serve(start_response: StartResponse, ticket: Ticket, cached: CachedResponse) -> list[bytes]:
+    """Answer with a cached response."""
+    data = cached.body_bytes()
+    headers = str_headers(cached.headers(len(data)) + result_headers(ticket, "HIT"))
+    start_response(f"{cached.status} {_REASONS.get(cached.status, 'Cached')}", headers)
+    return [data]
 
 
 def call_tenant(options: Config, environ: WSGIEnvironment) -> tuple[str | None, str | None]:
