@@ -61,19 +61,10 @@ class Pipeline:
 
     # -- begin ----------------------------------------------------------------------------
 
-    async def begin(self, ticket: Ticket) -> Hit | Miss:
-        """Look up ``ticket``'s answer (from async code)."""
-        return self._settled(await self._begin(ticket))
-
-    def _settled(self, got: Hit | Miss) -> Hit | Miss:
-        """Publish a hit, in the caller's context (``last_result()`` is a context
-        variable: the home loop's task would set it in the wrong one)."""
-        if isinstance(got, Hit):
-            self._hit(self.cache, got.ticket)
-        return got
-
-    async def _begin(self, ticket: Ticket) -> Hit | Miss:
-        """The algorithm; runs on the cache's home loop or the caller's."""
+    async def begin(self, ticket: Ticket, publish: bool = True) -> Hit | Miss:
+        """Look up ``ticket``'s answer. Runs on the caller's loop (async callers) or the
+        home loop (``begin_sync``, which publishes a hit itself, in the caller's context:
+        ``last_result()`` is a context variable)."""
         cache = self.cache
         if may_follow(cache, ticket):
             # An identical call of this process is running, or its store is still on the
@@ -81,13 +72,13 @@ class Pipeline:
             # search that could find the leader's fresh entry and call it "semantic").
             local = cache.flights.peek(flight_key(cache, ticket))
             if local is not None and await follow(cache, ticket, local):
-                return Hit(ticket)
+                return self._hit(cache, ticket, publish)
         await self._lookup(cache, ticket)
         if ticket.value is not UNSET:
-            return Hit(ticket)
+            return self._hit(cache, ticket, publish)
         try:
             if await lead(cache, ticket, self.options.goes_to):
-                return Hit(ticket)
+                return self._hit(cache, ticket, publish)
         except BaseException:
             self._release(cache, ticket)  # cancelled while leading: free the followers
             raise
@@ -105,7 +96,7 @@ class Pipeline:
         budget = self._lookup_budget(cache, ticket)
         ticket.deadline = time.monotonic() + budget + _SLACK
         try:
-            fut = cache.submit(self._begin, ticket)
+            fut = cache.submit(self.begin, ticket, False)
         except WouldBlockError as exc:
             cache.warn("blocking", "cachekit: %s; skipping the cache for this call", exc)
             ticket.skipped, ticket.reason = True, "would block the event loop"
@@ -113,7 +104,10 @@ class Pipeline:
             return Miss(ticket)
         while True:
             try:
-                return self._settled(fut.result(max(0.0, ticket.deadline - time.monotonic())))
+                got = fut.result(max(0.0, ticket.deadline - time.monotonic()))
+                if isinstance(got, Hit):
+                    self._hit(cache, ticket, True)
+                return got
             except concurrent.futures.TimeoutError as exc:
                 if time.monotonic() < ticket.deadline:
                     continue  # the call joined a flight meanwhile: its budget applies
@@ -176,10 +170,12 @@ class Pipeline:
             outcome.layer = None
             await cache.delete_entry(ticket.manifest, entry_id)
 
-    def _hit(self, cache: LLMCache, ticket: Ticket) -> None:
-        outcome = ticket.outcome
-        layer = outcome.layer if outcome is not None and outcome.entry is not None else None
-        report(self.options, cache, ticket, layer or "exact")  # type: ignore[arg-type]
+    def _hit(self, cache: LLMCache, ticket: Ticket, publish: bool) -> Hit:
+        if publish:
+            outcome = ticket.outcome
+            layer = outcome.layer if outcome is not None and outcome.entry is not None else None
+            report(self.options, cache, ticket, layer or "exact")  # type: ignore[arg-type]
+        return Hit(ticket)
 
     def _failed(
         self, cache: LLMCache, ticket: Ticket, stage: str, exc: BaseException, budget: float
