@@ -82,8 +82,7 @@ class Pipeline:
         except BaseException:
             self._release(cache, ticket)  # cancelled while leading: free the followers
             raise
-        ticket.spent = time.perf_counter() - ticket.started
-        return Miss(ticket)
+        return self._missed(ticket)
 
     def begin_sync(self, ticket: Ticket) -> Hit | Miss:
         """:meth:`begin` from sync code: one crossing to the home loop.
@@ -93,37 +92,37 @@ class Pipeline:
         """
         cache = self.cache
         ticket.wait = not _on_a_loop()
+        if cache.breaker_for(ticket.manifest).state == "open":
+            ticket.failed = _CIRCUIT_OPEN  # no crossing at all while Redis is known down
+            return self._missed(ticket)
         budget = self._lookup_budget(cache, ticket)
         ticket.deadline = time.monotonic() + budget + _SLACK
         try:
             fut = cache.submit(self.begin, ticket, False)
-        except WouldBlockError as exc:
-            cache.warn("blocking", "cachekit: %s; skipping the cache for this call", exc)
-            ticket.skipped, ticket.reason = True, "would block the event loop"
-            ticket.spent = time.perf_counter() - ticket.started
-            return Miss(ticket)
-        while True:
-            try:
-                got = fut.result(max(0.0, ticket.deadline - time.monotonic()))
+            while True:
+                try:
+                    got = fut.result(max(0.0, ticket.deadline - time.monotonic()))
+                except concurrent.futures.TimeoutError:
+                    if time.monotonic() < ticket.deadline or not fut.cancel():
+                        continue  # joined a flight meanwhile (its budget applies), or done
+                    self._release(cache, ticket)
+                    raise
                 if isinstance(got, Hit):
                     self._hit(cache, ticket, True)
                 return got
-            except concurrent.futures.TimeoutError as exc:
-                if time.monotonic() < ticket.deadline:
-                    continue  # the call joined a flight meanwhile: its budget applies
-                if not fut.cancel():
-                    continue  # it finished just now: take its answer
-                self._release(cache, ticket)
-                cache.breaker_for(ticket.manifest).failure()
-                self._failed(cache, ticket, "lookup", exc, budget)
-                ticket.spent = time.perf_counter() - ticket.started
-                return Miss(ticket)
-            except CACHE_ERRORS as exc:
-                # Raised before the lookup's own guard (the cluster client's discovery).
-                cache.breaker_for(ticket.manifest).failure()
-                self._failed(cache, ticket, "lookup", exc, budget)
-                ticket.spent = time.perf_counter() - ticket.started
-                return Miss(ticket)
+        except WouldBlockError as exc:
+            cache.warn("blocking", "cachekit: %s; skipping the cache for this call", exc)
+            ticket.skipped, ticket.reason = True, "would block the event loop"
+        except CACHE_ERRORS as exc:
+            # A stuck home loop, or an error before the lookup's own guard (the cluster
+            # client's discovery).
+            cache.breaker_for(ticket.manifest).failure()
+            self._failed(cache, ticket, "lookup", exc, budget)
+        return self._missed(ticket)
+
+    def _missed(self, ticket: Ticket) -> Miss:
+        ticket.spent = time.perf_counter() - ticket.started
+        return Miss(ticket)
 
     def _lookup_budget(self, cache: LLMCache, ticket: Ticket) -> float:
         if ticket.semantic is None:
