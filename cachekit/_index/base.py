@@ -12,6 +12,7 @@ backend parses replies through them instead of assuming one shape.
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, cast, runtime_checkable
@@ -29,6 +30,7 @@ __all__ = [
     "FOREVER_SECONDS",
     "METRIC",
     "Candidate",
+    "IndexBase",
     "Vector",
     "VectorIndex",
     "as_map",
@@ -86,12 +88,7 @@ class VectorIndex(Protocol):
         ...
 
     def add(
-        self,
-        pipe: Pipeline,
-        scope: VectorScope,
-        entry_id: str,
-        vector: Vector,
-        ttl: int | None,
+        self, pipe: Pipeline, scope: VectorScope, entry_id: str, vector: Vector, ttl: int | None
     ) -> None:
         """Queue (never await) the commands that index ``vector`` on the caller's MULTI."""
         ...
@@ -103,6 +100,48 @@ class VectorIndex(Protocol):
     async def remove(self, scope: VectorScope, entry_ids: Sequence[str]) -> None:
         """Drop vectors whose entry is gone (expired, evicted, flushed)."""
         ...
+
+
+class IndexBase(ABC):
+    """What the built-in backends share; a new backend may start from it (or not).
+
+    :meth:`add` refuses an immediate-mode pipeline and converts the vector to the FP32
+    wire format once, then hands the blob to :meth:`queue_add`; :meth:`search` answers
+    ``k < 1`` without a round trip, else asks :meth:`knn`. A subclass sets ``name`` and
+    implements ``ensure``, ``queue_add``, ``knn`` and ``remove``.
+    """
+
+    name: str
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+
+    @abstractmethod
+    async def ensure(self, dims: int, model: str) -> None:
+        """Create or validate what the backend needs; raise IndexMismatchError on conflict."""
+
+    def add(
+        self, pipe: Pipeline, scope: VectorScope, entry_id: str, vector: Vector, ttl: int | None
+    ) -> None:
+        check_pipeline(pipe)
+        self.queue_add(pipe, scope, entry_id, to_blob(vector), ttl)
+
+    @abstractmethod
+    def queue_add(
+        self, pipe: Pipeline, scope: VectorScope, entry_id: str, blob: bytes, ttl: int | None
+    ) -> None:
+        """Queue the commands that store ``blob`` (FP32 little-endian) for ``entry_id``."""
+
+    async def search(self, scope: VectorScope, vector: Vector, k: int) -> list[Candidate]:
+        return [] if k < 1 else await self.knn(scope, vector, k)
+
+    @abstractmethod
+    async def knn(self, scope: VectorScope, vector: Vector, k: int) -> list[Candidate]:
+        """Up to ``k`` (>= 1) candidates of exactly this scope, best first."""
+
+    @abstractmethod
+    async def remove(self, scope: VectorScope, entry_ids: Sequence[str]) -> None:
+        """Drop vectors whose entry is gone (expired, evicted, flushed)."""
 
 
 # --------------------------------------------------------------------------- helpers

@@ -21,16 +21,16 @@ from redis.exceptions import RedisError
 
 from .._layout import VectorScope
 from ..errors import CacheBackendError
+from ._registry import TAG, IndexOptions, register_index
 from .base import (
     Candidate,
+    IndexBase,
     Vector,
     check_meta,
-    check_pipeline,
     clip_similarity,
     queue_key_ttl,
     run,
     server_version,
-    to_blob,
     to_text,
 )
 
@@ -42,13 +42,13 @@ log = logging.getLogger("cachekit.index")
 KEY_KIND: Final = "fl"
 
 
-class FlatIndex:
+class FlatIndex(IndexBase):
     """HSET / HGETALL + numpy / HDEL on one hash per scope."""
 
     name: str = "flat"
 
     def __init__(self, client: aioredis.Redis) -> None:
-        self._client = client
+        super().__init__(client)
         # EXPIRE NX/GT exist since Redis 7.0; assume them until ensure() learns otherwise.
         self._expire_options = True
 
@@ -63,27 +63,19 @@ class FlatIndex:
         if not self._expire_options:
             log.info("Redis %s has no EXPIRE NX/GT: flat index keys take the latest TTL", version)
 
-    def add(
-        self,
-        pipe: Pipeline,
-        scope: VectorScope,
-        entry_id: str,
-        vector: Vector,
-        ttl: int | None,
+    def queue_add(
+        self, pipe: Pipeline, scope: VectorScope, entry_id: str, blob: bytes, ttl: int | None
     ) -> None:
         """Queue HSET of the blob and the expiry that keeps the hash alive for it."""
-        check_pipeline(pipe)
         key = scope.key(KEY_KIND)
-        pipe.execute_command("HSET", key, entry_id, to_blob(vector))
+        pipe.execute_command("HSET", key, entry_id, blob)
         queue_key_ttl(pipe, key, ttl, has_expire_options=self._expire_options)
 
-    async def search(self, scope: VectorScope, vector: Vector, k: int) -> list[Candidate]:
+    async def knn(self, scope: VectorScope, vector: Vector, k: int) -> list[Candidate]:
         """Exact top-k: dot products of unit vectors are cosines; argpartition, then sort k.
 
         NEVER_DECODE keeps the blobs raw even on a ``decode_responses=True`` client.
         """
-        if k < 1:
-            return []
         reply = await run(self._client, "HGETALL", scope.key(KEY_KIND), **{NEVER_DECODE: True})
         fields = _as_pairs(reply)
         if not fields:
@@ -118,3 +110,20 @@ def _as_pairs(reply: object) -> list[tuple[str, bytes]]:
         return [(to_text(f), bytes(v)) for f, v in items]
     flat = list(cast("Sequence[Any]", reply or []))
     return [(to_text(flat[i]), bytes(flat[i + 1])) for i in range(0, len(flat) - 1, 2)]
+
+
+async def _any_redis(client: aioredis.Redis) -> bool:
+    return True
+
+
+def _build(client: aioredis.Redis, options: IndexOptions) -> FlatIndex:
+    return FlatIndex(client)
+
+
+register_index(
+    FlatIndex.name,
+    _build,
+    probe=_any_redis,
+    key_patterns=(f"ck:{TAG}:{KEY_KIND}:*",),
+    priority=-100,
+)

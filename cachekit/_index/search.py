@@ -27,12 +27,14 @@ from redis.exceptions import RedisError, ResponseError
 
 from .._layout import VectorScope
 from ..errors import CacheBackendError, CacheConfigError, IndexMismatchError
+from ._registry import TAG, IndexOptions, register_index
 from .base import (
     Candidate,
+    IndexBase,
     Vector,
+    any_node,
     as_map,
     check_meta,
-    check_pipeline,
     clip_similarity,
     run,
     to_blob,
@@ -51,7 +53,7 @@ _HNSW_EF_CONSTRUCTION: Final = 200
 _QUERY: Final = "(@scope:{$S})=>[KNN $K @vec $B EF_RUNTIME $EF AS dist]"
 
 
-class SearchIndex:
+class SearchIndex(IndexBase):
     """FT.CREATE / FT.SEARCH over per-entry hash documents."""
 
     name: str = "search"
@@ -63,7 +65,7 @@ class SearchIndex:
             raise CacheConfigError(f"ef_runtime must be >= 1, got {ef_runtime}")
         if not index_name or any(ch.isspace() for ch in index_name):
             raise CacheConfigError(f"bad search index name {index_name!r}")
-        self._client = client
+        super().__init__(client)
         self._ef = ef_runtime
         self.index_name = index_name
 
@@ -143,29 +145,19 @@ class SearchIndex:
                 f"run cache.clear() / FT.DROPINDEX {self.index_name} or pick another index_name"
             )
 
-    def add(
-        self,
-        pipe: Pipeline,
-        scope: VectorScope,
-        entry_id: str,
-        vector: Vector,
-        ttl: int | None,
+    def queue_add(
+        self, pipe: Pipeline, scope: VectorScope, entry_id: str, blob: bytes, ttl: int | None
     ) -> None:
         """Queue HSET of the document plus its own TTL (PERSIST when re-added forever)."""
-        check_pipeline(pipe)
         key = scope.doc_key(entry_id)
-        pipe.execute_command(
-            "HSET", key, "vec", to_blob(vector), "scope", scope.tag_value, "eid", entry_id
-        )
+        pipe.execute_command("HSET", key, "vec", blob, "scope", scope.tag_value, "eid", entry_id)
         if ttl is None:
             pipe.execute_command("PERSIST", key)
         else:
             pipe.execute_command("EXPIRE", key, max(1, int(ttl)))
 
-    async def search(self, scope: VectorScope, vector: Vector, k: int) -> list[Candidate]:
+    async def knn(self, scope: VectorScope, vector: Vector, k: int) -> list[Candidate]:
         """Hybrid KNN with the scope TAG as pre-filter; EF_RUNTIME set for recall."""
-        if k < 1:
-            return []
         reply = await run(
             self._client,
             "FT.SEARCH", self.index_name, _QUERY,
@@ -207,3 +199,24 @@ def _parse_search(reply: object, scope: VectorScope) -> list[Candidate]:
         out.append(Candidate(eid, clip_similarity(1.0 - to_float(fields["dist"]))))
     out.sort(key=lambda c: c.similarity, reverse=True)
     return out
+
+
+async def _has_query_engine(client: aioredis.Redis) -> bool:
+    try:
+        await run(client, "FT._LIST", **any_node(client))
+    except ResponseError:
+        return False
+    return True
+
+
+def _build(client: aioredis.Redis, options: IndexOptions) -> SearchIndex:
+    return SearchIndex(client, ef_runtime=options.ef_runtime, index_name=options.index_name)
+
+
+register_index(
+    SearchIndex.name,
+    _build,
+    probe=_has_query_engine,
+    key_patterns=(f"{DOC_PREFIX}{TAG}:*",),
+    priority=200,
+)

@@ -23,11 +23,12 @@ from redis.exceptions import RedisError, ResponseError
 
 from .._layout import VectorScope
 from ..errors import CacheBackendError, CacheConfigError
+from ._registry import TAG, IndexOptions, register_index
 from .base import (
     Candidate,
+    IndexBase,
     Vector,
     check_meta,
-    check_pipeline,
     clip_similarity,
     has_command,
     queue_key_ttl,
@@ -47,7 +48,7 @@ QUANTIZATIONS: Final[Mapping[str, str]] = {"int8": "Q8", "fp32": "NOQUANT", "bin
 KEY_KIND: Final = "vs"
 
 
-class VectorSetIndex:
+class VectorSetIndex(IndexBase):
     """VADD / VSIM / VREM on one vector set per scope."""
 
     name: str = "vectorset"
@@ -61,7 +62,7 @@ class VectorSetIndex:
             )
         if ef_runtime < 1:
             raise CacheConfigError(f"ef_runtime must be >= 1, got {ef_runtime}")
-        self._client = client
+        super().__init__(client)
         self._quant = QUANTIZATIONS[quantization]
         self._ef = ef_runtime
         self.quantization = quantization
@@ -79,24 +80,16 @@ class VectorSetIndex:
             )
         await check_meta(self._client, self.name, dims, model)
 
-    def add(
-        self,
-        pipe: Pipeline,
-        scope: VectorScope,
-        entry_id: str,
-        vector: Vector,
-        ttl: int | None,
+    def queue_add(
+        self, pipe: Pipeline, scope: VectorScope, entry_id: str, blob: bytes, ttl: int | None
     ) -> None:
         """Queue VADD plus the NX/GT expiry pair (vector sets exist only since Redis 8)."""
-        check_pipeline(pipe)
         key = scope.key(KEY_KIND)
-        pipe.execute_command("VADD", key, "FP32", to_blob(vector), entry_id, self._quant)
+        pipe.execute_command("VADD", key, "FP32", blob, entry_id, self._quant)
         queue_key_ttl(pipe, key, ttl, has_expire_options=True)
 
-    async def search(self, scope: VectorScope, vector: Vector, k: int) -> list[Candidate]:
+    async def knn(self, scope: VectorScope, vector: Vector, k: int) -> list[Candidate]:
         """VSIM with an explicit EF: the server's default explores too little for recall."""
-        if k < 1:
-            return []
         key = scope.key(KEY_KIND)
         try:
             reply = await run(
@@ -143,3 +136,20 @@ def _parse_vsim(reply: object) -> list[Candidate]:
     out = [Candidate(eid, clip_similarity(2.0 * score - 1.0)) for eid, score in pairs]
     out.sort(key=lambda c: c.similarity, reverse=True)
     return out
+
+
+async def _has_vector_sets(client: aioredis.Redis) -> bool:
+    return await has_command(client, "vadd")
+
+
+def _build(client: aioredis.Redis, options: IndexOptions) -> VectorSetIndex:
+    return VectorSetIndex(client, quantization=options.quantization, ef_runtime=options.ef_runtime)
+
+
+register_index(
+    VectorSetIndex.name,
+    _build,
+    probe=_has_vector_sets,
+    key_patterns=(f"ck:{TAG}:{KEY_KIND}:*",),
+    priority=300,
+)
