@@ -8,6 +8,7 @@ from ._index import register_index
 from ._manifest import KeyManifest, default_normalize
 from .cache import Budgets, LLMCache
 from .decorator import BoundCall, cached_llm
+from .embedders import register_embedder
 from .errors import (
     CacheBackendError,
     CacheConfigError,
@@ -45,6 +46,7 @@ __all__ = [
     "default_normalize",
     "get_default_cache",
     "last_result",
+    "register_embedder",
     "register_index",
     "register_type",
     "resolve_redis_url",
