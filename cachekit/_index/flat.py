@@ -52,6 +52,10 @@ class FlatIndex(IndexBase):
         # EXPIRE NX/GT exist since Redis 7.0; assume them until ensure() learns otherwise.
         self._expire_options = True
 
+    def key(self, scope: VectorScope) -> str:
+        """The hash that holds ``scope``'s vectors (a subclass may store them elsewhere)."""
+        return scope.key(KEY_KIND)
+
     async def ensure(self, dims: int, model: str) -> None:
         """Validate the meta hash and learn whether EXPIRE NX/GT can be used."""
         await check_meta(self._client, self.name, dims, model)
@@ -67,7 +71,7 @@ class FlatIndex(IndexBase):
         self, pipe: Pipeline, scope: VectorScope, entry_id: str, blob: bytes, ttl: int | None
     ) -> None:
         """Queue HSET of the blob and the expiry that keeps the hash alive for it."""
-        key = scope.key(KEY_KIND)
+        key = self.key(scope)
         pipe.execute_command("HSET", key, entry_id, blob)
         queue_key_ttl(pipe, key, ttl, has_expire_options=self._expire_options)
 
@@ -76,7 +80,7 @@ class FlatIndex(IndexBase):
 
         NEVER_DECODE keeps the blobs raw even on a ``decode_responses=True`` client.
         """
-        reply = await run(self._client, "HGETALL", scope.key(KEY_KIND), **{NEVER_DECODE: True})
+        reply = await run(self._client, "HGETALL", self.key(scope), **{NEVER_DECODE: True})
         fields = _as_pairs(reply)
         if not fields:
             return []
@@ -100,7 +104,7 @@ class FlatIndex(IndexBase):
     async def remove(self, scope: VectorScope, entry_ids: Sequence[str]) -> None:
         """One HDEL for all ids (Redis deletes the hash when it becomes empty)."""
         if entry_ids:
-            await self._client.hdel(scope.key(KEY_KIND), *entry_ids)
+            await self._client.hdel(self.key(scope), *entry_ids)
 
 
 def _as_pairs(reply: object) -> list[tuple[str, bytes]]:
