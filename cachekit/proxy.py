@@ -36,6 +36,9 @@ __all__ = ["UpstreamStreamError", "create_proxy_app", "run_proxy"]
 
 log = logging.getLogger("cachekit.proxy")
 
+#: What a cache that cannot start yet raises (the proxy starts anyway, failing open).
+_NOT_READY: tuple[type[BaseException], ...] = (*CACHE_ERRORS, CacheBackendError)
+
 
 class _EndBrokenStreams:
     """Outermost layer: a stream the upstream broke ends here, quietly.
@@ -66,7 +69,7 @@ async def _warm_up(cache: LLMCache) -> None:
         # connect() also waits for the model (it loads in the background from the moment
         # the cache exists); a model that cannot load leaves the exact layer working.
         await cache.connect()
-    except (*CACHE_ERRORS, CacheBackendError) as exc:
+    except _NOT_READY as exc:
         log.warning("cachekit proxy: cache not ready at start-up (requests fail open): %s", exc)
 
 

@@ -48,8 +48,8 @@ class PrefixedFlatIndex(FlatIndex):
 
     name = "prefixed-flat"
 
-    def __init__(self, client: aioredis.Redis) -> None:
-        super().__init__(client)
+    def __init__(self, client: aioredis.Redis, options: IndexOptions | None = None) -> None:
+        super().__init__(client, options)
         self.searches = 0
 
     def key(self, scope: VectorScope) -> str:
@@ -64,7 +64,7 @@ built: list[PrefixedFlatIndex] = []
 
 
 def build_prefixed(client: aioredis.Redis, options: IndexOptions) -> PrefixedFlatIndex:
-    index = PrefixedFlatIndex(client)
+    index = PrefixedFlatIndex(client, options)
     built.append(index)
     return index
 

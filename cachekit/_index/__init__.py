@@ -15,10 +15,8 @@ import logging
 
 import redis.asyncio as aioredis
 
-from ..errors import CacheConfigError
+from ._options import DEFAULT_EF_RUNTIME, QUANTIZATIONS, IndexOptions
 from ._registry import (
-    DEFAULT_EF_RUNTIME,
-    IndexOptions,
     build_index,
     index_key_patterns,
     index_names,
@@ -30,10 +28,11 @@ from ._registry import (
 from .base import Candidate, VectorIndex
 from .flat import FlatIndex
 from .search import SearchIndex
-from .vectorset import QUANTIZATIONS, VectorSetIndex
+from .vectorset import VectorSetIndex
 
 __all__ = [
     "DEFAULT_EF_RUNTIME",
+    "QUANTIZATIONS",
     "Candidate",
     "FlatIndex",
     "IndexOptions",
@@ -63,13 +62,9 @@ def make_index(
     """Build the registered backend ``kind``; options that do not apply to it are ignored.
 
     ``quantization`` ("int8" | "fp32" | "bin") applies to vector sets only (the others
-    store float32), ``index_name`` to the search backend only. It is checked whatever the
-    backend, so a typo fails even while another backend runs.
+    store float32), ``index_name`` to the search backend only. All are checked whatever
+    the backend (:class:`IndexOptions`), so a typo fails even while another backend runs.
     """
-    if quantization not in QUANTIZATIONS:
-        raise CacheConfigError(
-            f"unknown quantization {quantization!r}; valid: {', '.join(QUANTIZATIONS)}"
-        )
     options = IndexOptions(quantization=quantization, ef_runtime=ef_runtime, index_name=index_name)
     return build_index(kind, client, options)
 

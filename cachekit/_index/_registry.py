@@ -32,6 +32,7 @@ from typing import Final
 import redis.asyncio as aioredis
 
 from ..errors import CacheConfigError
+from ._options import DEFAULT_EF_RUNTIME, IndexOptions
 from .base import VectorIndex
 
 __all__ = [
@@ -54,22 +55,6 @@ log = logging.getLogger("cachekit.index")
 
 #: Placeholder of a key pattern for the escaped hash tag of one namespace+tenant.
 TAG: Final = "{tag}"
-#: Default search-time exploration factor (VSIM EF / FT EF_RUNTIME). RediSearch's own
-#: default (10) drops true neighbours on large scopes; 200 keeps recall high for ~1 ms.
-DEFAULT_EF_RUNTIME: Final = 200
-
-
-@dataclass(frozen=True, slots=True)
-class IndexOptions:
-    """The cache's index options; a factory uses those that apply to its index.
-
-    ``quantization`` ("int8" | "fp32" | "bin") is the vector-set one, ``ef_runtime`` the
-    search-time exploration factor of the HNSW backends, ``index_name`` the FT index name.
-    """
-
-    quantization: str = "int8"
-    ef_runtime: int = DEFAULT_EF_RUNTIME
-    index_name: str = "cachekit"
 
 
 #: ``factory(client, options) -> VectorIndex``; must do no I/O (``ensure`` does that).

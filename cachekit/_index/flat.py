@@ -21,18 +21,10 @@ from redis.exceptions import RedisError
 
 from .._layout import VectorScope
 from ..errors import CacheBackendError
-from ._registry import TAG, IndexOptions, register_index
-from .base import (
-    Candidate,
-    IndexBase,
-    Vector,
-    check_meta,
-    clip_similarity,
-    queue_key_ttl,
-    run,
-    server_version,
-    to_text,
-)
+from ._meta import check_meta
+from ._registry import TAG, register_index
+from ._wire import queue_key_ttl, run, server_version, to_text
+from .base import Candidate, IndexBase, Vector, clip_similarity
 
 __all__ = ["FlatIndex"]
 
@@ -40,6 +32,8 @@ log = logging.getLogger("cachekit.index")
 
 #: Key kind of a scope's vector hash (``VectorScope.key("fl")``).
 KEY_KIND: Final = "fl"
+#: What ``clear()`` deletes for this index (see ``register_index``).
+KEYS: Final = (f"ck:{TAG}:{KEY_KIND}:*",)
 
 
 class FlatIndex(IndexBase):
@@ -47,10 +41,8 @@ class FlatIndex(IndexBase):
 
     name: str = "flat"
 
-    def __init__(self, client: aioredis.Redis) -> None:
-        super().__init__(client)
-        # EXPIRE NX/GT exist since Redis 7.0; assume them until ensure() learns otherwise.
-        self._expire_options = True
+    #: EXPIRE NX/GT exist since Redis 7.0; assumed until ensure() learns otherwise.
+    _expire_options = True
 
     def key(self, scope: VectorScope) -> str:
         """The hash that holds ``scope``'s vectors (a subclass may store them elsewhere)."""
@@ -120,14 +112,4 @@ async def _any_redis(client: aioredis.Redis) -> bool:
     return True
 
 
-def _build(client: aioredis.Redis, options: IndexOptions) -> FlatIndex:
-    return FlatIndex(client)
-
-
-register_index(
-    FlatIndex.name,
-    _build,
-    probe=_any_redis,
-    key_patterns=(f"ck:{TAG}:{KEY_KIND}:*",),
-    priority=-100,
-)
+register_index("flat", FlatIndex, probe=_any_redis, key_patterns=KEYS, priority=-100)

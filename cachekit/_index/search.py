@@ -27,20 +27,11 @@ from redis.exceptions import RedisError, ResponseError
 
 from .._layout import VectorScope
 from ..errors import CacheBackendError, CacheConfigError, IndexMismatchError
-from ._registry import TAG, IndexOptions, register_index
-from .base import (
-    Candidate,
-    IndexBase,
-    Vector,
-    any_node,
-    as_map,
-    check_meta,
-    clip_similarity,
-    run,
-    to_blob,
-    to_float,
-    to_text,
-)
+from ._meta import check_meta
+from ._options import IndexOptions
+from ._registry import TAG, register_index
+from ._wire import any_node, as_map, run, to_blob, to_float, to_text
+from .base import Candidate, IndexBase, Vector, clip_similarity
 
 __all__ = ["DOC_PREFIX", "SearchIndex"]
 
@@ -48,6 +39,8 @@ log = logging.getLogger("cachekit.index")
 
 #: Key prefix the index watches; see ``VectorScope.doc_key``.
 DOC_PREFIX: Final = "ckv:"
+#: What ``clear()`` deletes for this index (see ``register_index``).
+KEYS: Final = (f"{DOC_PREFIX}{TAG}:*",)
 _HNSW_M: Final = 16
 _HNSW_EF_CONSTRUCTION: Final = 200
 _QUERY: Final = "(@scope:{$S})=>[KNN $K @vec $B EF_RUNTIME $EF AS dist]"
@@ -58,16 +51,9 @@ class SearchIndex(IndexBase):
 
     name: str = "search"
 
-    def __init__(
-        self, client: aioredis.Redis, *, ef_runtime: int = 200, index_name: str = "cachekit"
-    ) -> None:
-        if ef_runtime < 1:
-            raise CacheConfigError(f"ef_runtime must be >= 1, got {ef_runtime}")
-        if not index_name or any(ch.isspace() for ch in index_name):
-            raise CacheConfigError(f"bad search index name {index_name!r}")
-        super().__init__(client)
-        self._ef = ef_runtime
-        self.index_name = index_name
+    def __init__(self, client: aioredis.Redis, options: IndexOptions | None = None) -> None:
+        super().__init__(client, options)
+        self.index_name = self.options.index_name
 
     async def ensure(self, dims: int, model: str) -> None:
         """Validate the meta hash, then create the FT index or check its DIM and metric."""
@@ -165,7 +151,7 @@ class SearchIndex(IndexBase):
             "S", scope.tag_value,
             "K", k,
             "B", to_blob(vector),
-            "EF", max(self._ef, k),
+            "EF", max(self.options.ef_runtime, k),
             "SORTBY", "dist",
             "RETURN", 2, "eid", "dist",
             "LIMIT", 0, k,
@@ -209,14 +195,4 @@ async def _has_query_engine(client: aioredis.Redis) -> bool:
     return True
 
 
-def _build(client: aioredis.Redis, options: IndexOptions) -> SearchIndex:
-    return SearchIndex(client, ef_runtime=options.ef_runtime, index_name=options.index_name)
-
-
-register_index(
-    SearchIndex.name,
-    _build,
-    probe=_has_query_engine,
-    key_patterns=(f"{DOC_PREFIX}{TAG}:*",),
-    priority=200,
-)
+register_index("search", SearchIndex, probe=_has_query_engine, key_patterns=KEYS, priority=200)

@@ -23,29 +23,20 @@ from redis.exceptions import RedisError, ResponseError
 
 from .._layout import VectorScope
 from ..errors import CacheBackendError, CacheConfigError
-from ._registry import TAG, IndexOptions, register_index
-from .base import (
-    Candidate,
-    IndexBase,
-    Vector,
-    check_meta,
-    clip_similarity,
-    has_command,
-    queue_key_ttl,
-    run,
-    to_blob,
-    to_float,
-    to_text,
-)
+from ._meta import check_meta
+from ._options import QUANTIZATIONS
+from ._registry import TAG, register_index
+from ._wire import has_command, queue_key_ttl, run, to_blob, to_float, to_text
+from .base import Candidate, IndexBase, Vector, clip_similarity
 
 __all__ = ["QUANTIZATIONS", "VectorSetIndex"]
 
 log = logging.getLogger("cachekit.index")
 
-#: cachekit option -> VADD quantization token.
-QUANTIZATIONS: Final[Mapping[str, str]] = {"int8": "Q8", "fp32": "NOQUANT", "bin": "BIN"}
 #: Key kind of a scope's vector set (``VectorScope.key("vs")``).
 KEY_KIND: Final = "vs"
+#: What ``clear()`` deletes for this index (see ``register_index``).
+KEYS: Final = (f"ck:{TAG}:{KEY_KIND}:*",)
 
 
 class VectorSetIndex(IndexBase):
@@ -53,19 +44,10 @@ class VectorSetIndex(IndexBase):
 
     name: str = "vectorset"
 
-    def __init__(
-        self, client: aioredis.Redis, *, quantization: str = "int8", ef_runtime: int = 200
-    ) -> None:
-        if quantization not in QUANTIZATIONS:
-            raise CacheConfigError(
-                f"unknown quantization {quantization!r}; valid: {', '.join(QUANTIZATIONS)}"
-            )
-        if ef_runtime < 1:
-            raise CacheConfigError(f"ef_runtime must be >= 1, got {ef_runtime}")
-        super().__init__(client)
-        self._quant = QUANTIZATIONS[quantization]
-        self._ef = ef_runtime
-        self.quantization = quantization
+    @property
+    def quantization(self) -> str:
+        """Chosen per set at its first VADD (see the module docstring)."""
+        return self.options.quantization
 
     async def ensure(self, dims: int, model: str) -> None:
         """Fail at start-up, not on every store, when the server has no vector sets."""
@@ -85,7 +67,8 @@ class VectorSetIndex(IndexBase):
     ) -> None:
         """Queue VADD plus the NX/GT expiry pair (vector sets exist only since Redis 8)."""
         key = scope.key(KEY_KIND)
-        pipe.execute_command("VADD", key, "FP32", blob, entry_id, self._quant)
+        token = QUANTIZATIONS[self.options.quantization]
+        pipe.execute_command("VADD", key, "FP32", blob, entry_id, token)
         queue_key_ttl(pipe, key, ttl, has_expire_options=True)
 
     async def knn(self, scope: VectorScope, vector: Vector, k: int) -> list[Candidate]:
@@ -102,7 +85,7 @@ class VectorSetIndex(IndexBase):
                 "COUNT",
                 k,
                 "EF",
-                max(self._ef, k),
+                max(self.options.ef_runtime, k),
             )
         except ResponseError as exc:
             if "dimension" not in str(exc).lower() and "wrongtype" not in str(exc).lower():
@@ -142,14 +125,4 @@ async def _has_vector_sets(client: aioredis.Redis) -> bool:
     return await has_command(client, "vadd")
 
 
-def _build(client: aioredis.Redis, options: IndexOptions) -> VectorSetIndex:
-    return VectorSetIndex(client, quantization=options.quantization, ef_runtime=options.ef_runtime)
-
-
-register_index(
-    VectorSetIndex.name,
-    _build,
-    probe=_has_vector_sets,
-    key_patterns=(f"ck:{TAG}:{KEY_KIND}:*",),
-    priority=300,
-)
+register_index("vectorset", VectorSetIndex, probe=_has_vector_sets, key_patterns=KEYS, priority=300)

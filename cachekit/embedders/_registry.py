@@ -21,14 +21,7 @@ from cachekit.errors import CacheConfigError
 
 from ._protocol import Embedder
 
-__all__ = [
-    "NO_EMBEDDER",
-    "EmbedderFactory",
-    "embedder_factory",
-    "embedder_names",
-    "register_embedder",
-    "unregister_embedder",
-]
+__all__ = ["EmbedderFactory", "embedder_factory", "embedder_names", "register_embedder"]
 
 #: ``factory(argument) -> Embedder``; ``argument`` is the text after ``name:`` ("" if none).
 #: No I/O: embedders load their model or open their client on first use.
