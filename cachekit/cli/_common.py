@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import click
 from redis.exceptions import RedisClusterException
@@ -196,3 +198,49 @@ def scope_hint(namespace: str | None, tenant: str | None, tenant_token: str | No
     if tenant_token is not None:
         parts.append(f"tenant token {tenant_token!r}")
     return " and ".join(parts) if parts else "this Redis"
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeArgs:
+    """``--namespace``/``--tenant``/``--tenant-token`` as given, checked; ``token`` is the
+    encoded tenant to read (None: every tenant)."""
+
+    namespace: str | None
+    tenant: str | None
+    tenant_token: str | None
+    token: str | None
+
+    @property
+    def hint(self) -> str:
+        """What was asked for, for a "nothing found for ..." line."""
+        return scope_hint(self.namespace, self.tenant, self.tenant_token)
+
+
+def scope_options(namespace_help: str = NAMESPACE_HELP) -> Callable[[F], F]:
+    """Add ``--namespace/-n``, ``--tenant/-t`` and ``--tenant-token`` to a command, checked
+    before it runs; the command receives them as one ``scope: ScopeArgs`` argument."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def command(
+            *args: Any,
+            namespace: str | None,
+            tenant: str | None,
+            tenant_token: str | None,
+            **kwargs: Any,
+        ) -> Any:
+            check_namespace(namespace)
+            token = resolve_token(tenant, tenant_token)
+            return func(*args, scope=ScopeArgs(namespace, tenant, tenant_token, token), **kwargs)
+
+        # Applied last, listed first in --help (click reverses the decorator order).
+        options = [
+            click.option("--namespace", "-n", help=namespace_help),
+            click.option("--tenant", "-t", help=TENANT_HELP),
+            click.option("--tenant-token", help=TOKEN_HELP),
+        ]
+        for option in reversed(options):
+            command = option(command)
+        return cast(F, command)
+
+    return decorate
