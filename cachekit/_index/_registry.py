@@ -1,21 +1,22 @@
 """The index registry: a new vector index is one module plus one ``register_index`` call.
 
-Each entry says how to build the index (``factory(client, options)``), whether a server
-can run it (``probe(client) -> bool``, awaited by ``index="auto"`` by priority, then in
-registration order),
-and which keys it writes (``key_patterns``, SCAN globs in which ``{tag}`` stands for the
-hash tag of one namespace+tenant, so ``clear()`` deletes them with the cache's own keys).
+Each entry says how to build the index (``factory(client, options)``: an index class
+itself, see ``IndexBase``), whether a server can run it (``probe(client) -> bool``,
+awaited by ``index="auto"`` by priority, then in registration order), and which keys it
+writes (``key_patterns``, SCAN globs in which ``{tag}`` stands for the hash tag of one
+namespace+tenant, so ``clear()`` deletes them with the cache's own keys).
 The built-ins register themselves at the bottom of their modules, probed in this order:
 ``vectorset`` (priority 300), ``search`` (200), then ``flat`` (-100: its probe accepts any
 Redis, so it is the fallback); an index registered with the default priority 0 is probed
 after the built-in HNSW backends and before ``flat``.
 
-    class MyIndex:  # the VectorIndex protocol: name, ensure, add, search, remove
-        ...
+    class MyIndex(IndexBase):  # or any VectorIndex: name, ensure, add, search, remove
+        name = "mine"
+        ...  # ensure, queue_add, knn, remove
 
     register_index(
         "mine",
-        lambda client, options: MyIndex(client),
+        MyIndex,                         # factory(client, options)
         probe=my_server_has_it,          # optional: lets index="auto" pick it
         key_patterns=("ckm:{tag}:*",),   # keys outside ck:{tag}: that clear() must delete
     )
@@ -24,7 +25,6 @@ after the built-in HNSW backends and before ``flat``.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -32,14 +32,12 @@ from typing import Final
 import redis.asyncio as aioredis
 
 from ..errors import CacheConfigError
-from ._options import DEFAULT_EF_RUNTIME, IndexOptions
+from ._options import IndexOptions
 from .base import VectorIndex
 
 __all__ = [
-    "DEFAULT_EF_RUNTIME",
     "TAG",
     "IndexFactory",
-    "IndexOptions",
     "IndexProbe",
     "IndexSpec",
     "build_index",
@@ -50,8 +48,6 @@ __all__ = [
     "register_index",
     "unregister_index",
 ]
-
-log = logging.getLogger("cachekit.index")
 
 #: Placeholder of a key pattern for the escaped hash tag of one namespace+tenant.
 TAG: Final = "{tag}"
