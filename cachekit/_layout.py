@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "GLOBAL_TENANT",
@@ -29,6 +29,8 @@ __all__ = [
     "Space",
     "VectorScope",
     "encode_tenant",
+    "namespace_tag_glob",
+    "own_pattern",
 ]
 
 #: Tenant used when a call has no tenant (single-tenant apps).
@@ -61,32 +63,39 @@ def encode_tenant(tenant: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Space:
-    """The keys of one (namespace, tenant) pair; all share one cluster hash slot."""
+    """The keys of one (namespace, tenant) pair; all share one cluster hash slot.
+
+    The hash tag and the fixed keys are built once, at construction.
+    """
 
     namespace: str
     tenant_token: str
+    tag: str = field(init=False, repr=False, compare=False)
+    gen_key: str = field(init=False, repr=False, compare=False)
+    stats_key: str = field(init=False, repr=False, compare=False)
+    near_miss_key: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        tag = f"{{{self.namespace}:{self.tenant_token}}}"
+        init = object.__setattr__  # frozen: fields are set once, here
+        init(self, "tag", tag)
+        init(self, "gen_key", f"ck:{tag}:gen")
+        init(self, "stats_key", f"ck:{tag}:stats")
+        init(self, "near_miss_key", f"ck:{tag}:nearmiss")
 
     @property
-    def tag(self) -> str:
-        return f"{{{self.namespace}:{self.tenant_token}}}"
-
-    @property
-    def gen_key(self) -> str:
-        return f"ck:{self.tag}:gen"
-
-    @property
-    def stats_key(self) -> str:
-        return f"ck:{self.tag}:stats"
-
-    @property
-    def near_miss_key(self) -> str:
-        return f"ck:{self.tag}:nearmiss"
+    def tag_glob(self) -> str:
+        """The hash tag as a SCAN glob that matches it literally (``[``/``]`` escaped)."""
+        return _glob_escape(self.tag)
 
     @property
     def patterns(self) -> tuple[str, ...]:
-        """SCAN patterns that cover every key of this space (``[``/``]`` escaped)."""
-        tag = _glob_escape(self.tag)
-        return (f"ck:{tag}:*", f"ckv:{tag}:*")
+        """SCAN patterns of the cache's own keys in this space (``ck:{tag}:*``).
+
+        Vector-index keys outside it come from the index registry
+        (``cachekit._index.index_key_patterns``).
+        """
+        return (own_pattern(self.tag_glob),)
 
     def exact_key(self, generation: int, digest: str) -> str:
         return f"ck:{self.tag}:x:{generation}:{digest}"
@@ -126,6 +135,19 @@ class VectorScope:
 
     def entry_key(self, entry_id: str) -> str:
         return self.space.entry_key(entry_id)
+
+
+def namespace_tag_glob(namespace: str) -> str:
+    """A SCAN glob for the hash tags of every tenant of ``namespace``.
+
+    Namespaces are of a safe alphabet (:data:`NAMESPACE_RE`): nothing to escape.
+    """
+    return f"{{{namespace}:*}}"
+
+
+def own_pattern(tag_glob: str) -> str:
+    """The SCAN pattern of the cache's own keys (``ck:<tag>:*``) for a tag glob."""
+    return f"ck:{tag_glob}:*"
 
 
 def _glob_escape(text: str) -> str:
