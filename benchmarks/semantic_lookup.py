@@ -44,7 +44,7 @@ import redis.asyncio as aredis
 from _report import machine, redis_version, versions, write_section
 
 from cachekit._codec import encode
-from cachekit._index.base import as_map, run, to_float
+from cachekit._index._wire import as_map, run, to_float
 from cachekit._manifest import KeyManifest, build_manifest, default_normalize
 from cachekit._schema import CANDIDATE_FIELDS
 

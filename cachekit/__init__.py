@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from ._codec import register_type
 from ._defaults import get_default_cache, resolve_redis_url, set_default_cache
+from ._index import register_index
 from ._manifest import KeyManifest, default_normalize
 from .cache import Budgets, LLMCache
 from .decorator import BoundCall, cached_llm
+from .embedders import register_embedder
 from .errors import (
     CacheBackendError,
     CacheConfigError,
@@ -44,6 +46,8 @@ __all__ = [
     "default_normalize",
     "get_default_cache",
     "last_result",
+    "register_embedder",
+    "register_index",
     "register_type",
     "resolve_redis_url",
     "set_default_cache",

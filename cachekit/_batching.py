@@ -63,8 +63,10 @@ class BatchingEmbedder:
         self._inner = inner
         self._max_batch = max_batch
         self._queues: PerLoop[_LoopQueue] = PerLoop(_LoopQueue)
-        self._batches = 0
-        self._texts = 0
+        #: How many ``inner.embed`` calls ``embed_one`` has made so far (all loops).
+        self.batches = 0
+        #: How many distinct texts those calls embedded.
+        self.texts = 0
 
     def __repr__(self) -> str:
         return f"BatchingEmbedder({self._inner!r}, max_batch={self._max_batch})"
@@ -88,16 +90,6 @@ class BatchingEmbedder:
     @property
     def default_threshold(self) -> float | None:
         return self._inner.default_threshold
-
-    @property
-    def batches(self) -> int:
-        """How many ``inner.embed`` calls ``embed_one`` has made so far (all loops)."""
-        return self._batches
-
-    @property
-    def texts(self) -> int:
-        """How many distinct texts those calls embedded."""
-        return self._texts
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
         """Embed a whole batch directly with the inner embedder (no queueing)."""
@@ -153,8 +145,8 @@ class BatchingEmbedder:
         for text, _ in batch:
             rows.setdefault(text, len(rows))
         unique = list(rows)
-        self._batches += 1
-        self._texts += len(unique)
+        self.batches += 1
+        self.texts += len(unique)
         try:
             raw = await self._inner.embed(unique)
             vectors = unit_rows(

@@ -1,28 +1,91 @@
-"""``CachedCall``: everything the sync and async wrappers share (keys, lookup, store)."""
+"""``CachedCall``: a decorated function's fixed options, and how a call becomes a ticket.
+
+Everything a call does with the cache is :class:`~cachekit._pipeline.Pipeline`'s; this
+module only turns bound arguments into a key manifest and says how values are encoded.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from . import _codec
 from ._binding import BoundCall, bind
-from ._call_base import CallState
-from ._manifest import cached_manifest
-from ._store import StoreSteps
-from .cache import LLMCache
-from .errors import CacheConfigError, CodecError
+from ._manifest import DEFAULT_IGNORE, KeyManifest, cached_manifest
+from ._options import EntryOptions, blank_to_none
+from ._pipeline import Pipeline
+from ._report import report
+from ._ticket import NotStoredError, Ticket
+from ._tokens import estimate_usage
+from ._usage import stream_usage, usage_of
+from .errors import CacheConfigError
 from .result import current_control, current_tenant
 
+__all__ = ["CachedCall"]
 
-class CachedCall(StoreSteps):
-    """Everything the sync and async wrappers share: options, keys, lookup and store.
+#: Default cap on one stored entry (payload + prompt text), as the middleware's body cap.
+DEFAULT_MAX_ENTRY_BYTES = 1 << 20
 
-    ``before`` and ``after`` are coroutines run on the cache's home loop, awaited
-    directly by async callers and submitted from sync callers, so the logic exists once.
-    """
 
-    # -- before the call --------------------------------------------------------------
+class _Codec:
+    """A decorated function's values: one object (``stream=False``) or the list of a
+    stream's items."""
+
+    __slots__ = ("cache_none", "stream")
+
+    def __init__(self, *, stream: bool, cache_none: bool) -> None:
+        self.stream = stream
+        self.cache_none = cache_none
+
+    def decode(self, payload: bytes) -> Any:
+        return _codec.decode_stream(payload) if self.stream else _codec.decode(payload)
+
+    def encode(self, value: Any) -> str:
+        if self.stream:
+            return _codec.encode_stream(value)
+        if value is None and not self.cache_none:
+            raise NotStoredError("not stored: the function returned None (cache_none=False)")
+        return _codec.encode(value)
+
+    def usage(self, value: Any, manifest: KeyManifest) -> tuple[tuple[int, int] | None, bool]:
+        usage = stream_usage(value) if self.stream else usage_of(value)
+        if usage is None and manifest.model:
+            # No usage reported (a plain str, a stream without include_usage): estimate it
+            # so savings still count, flagged so reports can say so.
+            return estimate_usage(manifest.prompt, value, manifest.model), True
+        return usage, False
+
+    def model(self, value: Any, manifest: KeyManifest) -> str | None:
+        return None
+
+
+class CachedCall:
+    """A decorated function: its options (fixed at decoration) and its pipeline."""
+
+    def __init__(
+        self,
+        options: EntryOptions,
+        *,
+        tenant: Callable[[BoundCall], str | None] | None,
+        allow_global: bool,
+        ignore: Iterable[str],
+        prompt: str | None,
+        normalize: Callable[[str], str] | None,
+        function_id: str,
+        cache_none: bool,
+        generator: bool,
+    ) -> None:
+        self.pipeline = Pipeline(options)
+        self.tenant = tenant
+        self.allow_global = allow_global
+        self.ignore = DEFAULT_IGNORE.union(ignore)  # merged once, not per call
+        self.prompt = prompt
+        self.normalize = normalize
+        self.function_id = function_id
+        self.generator = generator
+        self._plain = _Codec(stream=False, cache_none=cache_none)
+        self._stream = _Codec(stream=True, cache_none=cache_none)
 
     def start(
         self,
@@ -30,8 +93,8 @@ class CachedCall(StoreSteps):
         instance: Any,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-    ) -> tuple[CallState | None, str | None]:
-        """Build the call's state, or say why it bypasses the cache.
+    ) -> tuple[Ticket, bool, str | None]:
+        """The call's ticket, whether it streams, and why it bypasses the cache (if so).
 
         Raises CacheKeyError (before the function runs) for arguments with no key.
         """
@@ -44,13 +107,9 @@ class CachedCall(StoreSteps):
                 raise CacheConfigError(
                     f"the tenant= callback must return str or None, got {type(tenant).__name__}"
                 )
-        if tenant is None:
-            tenant = current_tenant()
-        if tenant is not None and not tenant.strip():
-            # An empty id would be one tenant shared by every caller that has none.
-            tenant = None
+        tenant = blank_to_none(tenant if tenant is not None else current_tenant())
         manifest = cached_manifest(
-            self.namespace,
+            self.pipeline.options.namespace,
             tenant,
             arguments,
             function_id=self.function_id,
@@ -58,40 +117,16 @@ class CachedCall(StoreSteps):
             ignore=self.ignore,
             normalize=self.normalize,
         )
+        stream = self.generator or arguments.get("stream") is True
         ctl = current_control()
-        state = CallState(manifest, ctl)
-        state.started = started
+        ticket = Ticket(manifest, self._stream if stream else self._plain, ctl, started)
         if tenant is None and self.tenant is not None and not self.allow_global:
-            return state, "no tenant"
-        state.stream = self.generator or arguments.get("stream") is True
+            return ticket, stream, "no tenant"
         if ctl is not None and ctl.skip_lookup and ctl.skip_store:
-            return state, "cache_control"
-        return state, None
+            return ticket, stream, "cache_control"
+        return ticket, stream, None
 
-    def lookup_budget(self, cache: LLMCache, state: CallState) -> float:
-        if state.semantic is None:
-            state.semantic = cache.uses_semantic(state.manifest, self.effective_threshold(cache))
-        return cache.lookup_budget(state.semantic)
-
-    async def before(self, cache: LLMCache, state: CallState) -> None:
-        """Look up; on a decodable hit set ``state.value``. Runs on the home loop."""
-        ctl = state.ctl
-        if ctl is not None and ctl.skip_lookup:
-            state.outcome = await cache.prepare(state.manifest)
-            return
-        outcome = await cache.lookup(
-            state.manifest,
-            threshold=self.effective_threshold(cache) if state.semantic is not False else None,
-            max_age=ctl.max_age if ctl else None,
-        )
-        state.outcome = outcome
-        if outcome.entry is None:
-            return
-        try:
-            state.value = self.decode(state, outcome.entry.payload)
-        except CodecError as exc:
-            cache.warn("decode", "cachekit: dropping a corrupt cache entry: %s", exc)
-            entry_id = outcome.entry.entry_id
-            outcome.entry = None
-            outcome.layer = None
-            await cache.delete_entry(state.manifest, entry_id)
+    def bypass(self, ticket: Ticket, reason: str, overhead: float) -> None:
+        """Publish a call that skipped the cache on purpose (after the function ran)."""
+        options = self.pipeline.options
+        report(options, options.resolve_cache(), ticket, "bypass", reason=reason, overhead=overhead)

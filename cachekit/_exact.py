@@ -51,7 +51,7 @@ class ExactLayer:
             reply = await self._read_cluster(manifest, space, age)
         else:
             # One EVALSHA: the script reads the namespace epoch itself (one node).
-            keys = [space.gen_key, space.stats_key, epoch_key(manifest.namespace)]
+            keys = [space.gen_key, space.stats_key, space.epoch_key]
             args = [space.prefix, manifest.exact_digest, age, ""]
             reply = await run_script(self._redis(), LOOKUP_SHA, LOOKUP_LUA, keys, args)
         return self._outcome(reply, space)
@@ -67,9 +67,9 @@ class ExactLayer:
         keys = [space.gen_key, space.stats_key]
         known = ""
         if self._cluster:
-            known = str(await self.counter(epoch_key(manifest.namespace), client, read_only=True))
+            known = str(await self.counter(space.epoch_key, client, read_only=True))
         else:
-            keys.append(epoch_key(manifest.namespace))
+            keys.append(space.epoch_key)
         args = [space.prefix, manifest.exact_digest, "", known, READ_ONLY]
         reply = await run_script(client, LOOKUP_SHA, LOOKUP_LUA, keys, args)
         outcome = self._outcome(reply, space)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "DOC_PREFIX",
@@ -40,7 +40,8 @@ __all__ = [
     "entry_pattern",
     "epoch_key",
     "key_pattern",
-    "namespace_patterns",
+    "namespace_tag_glob",
+    "own_pattern",
     "parse_entry_key",
     "parse_tag",
 ]
@@ -67,12 +68,6 @@ _MAX_INLINE_TENANT = 48
 def epoch_key(namespace: str) -> str:
     """The namespace epoch: its own hash slot (``{ns}``), shared by every tenant."""
     return f"ck:{{{namespace}}}:epoch"
-
-
-def namespace_patterns(namespace: str) -> tuple[str, ...]:
-    """SCAN patterns that cover every key of every tenant of ``namespace``."""
-    ns = _glob_escape(namespace)
-    return (f"ck:{{{ns}:*", f"{DOC_PREFIX}{{{ns}:*")
 
 
 def key_pattern(suffix: str, namespace: str | None = None, tenant_token: str | None = None) -> str:
@@ -123,10 +118,30 @@ def encode_tenant(tenant: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Space:
-    """The keys of one (namespace, tenant) pair; all share one cluster hash slot."""
+    """The keys of one (namespace, tenant) pair; all share one cluster hash slot.
+
+    The hash tag and the fixed keys are built once, at construction.
+    """
 
     namespace: str
     tenant_token: str
+    tag: str = field(init=False, repr=False, compare=False)
+    #: What every ``ck:`` key of this space starts with (the Lua scripts extend it).
+    prefix: str = field(init=False, repr=False, compare=False)
+    gen_key: str = field(init=False, repr=False, compare=False)
+    epoch_key: str = field(init=False, repr=False, compare=False)
+    stats_key: str = field(init=False, repr=False, compare=False)
+    near_miss_key: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        tag = f"{{{self.namespace}:{self.tenant_token}}}"
+        init = object.__setattr__  # frozen: fields are set once, here
+        init(self, "tag", tag)
+        init(self, "prefix", f"ck:{tag}:")
+        init(self, "gen_key", f"ck:{tag}:gen")
+        init(self, "epoch_key", epoch_key(self.namespace))
+        init(self, "stats_key", f"ck:{tag}:{STATS}")
+        init(self, "near_miss_key", f"ck:{tag}:{NEAR_MISS}")
 
     @classmethod
     def of(cls, namespace: str, tenant: str | None) -> Space:
@@ -134,35 +149,18 @@ class Space:
         return cls(namespace, encode_tenant(tenant))
 
     @property
-    def tag(self) -> str:
-        return f"{{{self.namespace}:{self.tenant_token}}}"
-
-    @property
-    def prefix(self) -> str:
-        """What every ``ck:`` key of this space starts with (the scripts extend it)."""
-        return f"ck:{self.tag}:"
-
-    @property
-    def gen_key(self) -> str:
-        return f"ck:{self.tag}:gen"
-
-    @property
-    def epoch_key(self) -> str:
-        return epoch_key(self.namespace)
-
-    @property
-    def stats_key(self) -> str:
-        return f"ck:{self.tag}:{STATS}"
-
-    @property
-    def near_miss_key(self) -> str:
-        return f"ck:{self.tag}:{NEAR_MISS}"
+    def tag_glob(self) -> str:
+        """The hash tag as a SCAN glob that matches it literally (``[``/``]`` escaped)."""
+        return _glob_escape(self.tag)
 
     @property
     def patterns(self) -> tuple[str, ...]:
-        """SCAN patterns that cover every key of this space (``[``/``]`` escaped)."""
-        tag = _glob_escape(self.tag)
-        return (f"ck:{tag}:*", f"{DOC_PREFIX}{tag}:*")
+        """SCAN patterns of the cache's own keys in this space (``ck:{tag}:*``).
+
+        Vector-index keys outside it come from the index registry
+        (``cachekit._index.index_key_patterns``).
+        """
+        return (own_pattern(self.tag_glob),)
 
     def exact_key(self, generation: int, digest: str) -> str:
         return f"ck:{self.tag}:{EXACT}:{generation}:{digest}"
@@ -202,6 +200,19 @@ class VectorScope:
 
     def entry_key(self, entry_id: str) -> str:
         return self.space.entry_key(entry_id)
+
+
+def namespace_tag_glob(namespace: str) -> str:
+    """A SCAN glob for the hash tags of every tenant of ``namespace``.
+
+    Namespaces are of a safe alphabet (:data:`NAMESPACE_RE`): nothing to escape.
+    """
+    return f"{{{namespace}:*}}"
+
+
+def own_pattern(tag_glob: str) -> str:
+    """The SCAN pattern of the cache's own keys (``ck:<tag>:*``) for a tag glob."""
+    return f"ck:{tag_glob}:*"
 
 
 def _glob_escape(text: str) -> str:

@@ -5,10 +5,17 @@ Each is an ``LLMCache`` method (assigned there) written over the cache's public 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from ._layout import META_KEY, NAMESPACE_RE, Space, encode_tenant, epoch_key, namespace_patterns
+from ._layout import (
+    META_KEY,
+    NAMESPACE_RE,
+    Space,
+    encode_tenant,
+    epoch_key,
+    namespace_tag_glob,
+    own_pattern,
+)
 from ._policy import CACHE_ERRORS
 from ._schema import text
 from ._scripts import BUMP_LUA
@@ -17,7 +24,7 @@ from .errors import CacheBackendError, CacheConfigError
 if TYPE_CHECKING:
     from .cache import LLMCache
 
-__all__ = ["check_namespace", "clear", "index_meta", "invalidate"]
+__all__ = ["check_namespace", "clear", "clear_patterns", "index_meta", "invalidate"]
 
 
 def check_namespace(namespace: str) -> None:
@@ -53,6 +60,20 @@ async def _bump(cache: LLMCache, namespace: str, tenant: str | None) -> int:
         raise CacheBackendError(f"invalidate({namespace!r}) failed: {exc}") from exc
 
 
+def clear_patterns(namespace: str, tenant: str | None) -> tuple[str, ...]:
+    """SCAN patterns of a namespace's (or one tenant's) keys: the cache's own, plus every
+    registered vector index's (``register_index(key_patterns=...)``) not already covered."""
+    from ._index import index_key_patterns
+
+    if tenant is None:
+        tag_glob = namespace_tag_glob(namespace)
+    else:
+        tag_glob = Space(namespace, encode_tenant(tenant)).tag_glob
+    own = own_pattern(tag_glob)
+    extra = [p for p in index_key_patterns(tag_glob) if not p.startswith(own[:-1])]
+    return (own, *extra)
+
+
 async def clear(cache: LLMCache, namespace: str, tenant: str | None = None) -> int:
     """Delete a namespace's keys (one tenant's, or every tenant's) with SCAN + UNLINK.
 
@@ -63,13 +84,9 @@ async def clear(cache: LLMCache, namespace: str, tenant: str | None = None) -> i
 
 
 async def _unlink(cache: LLMCache, namespace: str, tenant: str | None) -> int:
-    if tenant is None:
-        patterns: Sequence[str] = namespace_patterns(namespace)
-    else:
-        patterns = Space(namespace, encode_tenant(tenant)).patterns
     deleted = 0
     try:
-        for pattern in patterns:
+        for pattern in clear_patterns(namespace, tenant):
             batch: list[Any] = []
             async for key in cache.redis.scan_iter(match=pattern, count=1000):
                 batch.append(key)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._attrs import pick_attrs
 from ._canonical import canonical, dumps_canonical, is_missing
 from .errors import CacheKeyError
 
@@ -67,14 +68,9 @@ class KeyManifest:
 
     def explain(self) -> dict[str, Any]:
         return {
-            "namespace": self.namespace,
-            "tenant": self.tenant,
-            "prompt": self.prompt,
-            "normalized_prompt": self.normalized_prompt,
-            "model": self.model,
+            **pick_attrs(self, "namespace", "tenant", "prompt", "normalized_prompt", "model"),
             "scope": dict(self.scope),
-            "scope_digest": self.scope_digest,
-            "exact_digest": self.exact_digest,
+            **pick_attrs(self, "scope_digest", "exact_digest"),
         }
 
 

@@ -135,6 +135,22 @@ class Runtime:
         Raises :class:`WouldBlockError` on the home loop's own thread: blocking there
         would deadlock, so the caller skips the cache instead.
         """
+        return self.wait(self.submit(fn, *args), timeout)
+
+    @staticmethod
+    def wait(cfut: concurrent.futures.Future[T], timeout: float) -> T:
+        """The result of submitted work; on timeout the work is cancelled."""
+        try:
+            return cfut.result(timeout)
+        except concurrent.futures.TimeoutError:
+            cfut.cancel()
+            raise
+
+    def submit(self, fn: Job[T], *args: Any) -> concurrent.futures.Future[T]:
+        """Start ``fn(*args)`` on the home loop from sync code; the caller waits.
+
+        Raises :class:`WouldBlockError` on the home loop's own thread.
+        """
         try:
             running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -146,12 +162,7 @@ class Runtime:
         if self._gate is not None:
             args = (fn, *args)
             fn = self.gated
-        cfut = asyncio.run_coroutine_threadsafe(fn(*args), home)
-        try:
-            return cfut.result(timeout)
-        except concurrent.futures.TimeoutError:
-            cfut.cancel()
-            raise
+        return asyncio.run_coroutine_threadsafe(fn(*args), home)
 
     async def gated(self, fn: Job[T], *args: Any) -> T:
         """Run ``fn`` holding a slot of the cluster gate (re-entrant within one task)."""

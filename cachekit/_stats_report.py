@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ._attrs import pick_attrs
 from ._layout import GLOBAL_TENANT
 from ._pricing import Pricing
 from ._schema import COUNTERS, SINCE, parse_tokens_field
@@ -136,15 +137,7 @@ class StatsRow:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "namespace": self.namespace,
-            "tenant": self.tenant,
-            "tenant_token": self.tenant_token,
-            "exact": self.exact,
-            "semantic": self.semantic,
-            "miss": self.miss,
-            "bypass": self.bypass,
-            "error": self.error,
-            "hit_rate": self.hit_rate,
+            **pick_attrs(self, "namespace", "tenant", "tenant_token", *COUNTERS, "hit_rate"),
             "tokens_saved": {"input": self.tokens_in, "output": self.tokens_out},
             "tokens_by_model": {m: {"input": a, "output": b} for m, (a, b) in self.tokens.items()},
             "estimated_tokens_by_model": {

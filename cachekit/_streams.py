@@ -64,19 +64,18 @@ class AsyncReplay:
         self._items = iter(())
 
 
-class SyncRecorder:
-    """Forward a live sync stream item by item; call ``on_complete(items)`` at its end."""
+class _Recorder:
+    """What both recorders share: the items so far, and releasing waiters once."""
 
     def __init__(
         self,
         stream: Any,
-        on_complete: Callable[[list[Any]], None],
-        on_abandon: Callable[[], None] | None = None,
+        on_complete: Callable[[list[Any]], Any],
+        on_abandon: Callable[[], None] | None,
     ) -> None:
         self._stream = stream
-        self._it = iter(stream)
         self._items: list[Any] = []
-        self._on_complete: Callable[[list[Any]], None] | None = on_complete
+        self._on_complete: Callable[[list[Any]], Any] | None = on_complete
         self._on_abandon = on_abandon
 
     def _abandon(self) -> None:
@@ -85,10 +84,32 @@ class SyncRecorder:
         if abandon is not None:
             abandon()
 
+    def _finished(self) -> Callable[[list[Any]], Any] | None:
+        """The end was reached: the completion callback to run (once), if any."""
+        done, self._on_complete = self._on_complete, None
+        self._on_abandon = None
+        return done
+
     def __del__(self) -> None:
         # A stream dropped without being read to the end must still release waiters.
         if self._on_complete is not None:
             self._abandon()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)  # response, etc. of the SDK's Stream
+
+
+class SyncRecorder(_Recorder):
+    """Forward a live sync stream item by item; call ``on_complete(items)`` at its end."""
+
+    def __init__(
+        self,
+        stream: Any,
+        on_complete: Callable[[list[Any]], None],
+        on_abandon: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(stream, on_complete, on_abandon)
+        self._it = iter(stream)
 
     def __iter__(self) -> Iterator[Any]:
         return self
@@ -97,8 +118,7 @@ class SyncRecorder:
         try:
             item = next(self._it)
         except StopIteration:
-            done, self._on_complete = self._on_complete, None
-            self._on_abandon = None
+            done = self._finished()
             if done is not None:
                 done(self._items)
             raise
@@ -107,9 +127,6 @@ class SyncRecorder:
             raise
         self._items.append(item)
         return item
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)  # response, etc. of the SDK's Stream
 
     def __enter__(self) -> SyncRecorder:
         return self
@@ -125,7 +142,7 @@ class SyncRecorder:
             close()
 
 
-class AsyncRecorder:
+class AsyncRecorder(_Recorder):
     """Async twin of :class:`SyncRecorder`; ``on_complete`` is awaited at the end."""
 
     def __init__(
@@ -134,21 +151,8 @@ class AsyncRecorder:
         on_complete: Callable[[list[Any]], Awaitable[None]],
         on_abandon: Callable[[], None] | None = None,
     ) -> None:
-        self._stream = stream
+        super().__init__(stream, on_complete, on_abandon)
         self._it = stream.__aiter__()
-        self._items: list[Any] = []
-        self._on_complete: Callable[[list[Any]], Awaitable[None]] | None = on_complete
-        self._on_abandon = on_abandon
-
-    def _abandon(self) -> None:
-        self._on_complete = None
-        abandon, self._on_abandon = self._on_abandon, None
-        if abandon is not None:
-            abandon()
-
-    def __del__(self) -> None:
-        if self._on_complete is not None:
-            self._abandon()
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self
@@ -157,8 +161,7 @@ class AsyncRecorder:
         try:
             item = await self._it.__anext__()
         except StopAsyncIteration:
-            done, self._on_complete = self._on_complete, None
-            self._on_abandon = None
+            done = self._finished()
             if done is not None:
                 await done(self._items)
             raise
@@ -167,9 +170,6 @@ class AsyncRecorder:
             raise
         self._items.append(item)
         return item
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
 
     async def __aenter__(self) -> AsyncRecorder:
         return self

@@ -1,4 +1,8 @@
-"""The four wrapt wrappers: sync or async, plain function or generator."""
+"""The four wrapt wrappers: sync or async, plain function or generator.
+
+Each moves arguments and values between the caller and the pipeline; the policy is
+:class:`~cachekit._pipeline.Pipeline`'s.
+"""
 
 from __future__ import annotations
 
@@ -9,132 +13,96 @@ from typing import Any
 import wrapt
 
 from ._call import CachedCall
-from ._call_base import on_home_thread
-from ._call_flow import (
-    async_lookup,
-    follow_async,
-    follow_sync,
-    local_flight,
-    serve_hit,
-    sync_lookup,
-    wait_for_flight_async,
-    wait_for_flight_sync,
-)
 from ._streams import AsyncRecorder, AsyncReplay, SyncRecorder, SyncReplay
+from ._ticket import Hit
+
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
 
 
 def make_async_wrapper(call: CachedCall) -> Any:
+    pipe = call.pipeline
+
     @wrapt.decorator
-    async def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        state, bypass = call.start(wrapped, instance, args, kwargs)
-        assert state is not None
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Args, kw: Kwargs) -> Any:
+        ticket, stream, bypass = call.start(wrapped, instance, args, kw)
         if bypass is not None:
-            value = await wrapped(*args, **kwargs)
-            call.finish(state, "bypass", reason=bypass)
+            overhead = time.perf_counter() - ticket.started
+            value = await wrapped(*args, **kw)
+            call.bypass(ticket, bypass, overhead)
             return value
-        cache = call.cache
-        local = local_flight(cache, state)
-        if local is None or not await follow_async(cache, state, local):
-            await async_lookup(call, cache, state)
-        if serve_hit(call, state) or (
-            await wait_for_flight_async(call, cache, state) and serve_hit(call, state)
-        ):
-            return AsyncReplay(state.value) if state.stream else state.value
-        spent = time.perf_counter() - state.started
+        got = await pipe.begin(ticket)
+        if isinstance(got, Hit):
+            return AsyncReplay(got.value) if stream else got.value
         try:
-            value = await wrapped(*args, **kwargs)
+            value = await wrapped(*args, **kw)
         except BaseException:
-            call.abort(cache, state)
+            pipe.abort(got)
             raise
-        if state.stream:
-            # stream=True SDK call: store when the caller has read the stream to its end.
-            call.finish(state, "error" if state.failed else "miss", overhead=spent)
-            return AsyncRecorder(
-                value,
-                lambda items: call.land_async(cache, state, items),
-                lambda: call.abort(cache, state),
-            )
-        resumed = time.perf_counter()
-        await call.land_async(cache, state, value)
-        overhead = spent + time.perf_counter() - resumed
-        call.finish(state, "error" if state.failed else "miss", overhead=overhead)
-        return value
+        if not stream:
+            await pipe.complete(got, value)
+            return value
+        # stream=True SDK call: stored when the caller has read the stream to its end.
+        pipe.report(got)
+        return AsyncRecorder(
+            value, lambda items: pipe.complete(got, items), lambda: pipe.abort(got)
+        )
 
     return wrapper
 
 
 def make_sync_wrapper(call: CachedCall) -> Any:
+    pipe = call.pipeline
+
     @wrapt.decorator
-    def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        state, bypass = call.start(wrapped, instance, args, kwargs)
-        assert state is not None
-        cache = call.cache
-        # On the home loop's own thread a sync call must not block the loop waiting for
-        # a flight (the leader may need that loop); it bypasses below instead.
-        local = None if bypass is not None or on_home_thread(cache) else local_flight(cache, state)
-        served = local is not None and follow_sync(cache, state, local)
-        if bypass is None and not served and not sync_lookup(call, cache, state):
-            bypass = "would block the event loop"
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: Args, kw: Kwargs) -> Any:
+        ticket, stream, bypass = call.start(wrapped, instance, args, kw)
         if bypass is not None:
-            value = wrapped(*args, **kwargs)
-            call.finish(state, "bypass", reason=bypass)
+            overhead = time.perf_counter() - ticket.started
+            value = wrapped(*args, **kw)
+            call.bypass(ticket, bypass, overhead)
             return value
-        if serve_hit(call, state) or (
-            wait_for_flight_sync(call, cache, state) and serve_hit(call, state)
-        ):
-            return SyncReplay(state.value) if state.stream else state.value
-        spent = time.perf_counter() - state.started
+        got = pipe.begin_sync(ticket)
+        if isinstance(got, Hit):
+            return SyncReplay(got.value) if stream else got.value
         try:
-            value = wrapped(*args, **kwargs)
+            value = wrapped(*args, **kw)
         except BaseException:
-            call.abort(cache, state)
+            pipe.abort(got)
             raise
-        if state.stream:
-            call.finish(state, "error" if state.failed else "miss", overhead=spent)
-            return SyncRecorder(
-                value,
-                lambda items: call.land(cache, state, items),
-                lambda: call.abort(cache, state),
-            )
-        resumed = time.perf_counter()
-        call.land(cache, state, value)
-        overhead = spent + time.perf_counter() - resumed
-        call.finish(state, "error" if state.failed else "miss", overhead=overhead)
-        return value
+        if not stream:
+            pipe.complete_sync(got, value)
+            return value
+        pipe.report(got)
+        return SyncRecorder(
+            value, lambda items: pipe.complete_sync(got, items), lambda: pipe.abort(got)
+        )
 
     return wrapper
 
 
 def make_async_gen_wrapper(call: CachedCall) -> Any:
+    pipe = call.pipeline
+
     @wrapt.decorator
     async def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        wrapped: Callable[..., Any], instance: Any, args: Args, kw: Kwargs
     ) -> AsyncIterator[Any]:
-        state, bypass = call.start(wrapped, instance, args, kwargs)
-        assert state is not None
+        ticket, _, bypass = call.start(wrapped, instance, args, kw)
         if bypass is not None:
-            call.finish(state, "bypass", reason=bypass)
-            async for item in wrapped(*args, **kwargs):
+            call.bypass(ticket, bypass, time.perf_counter() - ticket.started)
+            async for item in wrapped(*args, **kw):
                 yield item
             return
-        cache = call.cache
-        local = local_flight(cache, state)
-        if local is None or not await follow_async(cache, state, local):
-            await async_lookup(call, cache, state)
-        if serve_hit(call, state) or (
-            await wait_for_flight_async(call, cache, state) and serve_hit(call, state)
-        ):
-            for item in state.value:
+        got = await pipe.begin(ticket)
+        if isinstance(got, Hit):
+            for item in got.value:
                 yield item
             return
-        call.finish(state, "error" if state.failed else "miss")
+        pipe.report(got)
         items: list[Any] = []
         complete = False
-        agen = wrapped(*args, **kwargs)
+        agen = wrapped(*args, **kw)
         try:
             async for item in agen:
                 items.append(item)
@@ -142,41 +110,34 @@ def make_async_gen_wrapper(call: CachedCall) -> Any:
             complete = True
         finally:
             if not complete:
-                call.abort(cache, state)
+                pipe.abort(got)
             await agen.aclose()
         # Reached only when the producer finished and the consumer read to the end.
-        await call.land_async(cache, state, items)
+        await pipe.complete(got, items)
 
     return wrapper
 
 
 def make_sync_gen_wrapper(call: CachedCall) -> Any:
+    pipe = call.pipeline
+
     @wrapt.decorator
     def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        wrapped: Callable[..., Any], instance: Any, args: Args, kw: Kwargs
     ) -> Iterator[Any]:
-        state, bypass = call.start(wrapped, instance, args, kwargs)
-        assert state is not None
-        cache = call.cache
-        # On the home loop's own thread a sync call must not block the loop waiting for
-        # a flight (the leader may need that loop); it bypasses below instead.
-        local = None if bypass is not None or on_home_thread(cache) else local_flight(cache, state)
-        served = local is not None and follow_sync(cache, state, local)
-        if bypass is None and not served and not sync_lookup(call, cache, state):
-            bypass = "would block the event loop"
+        ticket, _, bypass = call.start(wrapped, instance, args, kw)
         if bypass is not None:
-            call.finish(state, "bypass", reason=bypass)
-            yield from wrapped(*args, **kwargs)
+            call.bypass(ticket, bypass, time.perf_counter() - ticket.started)
+            yield from wrapped(*args, **kw)
             return
-        if serve_hit(call, state) or (
-            wait_for_flight_sync(call, cache, state) and serve_hit(call, state)
-        ):
-            yield from state.value
+        got = pipe.begin_sync(ticket)
+        if isinstance(got, Hit):
+            yield from got.value
             return
-        call.finish(state, "error" if state.failed else "miss")
+        pipe.report(got)
         items: list[Any] = []
         complete = False
-        gen = wrapped(*args, **kwargs)
+        gen = wrapped(*args, **kw)
         try:
             for item in gen:
                 items.append(item)
@@ -184,8 +145,8 @@ def make_sync_gen_wrapper(call: CachedCall) -> Any:
             complete = True
         finally:
             if not complete:
-                call.abort(cache, state)
+                pipe.abort(got)
             gen.close()
-        call.land(cache, state, items)
+        pipe.complete_sync(got, items)
 
     return wrapper

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._cache_config import CacheConfig
 from ._entry import LookupOutcome
-from ._layout import Space, epoch_key
+from ._layout import Space
 from ._manifest import KeyManifest
 from ._policy import Counts
 from ._schema import encode_entry
@@ -99,7 +99,7 @@ class Writer:
         if not self._cluster:
             # One node: the epoch is checked in the same script. On a cluster it lives in
             # another slot; the lookup's epoch check keeps old-epoch entries unserved.
-            keys.append(epoch_key(manifest.namespace))
+            keys.append(space.epoch_key)
         args: list[Any] = [
             outcome.generation,
             outcome.epoch,

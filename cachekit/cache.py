@@ -23,11 +23,11 @@ from ._clients import client_factory, no_touch, url_factory
 from ._entry import Entry, LookupOutcome
 from ._exact import ExactLayer
 from ._flight import Flights
-from ._layout import Space
+from ._layout import Space, encode_tenant
 from ._lookup import Lookup, Peek
 from ._manifest import KeyManifest
 from ._policy import CACHE_ERRORS, Budgets, RateLimitedLog, describe_failure
-from ._runtime import Runtime, WouldBlockError
+from ._runtime import Job, Runtime, WouldBlockError
 from ._semantic import SemanticLayer
 from ._writer import StoreMeta, Writer
 from .errors import CacheBackendError, CacheConfigError
@@ -55,9 +55,9 @@ class LLMCache:
     """The shared core: one Redis pool, the exact layer, the semantic layer.
 
     Construct with :meth:`from_url` or :meth:`from_client`; construction does no I/O.
-    The home-loop methods ``run``, ``run_sync``, ``background``, ``idle``, ``drain``,
+    The home-loop methods ``run``, ``submit``, ``background``, ``idle``, ``drain``,
     ``drain_sync`` and ``on_home_thread`` are the runtime's own (``_runtime.Runtime``),
-    bound per cache: the hot path pays no extra call for the facade.
+    bound per cache: the hot path pays no extra call for them.
     """
 
     # Operations written over the cache's public API, kept with their job.
@@ -106,9 +106,9 @@ class LLMCache:
         self.semantic_skipped = self.vectors_skipped = self.stale_stores = 0
         self.dropped_stores = self.local_errors = 0
         self._runtime = rt = Runtime(client_factory, c, self)
-        self.run, self.run_sync, self.background = rt.run, rt.run_sync, rt.background
-        self.idle, self.drain, self.drain_sync = rt.idle, rt.drain, rt.drain_sync
-        self.on_home_thread = rt.on_home_thread
+        self.run, self.submit = rt.run, rt.submit
+        self.background, self.idle, self.on_home_thread = rt.background, rt.idle, rt.on_home_thread
+        self.drain, self.drain_sync = rt.drain, rt.drain_sync
         self._sem = SemanticLayer.of(embedder, c, redis=rt.client, warn=self.warn)
         self.embedder: Embedder | None = self._sem.embedder if self._sem is not None else None
         if self._sem is not None:
@@ -193,6 +193,10 @@ class LLMCache:
             raise CacheConfigError("this cache has no embedder")
         return await self._sem.embed(text)
 
+    def run_sync(self, fn: Job[T], *args: Any, timeout: float) -> T:
+        """``submit`` ``fn(*args)`` and wait up to ``timeout`` (see ``Runtime.run_sync``)."""
+        return self._runtime.wait(self.submit(fn, *args), timeout)
+
     @property
     def redis(self) -> aredis.Redis:
         """The client of the home loop (only valid inside a coroutine run on it)."""
@@ -246,7 +250,7 @@ class LLMCache:
         return self.breakers.for_tag(self.space(manifest).tag)
 
     def space(self, manifest: KeyManifest) -> Space:
-        return Space.of(manifest.namespace, manifest.tenant)
+        return Space(manifest.namespace, encode_tenant(manifest.tenant))
 
     async def lookup(
         self, manifest: KeyManifest, *, threshold: float | None, max_age: float | None = None

@@ -6,6 +6,7 @@ the key; the sync or async wrapper is chosen once, at decoration time.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import typing
 from collections.abc import Callable, Iterable
@@ -13,10 +14,9 @@ from typing import Any, TypeVar
 
 from . import _codec
 from ._binding import BoundCall
-from ._call import CachedCall
-from ._call_base import DEFAULT_MAX_ENTRY_BYTES, UNSET
-from ._layout import NAMESPACE_RE
+from ._call import DEFAULT_MAX_ENTRY_BYTES, CachedCall
 from ._manifest import default_normalize
+from ._options import NOT_GIVEN, EntryOptions, NotGiven, check_callable, check_names
 from ._wrappers import (
     make_async_gen_wrapper,
     make_async_wrapper,
@@ -30,7 +30,6 @@ from .result import CacheResult
 __all__ = ["BoundCall", "cached_llm"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_UNSET: Any = UNSET
 
 
 def _register_return_type(func: Callable[..., Any]) -> None:
@@ -47,39 +46,9 @@ def _register_return_type(func: Callable[..., Any]) -> None:
                 continue
 
 
-def _validate(
-    namespace: Any,
-    ttl: Any,
-    threshold: Any,
-    tenant: Any,
-    ignore: Any,
-    prompt: Any,
-    on_result: Any,
-    max_entry_bytes: Any = None,
-    cache_none: Any = True,
-) -> None:
-    if not isinstance(namespace, str) or not NAMESPACE_RE.match(namespace):
-        raise CacheConfigError(
-            f"namespace must be 1-64 characters of A-Z a-z 0-9 _ . - (it is part of Redis key "
-            f"names), got {namespace!r}"
-        )
-    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0):
-        raise CacheConfigError(f"ttl must be a positive int (seconds) or None, got {ttl!r}")
-    if threshold is not None:
-        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
-            raise CacheConfigError(f"threshold must be a number in [-1, 1], got {threshold!r}")
-        if not -1.0 <= float(threshold) <= 1.0:
-            raise CacheConfigError(
-                f"threshold is a cosine similarity and must be in [-1, 1], got {threshold!r}"
-            )
-    if tenant is not None and not callable(tenant):
-        raise CacheConfigError(
-            f"tenant must be a callable(BoundCall) -> str | None, got {tenant!r}"
-        )
-    if on_result is not None and not callable(on_result):
-        raise CacheConfigError(f"on_result must be callable, got {on_result!r}")
-    if isinstance(ignore, str) or not all(isinstance(x, str) for x in ignore):
-        raise CacheConfigError(f"ignore must be a collection of parameter names, got {ignore!r}")
+def _validate(tenant: Any, ignore: Any, prompt: Any, max_entry_bytes: Any, cache_none: Any) -> None:
+    check_callable("tenant", tenant, "callable(BoundCall) -> str | None")
+    check_names("ignore", ignore, "parameter names")
     if prompt is not None and not isinstance(prompt, str):
         raise CacheConfigError(f"prompt must be a parameter name, got {prompt!r}")
     if max_entry_bytes is not None and (
@@ -100,7 +69,7 @@ def cached_llm(
     *,
     cache: LLMCache | None = None,
     ttl: int | None = None,
-    threshold: float | None = _UNSET,
+    threshold: float | NotGiven | None = NOT_GIVEN,
     tenant: Callable[[BoundCall], str | None] | None = None,
     ignore: Iterable[str] = (),
     prompt: str | None = None,
@@ -143,17 +112,15 @@ def cached_llm(
             returned, not stored (``reason`` says so), and the next call runs the function
             again. Identical calls already waiting on this one still share its result.
     """
-    _validate(
-        namespace,
-        ttl,
-        None if threshold is _UNSET else threshold,
-        tenant,
-        ignore,
-        prompt,
-        on_result,
-        max_entry_bytes,
-        cache_none,
+    shared = EntryOptions(
+        namespace=namespace,
+        cache=cache,
+        threshold=threshold,
+        ttl=ttl,
+        on_result=on_result,
+        max_entry_bytes=max_entry_bytes,
     )
+    _validate(tenant, ignore, prompt, max_entry_bytes, cache_none)
 
     def decorate(func: F) -> F:
         target = getattr(func, "__func__", func)
@@ -162,30 +129,25 @@ def cached_llm(
         name = getattr(target, "__qualname__", repr(target))
         _check_prompt_param(target, prompt, ignore)
         _register_return_type(target)
-        call = CachedCall(
-            namespace=namespace,
-            cache=cache,
-            ttl=ttl,
-            threshold=None if threshold is _UNSET else threshold,
-            threshold_given=threshold is not _UNSET,
-            tenant=tenant,
-            ignore=ignore,
-            prompt=prompt,
-            normalize=normalize,
-            on_result=on_result,
-            allow_global=allow_global or tenant is None,
-            function_id=f"{getattr(target, '__module__', '?')}.{name}",
-            max_entry_bytes=max_entry_bytes,
-            cache_none=cache_none,
-        )
+        function_id = f"{getattr(target, '__module__', '?')}.{name}"
         # SDK methods are often wrapped by sync decorators around an async def (openai's
         # required_args): look through __wrapped__ to see what the call really returns.
         unwrapped = inspect.unwrap(target)
+        generator = inspect.isasyncgenfunction(unwrapped) or inspect.isgeneratorfunction(unwrapped)
+        call = CachedCall(
+            dataclasses.replace(shared, label=function_id),  # its own oversize count
+            tenant=tenant,
+            allow_global=allow_global or tenant is None,
+            ignore=ignore,
+            prompt=prompt,
+            normalize=normalize,
+            function_id=function_id,
+            cache_none=cache_none,
+            generator=generator,
+        )
         if inspect.isasyncgenfunction(unwrapped):
-            call.generator = True
             wrapper = make_async_gen_wrapper(call)
         elif inspect.isgeneratorfunction(unwrapped):
-            call.generator = True
             wrapper = make_sync_gen_wrapper(call)
         elif inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(unwrapped):
             wrapper = make_async_wrapper(call)

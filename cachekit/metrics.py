@@ -26,7 +26,7 @@ import logging
 import re
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from .errors import CacheConfigError
@@ -104,59 +104,51 @@ def _require_prometheus() -> Any:
 
 
 class _Metrics:
-    """The metric objects of one registry (a registry refuses duplicate names)."""
+    """The metric objects of one registry (a registry refuses duplicate names).
+
+    Every metric is labelled by namespace first, then by its own label.
+    """
 
     def __init__(self, registry: CollectorRegistry) -> None:
         pc = _require_prometheus()
-        ns = ["namespace"]
-        self.hits = pc.Counter(
-            "cachekit_hits_total", "Calls served from the cache.", [*ns, "layer"], registry=registry
+
+        def counter(name: str, doc: str, *labels: str) -> Any:
+            return pc.Counter(name, doc, ["namespace", *labels], registry=registry)
+
+        def histogram(name: str, doc: str, label: str, buckets: Sequence[float]) -> Any:
+            labels = ["namespace", label]
+            return pc.Histogram(name, doc, labels, buckets=buckets, registry=registry)
+
+        self.hits = counter("cachekit_hits_total", "Calls served from the cache.", "layer")
+        self.misses = counter("cachekit_misses_total", "Calls that ran the function (cache miss).")
+        self.bypasses = counter(
+            "cachekit_bypasses_total", "Calls that skipped the cache on purpose.", "reason"
         )
-        self.misses = pc.Counter(
-            "cachekit_misses_total",
-            "Calls that ran the function (cache miss).",
-            ns,
-            registry=registry,
-        )
-        self.bypasses = pc.Counter(
-            "cachekit_bypasses_total",
-            "Calls that skipped the cache on purpose.",
-            [*ns, "reason"],
-            registry=registry,
-        )
-        self.errors = pc.Counter(
+        self.errors = counter(
             "cachekit_errors_total",
             "Calls where the cache failed and the call went on without it.",
-            [*ns, "stage"],
-            registry=registry,
+            "stage",
         )
-        self.overhead = pc.Histogram(
+        self.overhead = histogram(
             "cachekit_overhead_seconds",
             "Time spent in cachekit per call (lookup, and the store on a miss).",
-            [*ns, "status"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
+            "status",
+            LATENCY_BUCKETS,
         )
-        self.stages = pc.Histogram(
+        self.stages = histogram(
             "cachekit_stage_seconds",
             "Time per cache stage (lookup, embed, search, store).",
-            [*ns, "stage"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
+            "stage",
+            LATENCY_BUCKETS,
         )
-        self.similarity = pc.Histogram(
+        self.similarity = histogram(
             "cachekit_similarity",
             "Cosine similarity of semantic hits and of the nearest candidate of misses.",
-            [*ns, "outcome"],
-            buckets=SIMILARITY_BUCKETS,
-            registry=registry,
+            "outcome",
+            SIMILARITY_BUCKETS,
         )
-        self.age = pc.Histogram(
-            "cachekit_hit_age_seconds",
-            "Age of the cache entries served.",
-            [*ns, "layer"],
-            buckets=AGE_BUCKETS,
-            registry=registry,
+        self.age = histogram(
+            "cachekit_hit_age_seconds", "Age of the cache entries served.", "layer", AGE_BUCKETS
         )
 
 

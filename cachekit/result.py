@@ -11,9 +11,10 @@ import contextvars
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 __all__ = [
+    "NO_CONTROL",
     "CacheControl",
     "CacheResult",
     "Status",
@@ -99,6 +100,9 @@ class CacheControl:
     skip_store: bool = False
     max_age: float | None = None
 
+
+#: No overrides: what a call without :func:`cache_control` (or ``Cache-Control``) gets.
+NO_CONTROL: Final = CacheControl()
 
 _control: contextvars.ContextVar[CacheControl | None] = contextvars.ContextVar(
     "cachekit_control", default=None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -11,12 +10,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 import redis
 from click.testing import CliRunner, Result
@@ -28,28 +25,20 @@ from starlette.testclient import TestClient
 
 from cachekit import LLMCache, cached_llm, last_result
 from cachekit.__main__ import cli
+from cachekit._server import free_port
 from cachekit.embedders import CallableEmbedder
 from cachekit.middleware import CacheMiddleware
+from tests import _helpers
+from tests._helpers import MakeCache, settle
 
 REPO = Path(__file__).resolve().parent.parent
 DEAD_URL = "redis://127.0.0.1:1/0"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def bow(texts: list[str]) -> np.ndarray:
-    """Bag of words hashed into 64 dimensions: paraphrases sharing words are close."""
-    out = np.zeros((len(texts), 64), dtype=np.float32)
-    for i, text in enumerate(texts):
-        for word in re.findall(r"[a-z0-9]+", text.lower()):
-            out[i, int(hashlib.sha256(word.encode()).hexdigest(), 16) % 64] += 1.0
-        if not out[i].any():
-            out[i, 0] = 1.0
-    return out
-
-
 def bow_embedder() -> CallableEmbedder:
     """Loaded by the CLI as ``--embedder py:tests.test_cli:bow_embedder``."""
-    return CallableEmbedder(bow, dimensions=64, model_id="test/bow64", default_threshold=0.8)
+    return _helpers.bow_embedder(default_threshold=0.8)
 
 
 BOW = "py:tests.test_cli:bow_embedder"
@@ -72,10 +61,9 @@ def invoke(redis_url: str) -> Any:
 
 
 @pytest.fixture
-def cache(redis_url: str) -> Iterator[LLMCache]:
-    c = LLMCache.from_url(redis_url, embedder=bow_embedder())
-    yield c
-    c.close()
+def cache(make_cache: MakeCache) -> LLMCache:
+    """This module's cache embeds with :func:`bow_embedder`, as the ``BOW`` CLI option."""
+    return make_cache(embedder=bow_embedder())
 
 
 @pytest.fixture
@@ -93,8 +81,7 @@ def populated(cache: LLMCache, ask: Any) -> Any:
     for org in ("acme", "globex"):
         ask("What is the capital of France?", org=org)
         ask("How do I reset my password?", org=org)
-    cache.drain_sync()
-    time.sleep(0.05)  # the in-process single-flight forgets landed stores
+    settle(cache)
     for _ in range(2):
         ask("What is the capital of France?", org="acme")
         assert last_result().status == "exact"  # type: ignore[union-attr]
@@ -588,12 +575,6 @@ def test_unreachable_redis_as_a_process_has_no_traceback() -> None:
 # --------------------------------------------------------------------------- proxy
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_proxy_command_serves_and_caches(redis_url: str, invoke: Any) -> None:
     from tests.llm_server import LocalOpenAIServer
 
@@ -642,19 +623,6 @@ def test_proxy_threshold_needs_an_embedder(invoke: Any) -> None:
 # ------------------------------------------------------------------------ cluster
 
 
-@pytest.fixture(scope="module")
-def cluster_url() -> Iterator[str]:
-    from redis.cluster import RedisCluster
-
-    from cachekit._server import start_cluster
-
-    with start_cluster(primaries=3) as nodes:
-        client = RedisCluster(host="127.0.0.1", port=nodes[0].port)
-        client.flushall(target_nodes=RedisCluster.PRIMARIES)
-        client.close()
-        yield f"redis+cluster://127.0.0.1:{nodes[1].port}"
-
-
 def test_commands_on_a_redis_cluster(invoke: Any, cluster_url: str) -> None:
     from cachekit.stats import track_outcomes
 
@@ -669,8 +637,7 @@ def test_commands_on_a_redis_cluster(invoke: Any, cluster_url: str) -> None:
     try:
         for org in orgs:
             ask("capital of france", org)
-        cache.drain_sync()
-        time.sleep(0.05)
+        settle(cache)
         for org in orgs:
             ask("capital of france", org)
             assert last_result().status == "exact"  # type: ignore[union-attr]

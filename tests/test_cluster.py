@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -10,25 +9,10 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from cachekit import Budgets, LLMCache, cached_llm, last_result
-from cachekit._server import RedisServer, start_cluster
+from cachekit import LLMCache, cached_llm, last_result
+from cachekit._server import RedisServer
 from cachekit.embedders import CallableEmbedder
-
-GENEROUS = Budgets(lookup=10, embed=30, search=10, store=10, command=10, pool_wait=10)
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[list[RedisServer]]:
-    with start_cluster(primaries=3) as nodes:
-        yield nodes
-
-
-@pytest.fixture
-def cluster_url(cluster: list[RedisServer]) -> Iterator[str]:
-    client = RedisCluster(host="127.0.0.1", port=cluster[0].port)
-    client.flushall(target_nodes=RedisCluster.PRIMARIES)
-    client.close()
-    yield f"redis+cluster://127.0.0.1:{cluster[1].port}"
+from tests._helpers import GENEROUS
 
 
 def words_embedder() -> CallableEmbedder:

@@ -26,14 +26,6 @@ from cachekit import (
 from cachekit._codec import decode, encode
 from cachekit._layout import encode_tenant
 
-
-@pytest.fixture
-def cache(redis_url: str) -> Any:
-    c = LLMCache.from_url(redis_url)
-    yield c
-    c.close()
-
-
 # -- decoration targets ----------------------------------------------------------------
 
 

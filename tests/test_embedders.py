@@ -8,7 +8,7 @@ import gc
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -44,17 +44,6 @@ def assert_unit_rows(vectors: Vectors, rows: int, dimensions: int) -> None:
 
 
 # --------------------------------------------------------------------------- MiniLM
-
-
-@pytest.fixture(scope="module")
-def minilm() -> Iterator[SentenceTransformerEmbedder]:
-    """The bundled all-MiniLM-L6-v2, loaded once per module (a few seconds)."""
-    embedder = SentenceTransformerEmbedder()
-    # Its own short-lived loop: the embedder holds nothing loop-bound, which the tests
-    # (each on a fresh pytest loop) then rely on.
-    asyncio.run(embedder.warmup())
-    yield embedder
-    embedder.close()
 
 
 def test_minilm_constructor_does_no_io() -> None:
@@ -515,17 +504,11 @@ async def test_batching_real_minilm_matches_direct(minilm: SentenceTransformerEm
 # --------------------------------------------------------------------------- OpenAI
 
 
-@pytest.fixture(scope="module")
-def llm_server() -> Iterator[LocalOpenAIServer]:
-    with LocalOpenAIServer() as server:
-        yield server
-
-
 @pytest.fixture
-def srv(llm_server: LocalOpenAIServer) -> LocalOpenAIServer:
-    llm_server.reset()
-    llm_server.delay = 0.0
-    return llm_server
+def srv(upstream: LocalOpenAIServer) -> LocalOpenAIServer:
+    upstream.reset()
+    upstream.delay = 0.0
+    return upstream
 
 
 def _client(srv: LocalOpenAIServer, **kwargs: object) -> openai.AsyncOpenAI:

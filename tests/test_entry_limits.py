@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,24 +10,9 @@ import pytest
 import redis
 
 from cachekit import CacheConfigError, LLMCache, cached_llm, last_result
+from tests._helpers import entry_keys, settle
 
 MIB = 1 << 20
-
-
-@pytest.fixture
-def cache(redis_url: str) -> Iterator[LLMCache]:
-    c = LLMCache.from_url(redis_url)
-    yield c
-    c.close()
-
-
-def entry_keys(client: redis.Redis, namespace: str) -> list[bytes]:
-    return list(client.scan_iter(match=f"ck:{{{namespace}:*}}:e:*"))
-
-
-def settle(cache: LLMCache) -> None:
-    cache.drain_sync()
-    time.sleep(0.05)  # the in-process single-flight forgets landed stores
 
 
 # -- max_entry_bytes ---------------------------------------------------------------------

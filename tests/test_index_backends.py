@@ -26,7 +26,7 @@ from cachekit._index import (
     make_index,
     resolve_index,
 )
-from cachekit._index.base import FOREVER_SECONDS
+from cachekit._index._wire import FOREVER_SECONDS
 from cachekit._layout import META_KEY, Space, VectorScope, encode_tenant
 from cachekit.errors import CacheConfigError, IndexMismatchError
 

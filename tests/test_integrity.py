@@ -17,7 +17,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from cachekit import Budgets, LLMCache, cache_control, cached_llm, last_result
+from cachekit import LLMCache, cache_control, cached_llm, last_result
 from cachekit._codec import encode
 from cachekit._server import RedisServer
 from cachekit.embedders import CallableEmbedder
 from cachekit.middleware import CacheMiddleware
+from tests._helpers import GENEROUS, MakeCache, entry_keys
 
-GENEROUS = Budgets(lookup=10, embed=30, search=10, store=10, command=10, pool_wait=10)
 DIMS = 32
 CHAT = "/v1/chat/completions"
 
@@ -73,13 +73,9 @@ def _seed(text: str) -> int:
 
 
 @pytest.fixture
-async def cache(redis_url: str) -> AsyncIterator[LLMCache]:
-    async with LLMCache.from_url(redis_url, budgets=GENEROUS, background_stores=False) as c:
-        yield c
-
-
-def entry_keys(r: redis.Redis, namespace: str) -> list[bytes]:
-    return list(r.scan_iter(match=f"ck:{{{namespace}:*}}:e:*"))
+def cache(make_cache: MakeCache) -> LLMCache:
+    """Stores are synchronous here: an entry is in Redis when the call that stored it returns."""
+    return make_cache(budgets=GENEROUS, background_stores=False)
 
 
 # -- payloads that are not ours ----------------------------------------------------------

@@ -32,11 +32,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from cachekit import Budgets, LLMCache, cached_llm, last_result
+from cachekit import LLMCache, cached_llm, last_result
 from cachekit.embedders import CallableEmbedder
 from cachekit.middleware import CacheMiddleware
+from tests._helpers import GENEROUS
 
-GENEROUS = Budgets(lookup=10, embed=30, search=10, store=10, command=10, pool_wait=10)
 CHAT = "/v1/chat/completions"
 DIMS = 32
 NAMESPACES = ("iso-a", "iso-b")

@@ -28,25 +28,19 @@ MESSAGES: list[Any] = [
 ANSWER = "echo: What is the capital of France?"
 
 
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[LocalOpenAIServer]:
-    with LocalOpenAIServer() as server:
-        yield server
-
-
 @pytest.fixture
-def srv(shared_server: LocalOpenAIServer) -> LocalOpenAIServer:
+def srv(upstream: LocalOpenAIServer) -> LocalOpenAIServer:
     """The module's server with no recorded calls, pending faults or latency."""
-    shared_server.reset()
-    shared_server.delay = shared_server.stream_delay = 0.0
-    shared_server.require_api_key = False
-    return shared_server
+    upstream.reset()
+    upstream.delay = upstream.stream_delay = 0.0
+    upstream.require_api_key = False
+    return upstream
 
 
 @pytest.fixture(scope="module")
-def client(shared_server: LocalOpenAIServer) -> Iterator[openai.OpenAI]:
+def client(upstream: LocalOpenAIServer) -> Iterator[openai.OpenAI]:
     # Building an SDK client costs ~0.1 s (TLS context), so the module shares one.
-    with openai.OpenAI(base_url=shared_server.base_url, api_key="sk-test", max_retries=0) as c:
+    with openai.OpenAI(base_url=upstream.base_url, api_key="sk-test", max_retries=0) as c:
         yield c
 
 

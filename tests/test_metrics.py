@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
-import time
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
-import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -18,20 +13,9 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from cachekit import CacheConfigError, CacheResult, LLMCache, cached_llm, last_result
-from cachekit.embedders import CallableEmbedder
 from cachekit.metrics import MetricsObserver, instrument, metrics_app, mount_metrics
 from cachekit.middleware import CacheMiddleware
-
-
-def bow(texts: list[str]) -> np.ndarray:
-    """Bag of words hashed into 64 dimensions: paraphrases sharing words are close."""
-    out = np.zeros((len(texts), 64), dtype=np.float32)
-    for i, text in enumerate(texts):
-        for word in re.findall(r"[a-z0-9]+", text.lower()):
-            out[i, int(hashlib.sha256(word.encode()).hexdigest(), 16) % 64] += 1.0
-        if not out[i].any():
-            out[i, 0] = 1.0
-    return out
+from tests._helpers import MakeCache, bow_embedder, settle
 
 
 @pytest.fixture
@@ -40,23 +24,14 @@ def registry() -> CollectorRegistry:
 
 
 @pytest.fixture
-def cache(redis_url: str) -> Iterator[LLMCache]:
-    c = LLMCache.from_url(
-        redis_url, embedder=CallableEmbedder(bow, dimensions=64, model_id="test/bow64")
-    )
-    yield c
-    c.close()
+def cache(make_cache: MakeCache) -> LLMCache:
+    """This module's cache has an embedder: the metrics of semantic hits are tested too."""
+    return make_cache(embedder=bow_embedder())
 
 
 def value(reg: CollectorRegistry, name: str, **labels: str) -> float:
     found = reg.get_sample_value(name, labels)
     return 0.0 if found is None else found
-
-
-def wait_stored(cache: LLMCache) -> None:
-    """Stores may run in the background; hits are only read back once they landed."""
-    cache.drain_sync()
-    time.sleep(0.05)
 
 
 def test_decorated_calls_become_metrics(cache: LLMCache, registry: CollectorRegistry) -> None:
@@ -69,7 +44,7 @@ def test_decorated_calls_become_metrics(cache: LLMCache, registry: CollectorRegi
         return "answer"
 
     ask("what is the capital city of france")
-    wait_stored(cache)
+    settle(cache)
     ask("what is the capital city of france")
     assert last_result().status == "exact"  # type: ignore[union-attr]
     ask("tell me what is the capital city of france")

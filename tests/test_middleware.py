@@ -5,15 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
-import hashlib
 import json
 import logging
-import re
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
-import numpy as np
 import pytest
 import redis
 from fastapi import FastAPI
@@ -26,22 +22,12 @@ from starlette.testclient import TestClient
 from starlette.types import Message
 from starlette.websockets import WebSocket
 
-from cachekit import CacheConfigError, CacheResult, LLMCache
-from cachekit.embedders import CallableEmbedder
+from cachekit import CacheConfigError, CacheControl, CacheResult, LLMCache
+from cachekit._server import free_port
 from cachekit.middleware import CacheMiddleware, api_key_tenant, parse_cache_control
+from tests._helpers import MakeCache, assert_no_traceback, bow_embedder, entry_keys
 
 CHAT = "/v1/chat/completions"
-
-
-def bow(texts: list[str]) -> np.ndarray:
-    """Bag of words hashed into 64 dimensions: paraphrases sharing words are close."""
-    out = np.zeros((len(texts), 64), dtype=np.float32)
-    for i, text in enumerate(texts):
-        for word in re.findall(r"[a-z0-9]+", text.lower()):
-            out[i, int(hashlib.sha256(word.encode()).hexdigest(), 16) % 64] += 1.0
-        if not out[i].any():
-            out[i, 0] = 1.0
-    return out
 
 
 def chat_body(prompt: str, **extra: Any) -> dict[str, Any]:
@@ -127,19 +113,8 @@ class FakeLLM:
 
 
 @pytest.fixture
-def cache(redis_url: str) -> Iterator[LLMCache]:
-    c = LLMCache.from_url(redis_url)
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def semantic_cache(redis_url: str) -> Iterator[LLMCache]:
-    c = LLMCache.from_url(
-        redis_url, embedder=CallableEmbedder(bow, dimensions=64, model_id="test/bow64")
-    )
-    yield c
-    c.close()
+def semantic_cache(make_cache: MakeCache) -> LLMCache:
+    return make_cache(embedder=bow_embedder())
 
 
 @pytest.fixture
@@ -150,10 +125,6 @@ def fake() -> FakeLLM:
 def client_for(fake: FakeLLM, cache: LLMCache, **options: Any) -> TestClient:
     options.setdefault("allow_global", True)
     return TestClient(CacheMiddleware(fake.app, cache=cache, **options))
-
-
-def entry_keys(r: redis.Redis) -> list[bytes]:
-    return [k for k in r.scan_iter(match="ck:*:e:*")]
 
 
 # -- the basic contract --------------------------------------------------------------------
@@ -434,7 +405,8 @@ def test_request_cache_control(fake: FakeLLM, cache: LLMCache) -> None:
 
 def test_parse_cache_control() -> None:
     c = parse_cache_control('No-Cache, max-age="30", foo=bar')
-    assert c.no_cache and not c.no_store and c.max_age == 30
+    # The HTTP spelling of cache_control(): one control type for every entry point.
+    assert c == CacheControl(skip_lookup=True, skip_store=False, max_age=30)
     assert parse_cache_control("max-age=abc").max_age is None
     assert parse_cache_control("max-age=-5").max_age == 0
     assert parse_cache_control(None).max_age is None
@@ -493,9 +465,7 @@ def test_corrupt_entry_is_a_miss_and_deleted(
 
 
 def test_redis_unreachable_fails_open(fake: FakeLLM) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     dead = LLMCache.from_url(f"redis://127.0.0.1:{port}/0")
     try:
         with client_for(fake, dead) as client:
@@ -688,12 +658,6 @@ def deep_body(depth: int) -> bytes:
     return head + b"[" * depth + b"]" * depth + b"}"
 
 
-def assert_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
-    noisy = [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
-    assert not noisy, [r.getMessage()[:200] for r in noisy]
-    assert all(len(r.getMessage()) < 500 for r in caplog.records)
-
-
 @pytest.mark.parametrize("depth", [490, 5000])
 def test_deeply_nested_body_passes_through(
     cache: LLMCache, caplog: pytest.LogCaptureFixture, depth: int
@@ -714,7 +678,7 @@ def test_deeply_nested_body_passes_through(
             assert reply.status_code == 200 and reply.headers["x-cache"] == "BYPASS"
             assert reply.json() == {"received": len(raw)}
     assert seen == [len(raw)] * 2
-    assert_no_traceback(caplog)
+    assert_no_traceback(caplog, max_message=500)
 
 
 def test_depth_limit_is_a_key_error() -> None:

@@ -10,12 +10,10 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import numpy as np
-import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
@@ -248,17 +246,13 @@ async def test_a_byte_identical_request_found_by_the_semantic_search_counts_exac
 
 
 def test_store_budget_has_no_embed_without_an_embedder(redis_url: str) -> None:
-    from cachekit.middleware._request import RequestControl
-    from cachekit.middleware._state import RequestState
-
     cache = LLMCache.from_url(redis_url)
     try:
         mw = CacheMiddleware(make_app([]), cache=cache, allow_global=True)
         manifest = mw.options.key(json.dumps(BODY).encode(), None, None, CHAT, "")
         assert not isinstance(manifest, str)
-        state = RequestState(manifest, RequestControl(), 0.0)
-        state.outcome = cache.run_sync(cache.prepare, manifest, timeout=10)
-        assert mw.options.store_budget(cache, state) == cache.budgets.store
+        outcome = cache.run_sync(cache.prepare, manifest, timeout=10)
+        assert cache.store_budget(manifest, outcome) == cache.budgets.store
     finally:
         cache.close()
 
@@ -266,13 +260,6 @@ def test_store_budget_has_no_embed_without_an_embedder(redis_url: str) -> None:
 HANG_BUDGETS = Budgets(
     connect=0.3, command=0.3, lookup=0.5, store=1.0, pool_wait=0.3, flight_wait=20
 )
-
-
-@pytest.fixture
-def own_server() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    yield server
-    server.stop()
 
 
 def _stop(server: RedisServer) -> None:

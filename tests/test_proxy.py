@@ -3,11 +3,9 @@ OpenAI-wire upstream (LocalOpenAIServer), with a real Redis behind the proxy."""
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import logging
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -18,7 +16,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import numpy as np
 import openai
 import pytest
 import redis
@@ -26,21 +23,12 @@ import uvicorn
 from starlette.applications import Starlette
 
 from cachekit import CacheConfigError, LLMCache
-from cachekit.embedders import CallableEmbedder
+from cachekit._server import free_port
 from cachekit.proxy import create_proxy_app
+from tests._helpers import assert_no_traceback, bow_embedder, entry_keys
 from tests.llm_server import LocalOpenAIServer
 
 MODEL = "gpt-4o-mini"
-
-
-def bow(texts: list[str]) -> np.ndarray:
-    out = np.zeros((len(texts), 64), dtype=np.float32)
-    for i, text in enumerate(texts):
-        for word in re.findall(r"[a-z0-9]+", text.lower()):
-            out[i, int(hashlib.sha256(word.encode()).hexdigest(), 16) % 64] += 1.0
-        if not out[i].any():
-            out[i, 0] = 1.0
-    return out
 
 
 def messages(prompt: str) -> list[dict[str, str]]:
@@ -84,25 +72,12 @@ class Served:
         self.sock.close()
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[LocalOpenAIServer]:
-    with LocalOpenAIServer() as server:
-        yield server
-
-
 @pytest.fixture
 def up(upstream: LocalOpenAIServer) -> Iterator[LocalOpenAIServer]:
     upstream.reset()
     yield upstream
     upstream.reset()
     upstream.stream_delay = 0.0
-
-
-@pytest.fixture
-def cache(redis_url: str) -> Iterator[LLMCache]:
-    c = LLMCache.from_url(redis_url)
-    yield c
-    c.close()
 
 
 @pytest.fixture
@@ -130,10 +105,6 @@ def chat_stream(client: openai.OpenAI, prompt: str, **kwargs: Any) -> tuple[str,
     )
     text = "".join(chunk.choices[0].delta.content or "" for chunk in raw.parse() if chunk.choices)
     return text, raw.headers
-
-
-def entry_keys(r: redis.Redis) -> list[bytes]:
-    return list(r.scan_iter(match="ck:*:e:*"))
 
 
 # -- hits ------------------------------------------------------------------------------------
@@ -197,9 +168,7 @@ async def test_async_client_stream_and_non_stream(proxy: Served, up: LocalOpenAI
 
 
 def test_semantic_hit(redis_url: str, up: LocalOpenAIServer) -> None:
-    cache = LLMCache.from_url(
-        redis_url, embedder=CallableEmbedder(bow, dimensions=64, model_id="test/bow64")
-    )
+    cache = LLMCache.from_url(redis_url, embedder=bow_embedder())
     served = Served(create_proxy_app(cache, up.base_url, threshold=0.6))
     try:
         client = sync_client(served)
@@ -311,9 +280,7 @@ def test_other_endpoints_pass_through_uncached(proxy: Served, up: LocalOpenAISer
 
 
 def test_upstream_down_is_a_502_never_cached(cache: LLMCache) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     served = Served(create_proxy_app(cache, f"http://127.0.0.1:{port}/v1", timeout=5))
     try:
         for _ in range(2):
@@ -348,9 +315,7 @@ def test_bad_proxy_options(cache: LLMCache) -> None:
 
 
 def test_run_proxy_serves_until_interrupted(redis_url: str, up: LocalOpenAIServer) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     code = (
         "from cachekit.proxy import run_proxy; "
         f"run_proxy({up.base_url!r}, port={port}, redis_url={redis_url!r}, log_level='warning')"
@@ -378,9 +343,7 @@ def test_run_proxy_serves_until_interrupted(redis_url: str, up: LocalOpenAIServe
 
 
 def test_redis_down_proxy_starts_and_answers(up: LocalOpenAIServer) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     dead = LLMCache.from_url(f"redis://127.0.0.1:{port}/0")
     served = Served(create_proxy_app(dead, up.base_url))
     try:
@@ -401,11 +364,6 @@ def _deep(depth: int) -> Any:
     return nested
 
 
-def _assert_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
-    noisy = [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
-    assert not noisy, [r.getMessage()[:200] for r in noisy]
-
-
 def test_deeply_nested_body_via_the_sdk_passes_through(
     proxy: Served, up: LocalOpenAIServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -416,7 +374,7 @@ def test_deeply_nested_body_via_the_sdk_passes_through(
         text, headers = chat(client, "deep", extra_body={"extra": _deep(490)})
         assert text == "echo: deep" and headers["x-cache"] == "BYPASS"
     assert up.count("/v1/chat/completions") == 2
-    _assert_no_traceback(caplog)
+    assert_no_traceback(caplog)
 
 
 @pytest.mark.parametrize("depth", [490, 5000])
@@ -435,7 +393,7 @@ def test_deeply_nested_raw_body_passes_through(
         assert reply.status_code == direct.status_code, reply.text[:300]
         assert reply.headers["x-cache"] == "BYPASS"
     assert up.count("/v1/chat/completions") == 3
-    _assert_no_traceback(caplog)
+    assert_no_traceback(caplog)
 
 
 def test_identical_concurrent_requests_are_each_counted_once(

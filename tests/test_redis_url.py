@@ -12,7 +12,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from click.testing import CliRunner
 import cachekit
 from cachekit import cached_llm, last_result
 from cachekit.__main__ import cli
-from cachekit._server import RedisServer
+from cachekit._server import RedisServer, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT = "redis://localhost:6379/0"
@@ -163,9 +162,7 @@ def test_demo_without_either_variable_starts_its_own(monkeypatch: pytest.MonkeyP
 def test_run_proxy_uses_cachekit_redis_url(both: dict[str, str]) -> None:
     from tests.llm_server import LocalOpenAIServer
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = {**os.environ, **both, "PYTHONPATH": str(REPO)}
     with LocalOpenAIServer() as up:
         code = (

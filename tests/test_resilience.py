@@ -58,14 +58,6 @@ def added_bound(budgets: Budgets) -> float:
     return (budgets.lookup + budgets.command) * 3 + 1.0
 
 
-@pytest.fixture
-def own_server() -> Iterator[RedisServer]:
-    """A Redis of this test alone: it may be killed, paused and restarted."""
-    server = RedisServer().start()
-    yield server
-    server.stop()
-
-
 # -- a steady load through the decorator ------------------------------------------------
 
 #: Seconds the wrapped function itself ran during the current call (0 when it did not).

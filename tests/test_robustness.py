@@ -33,23 +33,15 @@ from cachekit import Budgets, LLMCache, cache_control, cached_llm, last_result
 from cachekit._layout import Space, encode_tenant
 from cachekit._server import RedisServer, free_port, start_cluster
 from cachekit.middleware import CacheMiddleware
+from tests._helpers import GENEROUS
 
 ROOT = Path(__file__).resolve().parents[1]
-GENEROUS = Budgets(lookup=10, embed=30, search=10, store=10, command=10, pool_wait=10)
 
 
 def status() -> str:
     result = last_result()
     assert result is not None
     return result.status
-
-
-@pytest.fixture
-def own_server() -> Iterator[RedisServer]:
-    """A Redis of this test alone: it may be paused and killed."""
-    server = RedisServer().start()
-    yield server
-    server.stop()
 
 
 # -- cold start ---------------------------------------------------------------------------

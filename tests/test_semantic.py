@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ import redis
 
 from cachekit import Budgets, IndexMismatchError, LLMCache, cached_llm, last_result, use_tenant
 from cachekit.embedders import CallableEmbedder, SentenceTransformerEmbedder
+from tests._helpers import MakeCache
 
 BACKENDS = ["vectorset", "search", "flat"]
 #: The machine running the tests may be loaded: these tests are about behaviour, not
@@ -80,19 +80,11 @@ def table() -> TableEmbedder:
 
 
 @pytest.fixture
-async def tcache(redis_url: str, backend: str, table: TableEmbedder) -> AsyncIterator[LLMCache]:
+async def tcache(make_cache: MakeCache, backend: str, table: TableEmbedder) -> LLMCache:
     emb = CallableEmbedder(table, dimensions=DIMS, model_id="test/table")
-    async with LLMCache.from_url(
-        redis_url, embedder=emb, index=backend, background_stores=False
-    ) as cache:
-        yield cache
-
-
-@pytest.fixture(scope="module")
-def minilm() -> Iterator[SentenceTransformerEmbedder]:
-    emb = SentenceTransformerEmbedder()
-    yield emb
-    emb.close()
+    cache = make_cache(embedder=emb, index=backend, background_stores=False)
+    await cache.connect()
+    return cache
 
 
 async def test_backend_is_the_one_asked_for(tcache: LLMCache, backend: str) -> None:

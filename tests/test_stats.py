@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +48,6 @@ def wait_entries(r: redis.Redis, pattern: str, n: int, timeout: float = 10.0) ->
             return
         time.sleep(0.01)
     raise AssertionError(f"expected {n} entries matching {pattern}")
-
-
-@pytest.fixture
-def cache(redis_url: str) -> Iterator[LLMCache]:
-    c = LLMCache.from_url(redis_url)
-    yield c
-    c.close()
 
 
 # ------------------------------------------------------------------------- pricing

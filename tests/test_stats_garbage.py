@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,13 +20,6 @@ from cachekit.__main__ import cli
 from cachekit.stats import stats
 
 GOOD = "ck:{support:_}:stats"
-
-
-@pytest.fixture
-def cache(redis_url: str) -> Iterator[LLMCache]:
-    c = LLMCache.from_url(redis_url)
-    yield c
-    c.close()
 
 
 @pytest.fixture

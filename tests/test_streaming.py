@@ -13,19 +13,6 @@ from cachekit import LLMCache, cached_llm, last_result
 from tests.llm_server import LocalOpenAIServer
 
 
-@pytest.fixture
-def cache(redis_url: str) -> Iterator[LLMCache]:
-    c = LLMCache.from_url(redis_url)
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[LocalOpenAIServer]:
-    with LocalOpenAIServer() as srv:
-        yield srv
-
-
 async def test_async_generator_recorded_then_replayed(cache: LLMCache) -> None:
     runs = 0
 

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 import redis
 from flask import Flask, Response, jsonify, request
@@ -21,20 +17,11 @@ from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
 
 from cachekit import CacheConfigError, CacheResult, LLMCache
-from cachekit.embedders import CallableEmbedder
+from cachekit._server import free_port
 from cachekit.middleware import WSGICacheMiddleware, api_key_tenant
+from tests._helpers import bow_embedder, entry_keys
 
 CHAT = "/v1/chat/completions"
-
-
-def bow(texts: list[str]) -> np.ndarray:
-    out = np.zeros((len(texts), 64), dtype=np.float32)
-    for i, text in enumerate(texts):
-        for word in re.findall(r"[a-z0-9]+", text.lower()):
-            out[i, int(hashlib.sha256(word.encode()).hexdigest(), 16) % 64] += 1.0
-        if not out[i].any():
-            out[i, 0] = 1.0
-    return out
 
 
 def chat_body(prompt: str, **extra: Any) -> dict[str, Any]:
@@ -96,13 +83,6 @@ class FlaskLLM:
 
 
 @pytest.fixture
-def cache(redis_url: str) -> Iterator[LLMCache]:
-    c = LLMCache.from_url(redis_url)
-    yield c
-    c.close()
-
-
-@pytest.fixture
 def llm() -> FlaskLLM:
     return FlaskLLM()
 
@@ -121,10 +101,6 @@ def post(llm: FlaskLLM, body: Any = None, **kwargs: Any) -> TestResponse:
     if body is not None:
         kwargs["json"] = body
     return client.post(CHAT, buffered=True, **kwargs)
-
-
-def entry_keys(r: redis.Redis) -> list[bytes]:
-    return list(r.scan_iter(match="ck:*:e:*"))
 
 
 def test_flask_miss_then_hit(llm: FlaskLLM, cache: LLMCache, redis_sync: redis.Redis) -> None:
@@ -146,7 +122,7 @@ def test_flask_miss_then_hit(llm: FlaskLLM, cache: LLMCache, redis_sync: redis.R
 
 
 def test_flask_semantic_hit(llm: FlaskLLM, redis_url: str) -> None:
-    c = LLMCache.from_url(redis_url, embedder=CallableEmbedder(bow, dimensions=64, model_id="bow"))
+    c = LLMCache.from_url(redis_url, embedder=bow_embedder())
     try:
         wrap(llm, c, threshold=0.6)
         assert post(llm, chat_body("What is the capital of France?")).headers["X-Cache"] == "MISS"
@@ -244,9 +220,7 @@ def test_flask_corrupt_entry_is_a_miss(
 
 
 def test_flask_redis_unreachable_fails_open(llm: FlaskLLM) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     dead = LLMCache.from_url(f"redis://127.0.0.1:{port}/0")
     try:
         wrap(llm, dead)

@@ -1,45 +1,54 @@
 """Vector index backends behind one seam, chosen once at start-up.
 
-``resolve_index("auto", client)`` probes the server once (vector sets, then the query
-engine, then plain Redis) and returns a backend name, so a deployment gets the best index
-its server offers without configuration; ``make_index(name, client)`` builds it. All backends
-return cosine similarity in [-1, 1] (see :class:`Candidate`).
+A backend is one module plus one :func:`register_index` call (see ``_registry``); the
+built-ins (``vectorset``, ``search``, ``flat``) register themselves that way.
+``resolve_index("auto", client)`` awaits the registered probes once, in order (vector
+sets, then the query engine, then plain Redis), and returns a backend name, so a
+deployment gets the best index its server offers without configuration;
+``make_index(name, client)`` builds it. All backends return cosine similarity in [-1, 1]
+(see :class:`Candidate`).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Final
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 
-from ..errors import CacheConfigError
-from .base import Candidate, VectorIndex, any_node, has_command, run
+from ._options import DEFAULT_EF_RUNTIME, QUANTIZATIONS, IndexOptions
+from ._registry import (
+    build_index,
+    index_key_patterns,
+    index_names,
+    index_spec,
+    probe_index,
+    register_index,
+    unregister_index,
+)
+from .base import Candidate, VectorIndex
 from .flat import FlatIndex
 from .search import SearchIndex
-from .vectorset import QUANTIZATIONS, VectorSetIndex
+from .vectorset import VectorSetIndex
 
 __all__ = [
     "DEFAULT_EF_RUNTIME",
-    "INDEX_KINDS",
+    "QUANTIZATIONS",
     "Candidate",
     "FlatIndex",
+    "IndexOptions",
     "SearchIndex",
     "VectorIndex",
     "VectorSetIndex",
     "detect_index",
+    "index_key_patterns",
+    "index_names",
     "make_index",
+    "register_index",
     "resolve_index",
+    "unregister_index",
 ]
 
 log = logging.getLogger("cachekit.index")
-
-#: Backend names accepted by :func:`make_index` (``resolve_index`` also takes ``"auto"``).
-INDEX_KINDS: Final = ("vectorset", "search", "flat")
-#: Default search-time exploration factor (VSIM EF / FT EF_RUNTIME). RediSearch's own
-#: default (10) drops true neighbours on large scopes; 200 keeps recall high for ~1 ms.
-DEFAULT_EF_RUNTIME: Final = 200
 
 
 def make_index(
@@ -50,36 +59,22 @@ def make_index(
     ef_runtime: int = DEFAULT_EF_RUNTIME,
     index_name: str = "cachekit",
 ) -> VectorIndex:
-    """Build the backend ``kind``; options that do not apply to it are ignored.
+    """Build the registered backend ``kind``; options that do not apply to it are ignored.
 
     ``quantization`` ("int8" | "fp32" | "bin") applies to vector sets only (the others
-    store float32), ``index_name`` to the search backend only.
+    store float32), ``index_name`` to the search backend only. All are checked whatever
+    the backend (:class:`IndexOptions`), so a typo fails even while another backend runs.
     """
-    if quantization not in QUANTIZATIONS:
-        raise CacheConfigError(
-            f"unknown quantization {quantization!r}; valid: {', '.join(QUANTIZATIONS)}"
-        )
-    if kind == "vectorset":
-        return VectorSetIndex(client, quantization=quantization, ef_runtime=ef_runtime)
-    if kind == "search":
-        return SearchIndex(client, ef_runtime=ef_runtime, index_name=index_name)
-    if kind == "flat":
-        return FlatIndex(client)
-    hint = " (call resolve_index() for 'auto')" if kind == "auto" else ""
-    raise CacheConfigError(
-        f"unknown vector index {kind!r}{hint}; valid: 'auto', {', '.join(map(repr, INDEX_KINDS))}"
-    )
+    options = IndexOptions(quantization=quantization, ef_runtime=ef_runtime, index_name=index_name)
+    return build_index(kind, client, options)
 
 
 async def detect_index(client: aioredis.Redis) -> str:
-    """Probe the server once: "vectorset" (Redis >= 8), else "search", else "flat"."""
-    if await has_command(client, "vadd"):
-        return "vectorset"
-    try:
-        await run(client, "FT._LIST", **any_node(client))
-    except ResponseError:
-        return "flat"
-    return "search"
+    """Probe the server once: the first registered index whose probe accepts it.
+
+    With the built-ins: "vectorset" (Redis >= 8), else "search", else "flat".
+    """
+    return await probe_index(client)
 
 
 async def resolve_index(kind: str, client: aioredis.Redis) -> str:
@@ -89,12 +84,8 @@ async def resolve_index(kind: str, client: aioredis.Redis) -> str:
     pass its own options to :func:`make_index`. Probe failures propagate as redis
     errors; ``ensure()`` is where start-up failures become cachekit errors.
     """
-    if kind in INDEX_KINDS:
-        return kind
     if kind != "auto":
-        raise CacheConfigError(
-            f"unknown vector index {kind!r}; valid: 'auto', {', '.join(map(repr, INDEX_KINDS))}"
-        )
+        return index_spec(kind).name
     detected = await detect_index(client)
     log.info("vector index backend: %s (auto-detected)", detected)
     return detected

@@ -21,18 +21,10 @@ from redis.exceptions import RedisError
 
 from .._layout import VectorScope
 from ..errors import CacheBackendError
-from .base import (
-    Candidate,
-    Vector,
-    check_meta,
-    check_pipeline,
-    clip_similarity,
-    queue_key_ttl,
-    run,
-    server_version,
-    to_blob,
-    to_text,
-)
+from ._meta import check_meta
+from ._registry import TAG, register_index
+from ._wire import queue_key_ttl, run, server_version, to_text
+from .base import Candidate, IndexBase, Vector, clip_similarity
 
 __all__ = ["FlatIndex"]
 
@@ -40,17 +32,21 @@ log = logging.getLogger("cachekit.index")
 
 #: Key kind of a scope's vector hash (``VectorScope.key("fl")``).
 KEY_KIND: Final = "fl"
+#: What ``clear()`` deletes for this index (see ``register_index``).
+KEYS: Final = (f"ck:{TAG}:{KEY_KIND}:*",)
 
 
-class FlatIndex:
+class FlatIndex(IndexBase):
     """HSET / HGETALL + numpy / HDEL on one hash per scope."""
 
     name: str = "flat"
 
-    def __init__(self, client: aioredis.Redis) -> None:
-        self._client = client
-        # EXPIRE NX/GT exist since Redis 7.0; assume them until ensure() learns otherwise.
-        self._expire_options = True
+    #: EXPIRE NX/GT exist since Redis 7.0; assumed until ensure() learns otherwise.
+    _expire_options = True
+
+    def key(self, scope: VectorScope) -> str:
+        """The hash that holds ``scope``'s vectors (a subclass may store them elsewhere)."""
+        return scope.key(KEY_KIND)
 
     async def ensure(self, dims: int, model: str) -> None:
         """Validate the meta hash and learn whether EXPIRE NX/GT can be used."""
@@ -63,28 +59,20 @@ class FlatIndex:
         if not self._expire_options:
             log.info("Redis %s has no EXPIRE NX/GT: flat index keys take the latest TTL", version)
 
-    def add(
-        self,
-        pipe: Pipeline,
-        scope: VectorScope,
-        entry_id: str,
-        vector: Vector,
-        ttl: int | None,
+    def queue_add(
+        self, pipe: Pipeline, scope: VectorScope, entry_id: str, blob: bytes, ttl: int | None
     ) -> None:
         """Queue HSET of the blob and the expiry that keeps the hash alive for it."""
-        check_pipeline(pipe)
-        key = scope.key(KEY_KIND)
-        pipe.execute_command("HSET", key, entry_id, to_blob(vector))
+        key = self.key(scope)
+        pipe.execute_command("HSET", key, entry_id, blob)
         queue_key_ttl(pipe, key, ttl, has_expire_options=self._expire_options)
 
-    async def search(self, scope: VectorScope, vector: Vector, k: int) -> list[Candidate]:
+    async def knn(self, scope: VectorScope, vector: Vector, k: int) -> list[Candidate]:
         """Exact top-k: dot products of unit vectors are cosines; argpartition, then sort k.
 
         NEVER_DECODE keeps the blobs raw even on a ``decode_responses=True`` client.
         """
-        if k < 1:
-            return []
-        reply = await run(self._client, "HGETALL", scope.key(KEY_KIND), **{NEVER_DECODE: True})
+        reply = await run(self._client, "HGETALL", self.key(scope), **{NEVER_DECODE: True})
         fields = _as_pairs(reply)
         if not fields:
             return []
@@ -108,7 +96,7 @@ class FlatIndex:
     async def remove(self, scope: VectorScope, entry_ids: Sequence[str]) -> None:
         """One HDEL for all ids (Redis deletes the hash when it becomes empty)."""
         if entry_ids:
-            await self._client.hdel(scope.key(KEY_KIND), *entry_ids)
+            await self._client.hdel(self.key(scope), *entry_ids)
 
 
 def _as_pairs(reply: object) -> list[tuple[str, bytes]]:
@@ -118,3 +106,10 @@ def _as_pairs(reply: object) -> list[tuple[str, bytes]]:
         return [(to_text(f), bytes(v)) for f, v in items]
     flat = list(cast("Sequence[Any]", reply or []))
     return [(to_text(flat[i]), bytes(flat[i + 1])) for i in range(0, len(flat) - 1, 2)]
+
+
+async def _any_redis(client: aioredis.Redis) -> bool:
+    return True
+
+
+register_index("flat", FlatIndex, probe=_any_redis, key_patterns=KEYS, priority=-100)

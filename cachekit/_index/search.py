@@ -27,43 +27,32 @@ from redis.exceptions import RedisError, ResponseError
 
 from .._layout import DOC_PREFIX, VectorScope
 from ..errors import CacheBackendError, CacheConfigError, IndexMismatchError
-from .base import (
-    Candidate,
-    Vector,
-    as_map,
-    check_meta,
-    check_pipeline,
-    clip_similarity,
-    run,
-    to_blob,
-    to_float,
-    to_text,
-)
+from ._meta import check_meta
+from ._options import IndexOptions
+from ._registry import TAG, register_index
+from ._wire import any_node, as_map, run, to_blob, to_float, to_text
+from .base import Candidate, IndexBase, Vector, clip_similarity
 
 __all__ = ["DOC_PREFIX", "SearchIndex"]
 
 log = logging.getLogger("cachekit.index")
 
+#: What ``clear()`` deletes for this index (see ``register_index``); the prefix the index
+#: watches is ``_layout.DOC_PREFIX`` (see ``VectorScope.doc_key``).
+KEYS: Final = (f"{DOC_PREFIX}{TAG}:*",)
 _HNSW_M: Final = 16
 _HNSW_EF_CONSTRUCTION: Final = 200
 _QUERY: Final = "(@scope:{$S})=>[KNN $K @vec $B EF_RUNTIME $EF AS dist]"
 
 
-class SearchIndex:
+class SearchIndex(IndexBase):
     """FT.CREATE / FT.SEARCH over per-entry hash documents."""
 
     name: str = "search"
 
-    def __init__(
-        self, client: aioredis.Redis, *, ef_runtime: int = 200, index_name: str = "cachekit"
-    ) -> None:
-        if ef_runtime < 1:
-            raise CacheConfigError(f"ef_runtime must be >= 1, got {ef_runtime}")
-        if not index_name or any(ch.isspace() for ch in index_name):
-            raise CacheConfigError(f"bad search index name {index_name!r}")
-        self._client = client
-        self._ef = ef_runtime
-        self.index_name = index_name
+    def __init__(self, client: aioredis.Redis, options: IndexOptions | None = None) -> None:
+        super().__init__(client, options)
+        self.index_name = self.options.index_name
 
     async def ensure(self, dims: int, model: str) -> None:
         """Validate the meta hash, then create the FT index or check its DIM and metric."""
@@ -141,29 +130,19 @@ class SearchIndex:
                 f"run cache.clear() / FT.DROPINDEX {self.index_name} or pick another index_name"
             )
 
-    def add(
-        self,
-        pipe: Pipeline,
-        scope: VectorScope,
-        entry_id: str,
-        vector: Vector,
-        ttl: int | None,
+    def queue_add(
+        self, pipe: Pipeline, scope: VectorScope, entry_id: str, blob: bytes, ttl: int | None
     ) -> None:
         """Queue HSET of the document plus its own TTL (PERSIST when re-added forever)."""
-        check_pipeline(pipe)
         key = scope.doc_key(entry_id)
-        pipe.execute_command(
-            "HSET", key, "vec", to_blob(vector), "scope", scope.tag_value, "eid", entry_id
-        )
+        pipe.execute_command("HSET", key, "vec", blob, "scope", scope.tag_value, "eid", entry_id)
         if ttl is None:
             pipe.execute_command("PERSIST", key)
         else:
             pipe.execute_command("EXPIRE", key, max(1, int(ttl)))
 
-    async def search(self, scope: VectorScope, vector: Vector, k: int) -> list[Candidate]:
+    async def knn(self, scope: VectorScope, vector: Vector, k: int) -> list[Candidate]:
         """Hybrid KNN with the scope TAG as pre-filter; EF_RUNTIME set for recall."""
-        if k < 1:
-            return []
         reply = await run(
             self._client,
             "FT.SEARCH", self.index_name, _QUERY,
@@ -171,7 +150,7 @@ class SearchIndex:
             "S", scope.tag_value,
             "K", k,
             "B", to_blob(vector),
-            "EF", max(self._ef, k),
+            "EF", max(self.options.ef_runtime, k),
             "SORTBY", "dist",
             "RETURN", 2, "eid", "dist",
             "LIMIT", 0, k,
@@ -205,3 +184,14 @@ def _parse_search(reply: object, scope: VectorScope) -> list[Candidate]:
         out.append(Candidate(eid, clip_similarity(1.0 - to_float(fields["dist"]))))
     out.sort(key=lambda c: c.similarity, reverse=True)
     return out
+
+
+async def _has_query_engine(client: aioredis.Redis) -> bool:
+    try:
+        await run(client, "FT._LIST", **any_node(client))
+    except ResponseError:
+        return False
+    return True
+
+
+register_index("search", SearchIndex, probe=_has_query_engine, key_patterns=KEYS, priority=200)

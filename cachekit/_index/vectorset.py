@@ -23,48 +23,31 @@ from redis.exceptions import RedisError, ResponseError
 
 from .._layout import VectorScope
 from ..errors import CacheBackendError, CacheConfigError
-from .base import (
-    Candidate,
-    Vector,
-    check_meta,
-    check_pipeline,
-    clip_similarity,
-    has_command,
-    queue_key_ttl,
-    run,
-    to_blob,
-    to_float,
-    to_text,
-)
+from ._meta import check_meta
+from ._options import QUANTIZATIONS
+from ._registry import TAG, register_index
+from ._wire import has_command, queue_key_ttl, run, to_blob, to_float, to_text
+from .base import Candidate, IndexBase, Vector, clip_similarity
 
 __all__ = ["QUANTIZATIONS", "VectorSetIndex"]
 
 log = logging.getLogger("cachekit.index")
 
-#: cachekit option -> VADD quantization token.
-QUANTIZATIONS: Final[Mapping[str, str]] = {"int8": "Q8", "fp32": "NOQUANT", "bin": "BIN"}
 #: Key kind of a scope's vector set (``VectorScope.key("vs")``).
 KEY_KIND: Final = "vs"
+#: What ``clear()`` deletes for this index (see ``register_index``).
+KEYS: Final = (f"ck:{TAG}:{KEY_KIND}:*",)
 
 
-class VectorSetIndex:
+class VectorSetIndex(IndexBase):
     """VADD / VSIM / VREM on one vector set per scope."""
 
     name: str = "vectorset"
 
-    def __init__(
-        self, client: aioredis.Redis, *, quantization: str = "int8", ef_runtime: int = 200
-    ) -> None:
-        if quantization not in QUANTIZATIONS:
-            raise CacheConfigError(
-                f"unknown quantization {quantization!r}; valid: {', '.join(QUANTIZATIONS)}"
-            )
-        if ef_runtime < 1:
-            raise CacheConfigError(f"ef_runtime must be >= 1, got {ef_runtime}")
-        self._client = client
-        self._quant = QUANTIZATIONS[quantization]
-        self._ef = ef_runtime
-        self.quantization = quantization
+    @property
+    def quantization(self) -> str:
+        """Chosen per set at its first VADD (see the module docstring)."""
+        return self.options.quantization
 
     async def ensure(self, dims: int, model: str) -> None:
         """Fail at start-up, not on every store, when the server has no vector sets."""
@@ -79,24 +62,17 @@ class VectorSetIndex:
             )
         await check_meta(self._client, self.name, dims, model)
 
-    def add(
-        self,
-        pipe: Pipeline,
-        scope: VectorScope,
-        entry_id: str,
-        vector: Vector,
-        ttl: int | None,
+    def queue_add(
+        self, pipe: Pipeline, scope: VectorScope, entry_id: str, blob: bytes, ttl: int | None
     ) -> None:
         """Queue VADD plus the NX/GT expiry pair (vector sets exist only since Redis 8)."""
-        check_pipeline(pipe)
         key = scope.key(KEY_KIND)
-        pipe.execute_command("VADD", key, "FP32", to_blob(vector), entry_id, self._quant)
+        token = QUANTIZATIONS[self.options.quantization]
+        pipe.execute_command("VADD", key, "FP32", blob, entry_id, token)
         queue_key_ttl(pipe, key, ttl, has_expire_options=True)
 
-    async def search(self, scope: VectorScope, vector: Vector, k: int) -> list[Candidate]:
+    async def knn(self, scope: VectorScope, vector: Vector, k: int) -> list[Candidate]:
         """VSIM with an explicit EF: the server's default explores too little for recall."""
-        if k < 1:
-            return []
         key = scope.key(KEY_KIND)
         try:
             reply = await run(
@@ -109,7 +85,7 @@ class VectorSetIndex:
                 "COUNT",
                 k,
                 "EF",
-                max(self._ef, k),
+                max(self.options.ef_runtime, k),
             )
         except ResponseError as exc:
             if "dimension" not in str(exc).lower() and "wrongtype" not in str(exc).lower():
@@ -143,3 +119,10 @@ def _parse_vsim(reply: object) -> list[Candidate]:
     out = [Candidate(eid, clip_similarity(2.0 * score - 1.0)) for eid, score in pairs]
     out.sort(key=lambda c: c.similarity, reverse=True)
     return out
+
+
+async def _has_vector_sets(client: aioredis.Redis) -> bool:
+    return await has_command(client, "vadd")
+
+
+register_index("vectorset", VectorSetIndex, probe=_has_vector_sets, key_patterns=KEYS, priority=300)

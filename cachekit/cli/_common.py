@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
+import functools
 import re
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import click
 from redis.exceptions import RedisClusterException
@@ -130,54 +131,19 @@ def _reason(exc: BaseException) -> str:
 def make_embedder(spec: str) -> Embedder | None:
     """An embedder from its CLI spelling; None for ``none``.
 
-    ``minilm`` (the bundled local model), ``openai[:<model>]``, ``st:<name or path>``, or
-    ``py:<module>:<attribute>`` for your own embedder: an Embedder object, or a function
-    with no arguments that returns one (the same object your application passes to
-    ``LLMCache``, so ``explain`` and ``tune`` measure what production measures).
+    Any registered name (``cachekit.register_embedder``), as ``<name>`` or
+    ``<name>:<argument>``. The built-ins: ``minilm``/``local`` (the bundled local model),
+    ``openai[:<model>]``, ``st:<name or path>``, or ``py:<module>:<attribute>`` for your
+    own embedder: an Embedder object, or a function with no arguments that returns one
+    (the same object your application passes to ``LLMCache``, so ``explain`` and ``tune``
+    measure what production measures).
     """
-    from ..embedders import OpenAIEmbedder, SentenceTransformerEmbedder
+    from ..embedders import embedder_from_spec
 
-    kind, _, arg = spec.strip().partition(":")
-    kind = kind.lower()
     try:
-        if kind in ("none", ""):
-            return None
-        if kind in ("minilm", "local"):
-            _require_sentence_transformers()
-            return SentenceTransformerEmbedder()
-        if kind == "st":
-            _require_sentence_transformers()
-            return SentenceTransformerEmbedder(arg or None)
-        if kind == "openai":
-            return OpenAIEmbedder(arg or "text-embedding-3-small")
-        if kind == "py":
-            return _import_embedder(arg)
+        return embedder_from_spec(spec)
     except CacheConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--embedder") from None
-    raise click.BadParameter(
-        f"{spec!r}: use none, minilm, openai:<model>, st:<model name or path> "
-        "or py:<module>:<attribute>",
-        param_hint="--embedder",
-    )
-
-
-def _import_embedder(target: str) -> Embedder:
-    import importlib
-
-    from ..embedders import Embedder, as_embedder
-
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
-        raise click.BadParameter(
-            f"py:{target}: expected py:<module>:<attribute>", param_hint="--embedder"
-        )
-    try:
-        obj: Any = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise click.BadParameter(f"py:{target}: {exc}", param_hint="--embedder") from None
-    if callable(obj) and not isinstance(obj, Embedder):
-        obj = obj()  # a factory
-    return as_embedder(obj)
 
 
 def embedder_for_model_id(model_id: str) -> str | None:
@@ -189,16 +155,6 @@ def embedder_for_model_id(model_id: str) -> str | None:
     if model_id.startswith("openai/"):
         return "openai:" + model_id[len("openai/") :].split("@", 1)[0]
     return None
-
-
-def _require_sentence_transformers() -> None:
-    # find_spec, not import: importing sentence_transformers here would import
-    # huggingface_hub before the embedder sets HF_HUB_OFFLINE, and every load would then
-    # wait on network timeouts.
-    if importlib.util.find_spec("sentence_transformers") is None:
-        raise click.UsageError(
-            "the local embedder needs sentence-transformers: pip install 'cachekit[local]'"
-        )
 
 
 # ------------------------------------------------------------------ scope options
@@ -242,3 +198,49 @@ def scope_hint(namespace: str | None, tenant: str | None, tenant_token: str | No
     if tenant_token is not None:
         parts.append(f"tenant token {tenant_token!r}")
     return " and ".join(parts) if parts else "this Redis"
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeArgs:
+    """``--namespace``/``--tenant``/``--tenant-token`` as given, checked; ``token`` is the
+    encoded tenant to read (None: every tenant)."""
+
+    namespace: str | None
+    tenant: str | None
+    tenant_token: str | None
+    token: str | None
+
+    @property
+    def hint(self) -> str:
+        """What was asked for, for a "nothing found for ..." line."""
+        return scope_hint(self.namespace, self.tenant, self.tenant_token)
+
+
+def scope_options(namespace_help: str = NAMESPACE_HELP) -> Callable[[F], F]:
+    """Add ``--namespace/-n``, ``--tenant/-t`` and ``--tenant-token`` to a command, checked
+    before it runs; the command receives them as one ``scope: ScopeArgs`` argument."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def command(
+            *args: Any,
+            namespace: str | None,
+            tenant: str | None,
+            tenant_token: str | None,
+            **kwargs: Any,
+        ) -> Any:
+            check_namespace(namespace)
+            token = resolve_token(tenant, tenant_token)
+            return func(*args, scope=ScopeArgs(namespace, tenant, tenant_token, token), **kwargs)
+
+        # Applied last, listed first in --help (click reverses the decorator order).
+        options = [
+            click.option("--namespace", "-n", help=namespace_help),
+            click.option("--tenant", "-t", help=TENANT_HELP),
+            click.option("--tenant-token", help=TOKEN_HELP),
+        ]
+        for option in reversed(options):
+            command = option(command)
+        return cast(F, command)
+
+    return decorate

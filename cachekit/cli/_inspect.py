@@ -8,24 +8,12 @@ from typing import Any
 
 import click
 
-from ._common import (
-    NAMESPACE_HELP,
-    TENANT_HELP,
-    TOKEN_HELP,
-    check_namespace,
-    open_cache,
-    redis_url_option,
-    resolve_token,
-    run,
-    scope_hint,
-)
+from ._common import NAMESPACE_HELP, ScopeArgs, open_cache, redis_url_option, run, scope_options
 from ._format import echo_table, fmt_age, fmt_bytes, shorten
 
 
 @click.command("inspect")
-@click.option("--namespace", "-n", help=NAMESPACE_HELP + " Default: all.")
-@click.option("--tenant", "-t", help=TENANT_HELP)
-@click.option("--tenant-token", help=TOKEN_HELP)
+@scope_options(NAMESPACE_HELP + " Default: all.")
 @click.option(
     "--limit", default=20, show_default=True, type=click.IntRange(1), help="Entries to show."
 )
@@ -46,9 +34,7 @@ from ._format import echo_table, fmt_age, fmt_bytes, shorten
 @click.option("--json", "as_json", is_flag=True, help="Print entries as JSON (full prompts).")
 @redis_url_option
 def inspect_cmd(
-    namespace: str | None,
-    tenant: str | None,
-    tenant_token: str | None,
+    scope: ScopeArgs,
     limit: int,
     sort: str,
     live_only: bool,
@@ -59,15 +45,12 @@ def inspect_cmd(
     """Cached entries: prompt, model, age, hits, size."""
     from .._inspect import list_entries
 
-    check_namespace(namespace)
-    token = resolve_token(tenant, tenant_token)
-
     async def go() -> Any:
         async with open_cache(redis_url) as cache, cache.reader() as client:
             return await list_entries(
                 client,
-                namespace,
-                token,
+                scope.namespace,
+                scope.token,
                 limit=limit,
                 sort=sort,
                 max_scan=max_scan,
@@ -80,7 +63,7 @@ def inspect_cmd(
         click.echo(json.dumps([e.to_dict(now) for e in entries], indent=2, ensure_ascii=False))
         return
     if not entries:
-        click.echo(f"No entries for {scope_hint(namespace, tenant, tenant_token)}.")
+        click.echo(f"No entries for {scope.hint}.")
         click.echo("Hint: `cachekit stats` lists the namespaces and tenants that have data.")
         return
     rows = [

@@ -7,18 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._common import (
-    NAMESPACE_HELP,
-    TENANT_HELP,
-    TOKEN_HELP,
-    InputError,
-    check_namespace,
-    open_cache,
-    redis_url_option,
-    resolve_token,
-    run,
-    scope_hint,
-)
+from ._common import InputError, ScopeArgs, open_cache, redis_url_option, run, scope_options
 from ._format import echo_table, fmt_count, fmt_pct, fmt_usd, shorten
 
 if TYPE_CHECKING:
@@ -26,9 +15,7 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.option("--namespace", "-n", help=NAMESPACE_HELP)
-@click.option("--tenant", "-t", help=TENANT_HELP)
-@click.option("--tenant-token", help=TOKEN_HELP)
+@scope_options()
 @click.option(
     "--pricing",
     type=click.Path(exists=True, dir_okay=False),
@@ -36,25 +23,16 @@ if TYPE_CHECKING:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @redis_url_option
-def stats(
-    namespace: str | None,
-    tenant: str | None,
-    tenant_token: str | None,
-    pricing: str | None,
-    as_json: bool,
-    redis_url: str,
-) -> None:
+def stats(scope: ScopeArgs, pricing: str | None, as_json: bool, redis_url: str) -> None:
     """Hits, misses, tokens and dollars saved, per namespace and tenant (all workers)."""
     from ..errors import CacheConfigError
     from ..stats import Pricing
 
-    check_namespace(namespace)
-    token = resolve_token(tenant, tenant_token)
     try:
         table = Pricing.load(pricing)
     except CacheConfigError as exc:
         raise InputError(str(exc)) from None
-    report, known = run(_stats(redis_url, namespace, token, table))
+    report, known = run(_stats(redis_url, scope.namespace, scope.token, table))
     if report.skipped_keys:
         # stderr, so --json output stays parseable; the keys are in the JSON too.
         n = len(report.skipped_keys)
@@ -72,7 +50,7 @@ def stats(
         return
     _print_stats(report)
     if not report.rows:
-        hint = f"No stats for {scope_hint(namespace, tenant, tenant_token)}."
+        hint = f"No stats for {scope.hint}."
         if known:
             hint += f" Namespaces with stats: {', '.join(known[:20])}."
         else:

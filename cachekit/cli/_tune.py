@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from ._common import (
+    F,
     InputError,
     check_namespace,
     open_cache,
@@ -22,6 +23,15 @@ from ._sweep import labelled_sweep
 
 if TYPE_CHECKING:
     from .._tune import NearMiss, Pair
+
+
+def _float_option(
+    flag: str, default: float, bounds: tuple[float, float], help: str, *, dest: str | None = None
+) -> Callable[[F], F]:
+    """A number option with its default shown and its range checked."""
+    names = (flag,) if dest is None else (flag, dest)
+    kind = click.FloatRange(*bounds)
+    return click.option(*names, default=default, show_default=True, type=kind, help=help)
 
 
 @click.command()
@@ -49,36 +59,12 @@ if TYPE_CHECKING:
     help="Embedder for pairs without a similarity column: minilm, openai:<model>, "
     "st:<model>, py:<module>:<attribute>. Use the one production uses.",
 )
-@click.option(
-    "--target-precision",
-    default=0.95,
-    show_default=True,
-    type=click.FloatRange(0, 1),
-    help="Recommend the lowest threshold at least this precise.",
+@_float_option(
+    "--target-precision", 0.95, (0, 1), "Recommend the lowest threshold at least this precise."
 )
-@click.option(
-    "--min",
-    "t_min",
-    default=0.5,
-    show_default=True,
-    type=click.FloatRange(-1, 1),
-    help="Lowest threshold swept.",
-)
-@click.option(
-    "--max",
-    "t_max",
-    default=0.99,
-    show_default=True,
-    type=click.FloatRange(-1, 1),
-    help="Highest threshold swept.",
-)
-@click.option(
-    "--step",
-    default=0.01,
-    show_default=True,
-    type=click.FloatRange(0.001, 0.5),
-    help="Threshold step.",
-)
+@_float_option("--min", 0.5, (-1, 1), "Lowest threshold swept.", dest="t_min")
+@_float_option("--max", 0.99, (-1, 1), "Highest threshold swept.", dest="t_max")
+@_float_option("--step", 0.01, (0.001, 0.5), "Threshold step.")
 @click.option(
     "--plot", type=click.Path(dir_okay=False, writable=True), help="Write a PNG plot here."
 )

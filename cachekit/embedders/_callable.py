@@ -5,14 +5,24 @@ Part of :mod:`cachekit.embedders` (import from there).
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
-
-import numpy as np
+from typing import Any
 
 from cachekit.errors import CacheConfigError, EmbedderError
 
-from ._protocol import Vectors, _check_positive, _check_threshold, _SerialWorker, unit_rows
+from ._protocol import (
+    Embedder,
+    Vectors,
+    _BaseEmbedder,
+    _batch,
+    _check_positive,
+    _empty_rows,
+    _SerialWorker,
+    unit_rows,
+)
+from ._registry import register_embedder
 
 __all__ = ["CallableEmbedder"]
 
@@ -25,7 +35,7 @@ def _is_async_callable(fn: object) -> bool:
     )
 
 
-class CallableEmbedder:
+class CallableEmbedder(_BaseEmbedder):
     """Adapt a function ``fn(list[str]) -> array-like (n, dimensions)`` to :class:`Embedder`.
 
     ``fn`` may be sync or async. A sync ``fn`` runs on one worker thread of this embedder, one
@@ -44,36 +54,18 @@ class CallableEmbedder:
     ) -> None:
         if not callable(fn):
             raise CacheConfigError(f"CallableEmbedder needs a callable, got {type(fn).__name__}")
-        if not isinstance(model_id, str) or not model_id:
-            raise CacheConfigError("model_id must be a non-empty string naming the model")
+        super().__init__(model_id, _check_positive("dimensions", dimensions), default_threshold)
         self._fn = fn
         self._async = _is_async_callable(fn)
-        self._dimensions = _check_positive("dimensions", dimensions)
-        self._model_id = model_id
-        self._threshold = _check_threshold(default_threshold)
         self._worker = _SerialWorker("cachekit-embed-fn")
 
     def __repr__(self) -> str:
         return f"CallableEmbedder({self._fn!r}, model_id={self._model_id!r})"
 
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def dimensions(self) -> int:
-        return self._dimensions
-
-    @property
-    def default_threshold(self) -> float | None:
-        return self._threshold
-
     async def embed(self, texts: Sequence[str]) -> Vectors:
-        if isinstance(texts, str):
-            raise TypeError("embed() takes a sequence of strings, not a single string")
-        batch = list(texts)
+        batch = _batch(texts)
         if not batch:
-            return np.zeros((0, self._dimensions), dtype=np.float32)
+            return _empty_rows(self.dimensions)
         try:
             if self._async:
                 result: object = await self._fn(batch)  # type: ignore[misc]
@@ -87,9 +79,27 @@ class CallableEmbedder:
         except Exception as exc:
             raise EmbedderError(f"embedder {self._model_id!r} failed: {exc!r}") from exc
         return unit_rows(
-            result, rows=len(batch), dimensions=self._dimensions, model_id=self._model_id
+            result, rows=len(batch), dimensions=self.dimensions, model_id=self.model_id
         )
 
     def close(self) -> None:
         """Stop the worker thread used for a sync ``fn`` (a later embed starts a new one)."""
         self._worker.close()
+
+
+def _import_embedder(target: str) -> Any:
+    """``py:<module>:<attribute>``: your own Embedder object, or a function with no
+    arguments that returns one (checked by ``embedder_from_spec``)."""
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise CacheConfigError(f"py:{target}: expected py:<module>:<attribute>")
+    try:
+        obj: Any = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise CacheConfigError(f"py:{target}: {exc}") from None
+    if callable(obj) and not isinstance(obj, Embedder):
+        obj = obj()  # a factory
+    return obj
+
+
+register_embedder("py", _import_embedder)

@@ -13,8 +13,22 @@ from ._callable import CallableEmbedder
 from ._local import SentenceTransformerEmbedder
 from ._openai import OpenAIEmbedder
 from ._protocol import Embedder, _check_positive, _check_threshold
+from ._registry import NO_EMBEDDER, embedder_factory
 
-__all__ = ["as_embedder"]
+__all__ = ["as_embedder", "embedder_from_spec"]
+
+
+def embedder_from_spec(spec: str) -> Embedder | None:
+    """The embedder a text spec names (``<name>`` or ``<name>:<argument>``, see
+    :func:`~cachekit.embedders.register_embedder`), checked; None for ``none``.
+
+    Raises :class:`CacheConfigError` for an unknown name (naming the known ones) or an
+    argument its factory refuses.
+    """
+    name, _, argument = spec.strip().partition(":")
+    if name.lower() in (NO_EMBEDDER, ""):
+        return None
+    return as_embedder(embedder_factory(name)(argument))
 
 
 def as_embedder(obj: object) -> Embedder:

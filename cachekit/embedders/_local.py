@@ -5,24 +5,25 @@ Part of :mod:`cachekit.embedders` (import from there).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import threading
 from collections.abc import Sequence
 from typing import Any, Final
 
-import numpy as np
-
 from cachekit.errors import CacheConfigError, EmbedderError
 
 from ._protocol import (
     Vectors,
+    _BaseEmbedder,
     _check_positive,
-    _check_threshold,
+    _empty_rows,
     _SerialWorker,
     _truncate,
     unit_rows,
 )
+from ._registry import register_embedder
 
 __all__ = ["DEFAULT_LOCAL_MODEL_ID", "MINILM_DEFAULT_THRESHOLD", "SentenceTransformerEmbedder"]
 
@@ -46,7 +47,7 @@ _DEFAULT_LOCAL_ALIASES: Final = frozenset({DEFAULT_LOCAL_MODEL_ID, "all-MiniLM-L
 MINILM_DEFAULT_THRESHOLD: Final[float] = 0.92
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(_BaseEmbedder):
     """A local sentence-transformers model, run on a dedicated worker thread.
 
     ``model=None`` (or "sentence-transformers/all-MiniLM-L6-v2") is the all-MiniLM-L6-v2 shipped
@@ -89,33 +90,29 @@ class SentenceTransformerEmbedder:
         default_threshold: float | None = None,
         threads: int | None = None,
     ) -> None:
-        self._batch_size = _check_positive("batch_size", batch_size)
+        #: Texts per ``model.encode`` call.
+        self.batch_size = _check_positive("batch_size", batch_size)
         self._threads = None if threads is None else _check_positive("threads", threads)
-        self._max_chars = _check_positive("max_chars", max_chars)
+        #: Each text is cut to this many characters before tokenising.
+        self.max_chars = _check_positive("max_chars", max_chars)
         self._device = device
         self._bundled = model is None or model in _DEFAULT_LOCAL_ALIASES
         if self._bundled:
-            self._model_name = DEFAULT_LOCAL_MODEL_ID
-            self._dimensions: int | None = _DEFAULT_LOCAL_DIMENSIONS
-            self._threshold = (
-                MINILM_DEFAULT_THRESHOLD
-                if default_threshold is None
-                else _check_threshold(default_threshold)
-            )
-        else:
-            assert model is not None
-            if not model:
-                raise CacheConfigError("model must be a non-empty name or path, or None")
-            self._model_name = model
-            self._dimensions = None
-            self._threshold = _check_threshold(default_threshold)
-        if dimensions is not None:
-            _check_positive("dimensions", dimensions)
-            if self._dimensions is not None and dimensions != self._dimensions:
+            name = DEFAULT_LOCAL_MODEL_ID
+            if dimensions is not None and dimensions != _DEFAULT_LOCAL_DIMENSIONS:
+                _check_positive("dimensions", dimensions)
                 raise CacheConfigError(
-                    f"{self._model_name} produces {self._dimensions} dimensions, not {dimensions}"
+                    f"{name} produces {_DEFAULT_LOCAL_DIMENSIONS} dimensions, not {dimensions}"
                 )
-            self._dimensions = dimensions
+            dimensions = _DEFAULT_LOCAL_DIMENSIONS
+            if default_threshold is None:
+                default_threshold = MINILM_DEFAULT_THRESHOLD
+        elif not model:
+            raise CacheConfigError("model must be a non-empty name or path, or None")
+        else:
+            name = model
+        super().__init__(name, dimensions, default_threshold)
+        self._model_name = name
         self._model: Any = None
         self._load_error: EmbedderError | None = None
         self._load_lock = threading.Lock()
@@ -124,30 +121,12 @@ class SentenceTransformerEmbedder:
     def __repr__(self) -> str:
         return f"SentenceTransformerEmbedder({self._model_name!r}, device={self._device!r})"
 
-    @property
-    def model_id(self) -> str:
-        return self._model_name
-
-    @property
-    def dimensions(self) -> int:
-        if self._dimensions is None:
-            # Only for a custom model built without dimensions=: documented to load here.
-            logger.info("loading %s to learn its dimensions", self._model_name)
-            self._load()
+    def _learn_dimensions(self) -> int:
+        # Only for a custom model built without dimensions=: documented to load here.
+        logger.info("loading %s to learn its dimensions", self._model_name)
+        self._load()
         assert self._dimensions is not None
         return self._dimensions
-
-    @property
-    def default_threshold(self) -> float | None:
-        return self._threshold
-
-    @property
-    def batch_size(self) -> int:
-        return self._batch_size
-
-    @property
-    def max_chars(self) -> int:
-        return self._max_chars
 
     @property
     def loaded(self) -> bool:
@@ -223,11 +202,11 @@ class SentenceTransformerEmbedder:
     def _encode(self, texts: list[str]) -> Vectors:
         model = self._load()
         if not texts:
-            return np.zeros((0, self.dimensions), dtype=np.float32)
+            return _empty_rows(self.dimensions)
         try:
             out = model.encode(
                 texts,
-                batch_size=self._batch_size,
+                batch_size=self.batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,
                 show_progress_bar=False,
@@ -240,9 +219,9 @@ class SentenceTransformerEmbedder:
         )
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
-        batch = _truncate(texts, self._max_chars)
+        batch = _truncate(texts, self.max_chars)
         if not batch and self._dimensions is not None:
-            return np.zeros((0, self._dimensions), dtype=np.float32)
+            return _empty_rows(self._dimensions)
         return await self._worker.run(self._encode, batch)
 
     async def warmup(self) -> None:
@@ -256,3 +235,30 @@ class SentenceTransformerEmbedder:
     def close(self) -> None:
         """Stop the worker thread (the model stays loaded; a later embed starts a new one)."""
         self._worker.close()
+
+
+def _require_sentence_transformers() -> None:
+    # find_spec, not import: importing sentence_transformers here would import
+    # huggingface_hub before the embedder sets HF_HUB_OFFLINE, and every load would then
+    # wait on network timeouts.
+    if importlib.util.find_spec("sentence_transformers") is None:
+        raise CacheConfigError(
+            "the local embedder needs sentence-transformers: pip install 'cachekit[local]'"
+        )
+
+
+def _bundled(argument: str) -> SentenceTransformerEmbedder:
+    """``local`` / ``minilm``: the bundled all-MiniLM-L6-v2 (an argument is ignored)."""
+    _require_sentence_transformers()
+    return SentenceTransformerEmbedder()
+
+
+def _named(argument: str) -> SentenceTransformerEmbedder:
+    """``st:<model name or path>`` (``st`` alone: the bundled model)."""
+    _require_sentence_transformers()
+    return SentenceTransformerEmbedder(argument or None)
+
+
+register_embedder("local", _bundled)
+register_embedder("minilm", _bundled)
+register_embedder("st", _named)

@@ -12,7 +12,16 @@ import numpy as np
 
 from cachekit.errors import CacheConfigError, EmbedderError
 
-from ._protocol import PerLoop, Vectors, _check_positive, _check_threshold, _truncate, unit_rows
+from ._protocol import (
+    PerLoop,
+    Vectors,
+    _BaseEmbedder,
+    _check_positive,
+    _empty_rows,
+    _truncate,
+    unit_rows,
+)
+from ._registry import register_embedder
 
 if TYPE_CHECKING:
     import openai
@@ -40,7 +49,7 @@ _OPENAI_MAX_REQUEST_CHARS: Final = 250_000
 _OPENAI_MAX_REQUEST_INPUTS: Final = 2048
 
 
-class OpenAIEmbedder:
+class OpenAIEmbedder(_BaseEmbedder):
     """The OpenAI embeddings API, or any server that speaks it (pass ``client=``).
 
     ``dimensions=None`` uses the model's native size (text-embedding-3-small 1536,
@@ -92,46 +101,30 @@ class OpenAIEmbedder:
         self._model = model
         size = dimensions if dimensions is not None else native
         assert size is not None  # both None was refused above
-        self._dimensions: int = size
+        model_id = f"openai/{model}@{size}"
+        super().__init__(
+            model_id,
+            size,
+            default_threshold
+            if default_threshold is not None
+            else OPENAI_DEFAULT_THRESHOLDS.get(model_id),
+        )
         # ada-002 answers 400 to any ``dimensions`` field, even its native size.
         self._send_dimensions = (
             dimensions is not None and model not in _OPENAI_FIXED_DIMENSION_MODELS
         )
-        self._batch_size = min(
-            _check_positive("batch_size", batch_size), _OPENAI_MAX_REQUEST_INPUTS
-        )
+        #: Inputs per request (at most 2048, OpenAI's cap).
+        self.batch_size = min(_check_positive("batch_size", batch_size), _OPENAI_MAX_REQUEST_INPUTS)
         self._max_chars = _check_positive("max_chars", max_chars)
         if not timeout > 0:
             raise CacheConfigError(f"timeout must be positive seconds, got {timeout!r}")
         self._timeout = float(timeout)
-        self._model_id = f"openai/{model}@{self._dimensions}"
-        self._threshold = _check_threshold(
-            default_threshold
-            if default_threshold is not None
-            else OPENAI_DEFAULT_THRESHOLDS.get(self._model_id)
-        )
         self._client = client
         # Lazily created clients, one per event loop: an httpx pool must not outlive its loop.
         self._own_clients: PerLoop[openai.AsyncOpenAI] = PerLoop(self._new_client)
 
     def __repr__(self) -> str:
-        return f"OpenAIEmbedder({self._model!r}, dimensions={self._dimensions})"
-
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def dimensions(self) -> int:
-        return self._dimensions
-
-    @property
-    def default_threshold(self) -> float | None:
-        return self._threshold
-
-    @property
-    def batch_size(self) -> int:
-        return self._batch_size
+        return f"OpenAIEmbedder({self._model!r}, dimensions={self.dimensions})"
 
     def _new_client(self) -> openai.AsyncOpenAI:
         import openai
@@ -158,7 +151,7 @@ class OpenAIEmbedder:
         size = 0
         for text in texts:
             if current and (
-                len(current) >= self._batch_size or size + len(text) > _OPENAI_MAX_REQUEST_CHARS
+                len(current) >= self.batch_size or size + len(text) > _OPENAI_MAX_REQUEST_CHARS
             ):
                 chunks.append(current)
                 current, size = [], 0
@@ -177,7 +170,7 @@ class OpenAIEmbedder:
                 response = await client.embeddings.create(
                     input=texts,
                     model=self._model,
-                    dimensions=self._dimensions,
+                    dimensions=self.dimensions,
                     timeout=self._timeout,
                 )
             else:
@@ -195,15 +188,23 @@ class OpenAIEmbedder:
         return unit_rows(
             [item.embedding for item in rows],
             rows=len(texts),
-            dimensions=self._dimensions,
+            dimensions=self.dimensions,
             model_id=self._model_id,
         )
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
         batch = [text or " " for text in _truncate(texts, self._max_chars)]
         if not batch:
-            return np.zeros((0, self._dimensions), dtype=np.float32)
+            return _empty_rows(self.dimensions)
         # Sequential on purpose: large batches are rare for a cache (bulk warm-up), and
         # parallel requests would only run into the account's rate limit sooner.
         parts = [await self._request(chunk) for chunk in self._requests(batch)]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _from_spec(argument: str) -> OpenAIEmbedder:
+    """``openai[:<model>]``; the model defaults to text-embedding-3-small."""
+    return OpenAIEmbedder(argument or "text-embedding-3-small")
+
+
+register_embedder("openai", _from_spec)

@@ -89,6 +89,11 @@ def unit_rows(data: object, *, rows: int, dimensions: int, model_id: str) -> Vec
     return array
 
 
+def _empty_rows(dimensions: int) -> Vectors:
+    """The answer to an empty batch: shape ``(0, dimensions)``."""
+    return np.zeros((0, dimensions), dtype=np.float32)
+
+
 def _check_positive(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise CacheConfigError(f"{name} must be a positive integer, got {value!r}")
@@ -105,12 +110,52 @@ def _check_threshold(value: float | None) -> float | None:
     return float(value)
 
 
-def _truncate(texts: Sequence[str], max_chars: int) -> list[str]:
-    """Cut every text to ``max_chars`` characters (the semantic layer never errors on length)."""
+def _batch(texts: Sequence[str]) -> list[str]:
+    """``embed()``'s argument as a list; a bare string is refused."""
     if isinstance(texts, str):
         # A bare string is a Sequence[str] of characters: almost surely a caller's mistake.
         raise TypeError("embed() takes a sequence of strings, not a single string")
-    return [text[:max_chars] for text in texts]
+    return list(texts)
+
+
+def _truncate(texts: Sequence[str], max_chars: int) -> list[str]:
+    """Cut every text to ``max_chars`` characters (the semantic layer never errors on length)."""
+    return [text[:max_chars] for text in _batch(texts)]
+
+
+class _BaseEmbedder:
+    """The protocol's three attributes, checked once and read-only, for the built-ins.
+
+    ``dimensions=None`` means "not known before the model loads": the first read of
+    :attr:`dimensions` then calls :meth:`_learn_dimensions` (only the local embedder,
+    for a custom model built without ``dimensions=``).
+    """
+
+    def __init__(
+        self, model_id: str, dimensions: int | None, default_threshold: float | None
+    ) -> None:
+        if not isinstance(model_id, str) or not model_id:
+            raise CacheConfigError("model_id must be a non-empty string naming the model")
+        self._model_id = model_id
+        self._dimensions = None if dimensions is None else _check_positive("dimensions", dimensions)
+        self._threshold = _check_threshold(default_threshold)
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def dimensions(self) -> int:
+        if self._dimensions is None:
+            self._dimensions = self._learn_dimensions()
+        return self._dimensions
+
+    @property
+    def default_threshold(self) -> float | None:
+        return self._threshold
+
+    def _learn_dimensions(self) -> int:
+        raise NotImplementedError(f"{type(self).__name__} must know its dimensions")
 
 
 class PerLoop(Generic[_T]):

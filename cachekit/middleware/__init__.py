@@ -20,7 +20,6 @@ from ._options import (
 from ._record import CachedResponse
 from ._request import (
     EXTRACT_IGNORE,
-    RequestControl,
     api_key_tenant,
     default_extractor,
     parse_cache_control,
@@ -35,7 +34,6 @@ __all__ = [
     "EXTRACT_IGNORE",
     "CacheMiddleware",
     "CachedResponse",
-    "RequestControl",
     "WSGICacheMiddleware",
     "api_key_tenant",
     "default_extractor",

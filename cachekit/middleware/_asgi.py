@@ -8,27 +8,14 @@ request's state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from typing import Unpack
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .._manifest import default_normalize
-from ..cache import LLMCache
-from ..result import CacheResult
 from ._asgi_responder import Responder
-from ._options import (
-    DEFAULT,
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_RESPONSE_BYTES,
-    DEFAULT_METHODS,
-    DEFAULT_PATHS,
-    Default,
-    Extractor,
-    TenantFn,
-)
-from ._steps import Options
+from ._options import Config, MiddlewareOptions
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_RESPONSE_BYTES", "CacheMiddleware"]
+__all__ = ["CacheMiddleware"]
 
 
 class CacheMiddleware:
@@ -67,42 +54,9 @@ class CacheMiddleware:
     ``no-store`` skips the store, ``max-age=N`` serves only entries younger than N s.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        cache: LLMCache | None = None,
-        namespace: str = "http",
-        threshold: float | Default | None = DEFAULT,
-        ttl: int | None = None,
-        paths: Sequence[str] = DEFAULT_PATHS,
-        methods: Sequence[str] = DEFAULT_METHODS,
-        tenant: TenantFn | None = None,
-        allow_global: bool = False,
-        extractor: Extractor | None = None,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        ignore: Iterable[str] = (),
-        normalize: Callable[[str], str] | None = default_normalize,
-        on_result: Callable[[CacheResult], None] | None = None,
-    ) -> None:
+    def __init__(self, app: ASGIApp, **options: Unpack[MiddlewareOptions]) -> None:
         self.app = app
-        self.options = Options(
-            cache=cache,
-            namespace=namespace,
-            threshold=threshold,
-            ttl=ttl,
-            paths=paths,
-            methods=methods,
-            tenant=tenant,
-            allow_global=allow_global,
-            extractor=extractor,
-            max_body_bytes=max_body_bytes,
-            max_response_bytes=max_response_bytes,
-            ignore=ignore,
-            normalize=normalize,
-            on_result=on_result,
-        )
+        self.options = Config(**options)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.options.matches(scope["method"], scope["path"]):

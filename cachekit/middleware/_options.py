@@ -7,13 +7,13 @@ key manifest; the cache steps built on it are in :mod:`._steps`.
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
-from .._layout import NAMESPACE_RE
-from .._manifest import KeyManifest, build_manifest
+from .._manifest import KeyManifest, build_manifest, default_normalize
+from .._options import NOT_GIVEN, EntryOptions, NotGiven, blank_to_none, check_callable, check_names
+from .._pipeline import Pipeline
 from ..cache import LLMCache
 from ..errors import CacheConfigError, CacheKeyError
 from ..result import CacheResult
@@ -28,19 +28,16 @@ __all__ = [
     "Config",
     "Default",
     "Extractor",
+    "MiddlewareOptions",
     "TenantFn",
 ]
 
 log = logging.getLogger("cachekit.middleware")
 
 
-class Default(enum.Enum):
-    """Sentinel type: "not given" where ``None`` is a meaningful value (``threshold``)."""
-
-    token = 0
-
-
-DEFAULT: Final = Default.token
+#: The library's one "not given" sentinel, under the names the middleware always used.
+Default = NotGiven
+DEFAULT: Final = NOT_GIVEN
 
 DEFAULT_PATHS: Final[tuple[str, ...]] = ("/v1/chat/completions", "/v1/completions")
 DEFAULT_METHODS: Final[tuple[str, ...]] = ("POST",)
@@ -78,6 +75,25 @@ def _check_paths(paths: Any) -> tuple[frozenset[str], tuple[str, ...]]:
     return frozenset(exact), tuple(prefixes)
 
 
+class MiddlewareOptions(TypedDict, total=False):
+    """The keyword options of both middlewares (and the proxy): see :class:`Config`."""
+
+    cache: LLMCache | None
+    namespace: str
+    threshold: float | NotGiven | None
+    ttl: int | None
+    paths: Sequence[str]
+    methods: Sequence[str]
+    tenant: TenantFn | None
+    allow_global: bool
+    extractor: Extractor | None
+    max_body_bytes: int
+    max_response_bytes: int
+    ignore: Iterable[str]
+    normalize: Callable[[str], str] | None
+    on_result: Callable[[CacheResult], None] | None
+
+
 class Config:
     """Validated options shared by :class:`CacheMiddleware` and :class:`WSGICacheMiddleware`.
 
@@ -87,70 +103,54 @@ class Config:
     def __init__(
         self,
         *,
-        cache: LLMCache | None,
-        namespace: str,
-        threshold: float | Default | None,
-        ttl: int | None,
-        paths: Sequence[str],
-        methods: Sequence[str],
-        tenant: TenantFn | None,
-        allow_global: bool,
-        extractor: Extractor | None,
-        max_body_bytes: int,
-        max_response_bytes: int,
-        ignore: Iterable[str],
-        normalize: Callable[[str], str] | None,
-        on_result: Callable[[CacheResult], None] | None,
+        cache: LLMCache | None = None,
+        namespace: str = "http",
+        threshold: float | NotGiven | None = NOT_GIVEN,
+        ttl: int | None = None,
+        paths: Sequence[str] = DEFAULT_PATHS,
+        methods: Sequence[str] = DEFAULT_METHODS,
+        tenant: TenantFn | None = None,
+        allow_global: bool = False,
+        extractor: Extractor | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        ignore: Iterable[str] = (),
+        normalize: Callable[[str], str] | None = default_normalize,
+        on_result: Callable[[CacheResult], None] | None = None,
     ) -> None:
-        if cache is not None and not isinstance(cache, LLMCache):
-            raise CacheConfigError(f"cache must be an LLMCache, got {type(cache).__name__}")
-        if not isinstance(namespace, str) or not NAMESPACE_RE.match(namespace):
-            raise CacheConfigError(
-                f"namespace must be 1-64 characters of A-Z a-z 0-9 _ . -, got {namespace!r}"
+        self.pipeline = Pipeline(
+            EntryOptions(
+                namespace=namespace,
+                cache=cache,
+                threshold=threshold,
+                ttl=ttl,
+                on_result=on_result,
+                goes_to="the app",
+                # A client that has the whole answer and asks again gets a hit.
+                wait_for_store=True,
             )
-        if not isinstance(threshold, Default) and threshold is not None:
-            if isinstance(threshold, bool) or not isinstance(threshold, int | float):
-                raise CacheConfigError(f"threshold must be a number in [-1, 1], got {threshold!r}")
-            if not -1.0 <= float(threshold) <= 1.0:
-                raise CacheConfigError(
-                    f"threshold is a cosine similarity and must be in [-1, 1], got {threshold!r}"
-                )
-        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0):
-            raise CacheConfigError(f"ttl must be a positive int (seconds) or None, got {ttl!r}")
+        )
         if isinstance(methods, str) or not all(isinstance(m, str) for m in methods):
             raise CacheConfigError(f"methods must be a list of HTTP methods, got {methods!r}")
         if not methods:
             raise CacheConfigError("methods is empty: the middleware would never cache anything")
-        if tenant is not None and not callable(tenant):
-            raise CacheConfigError(
-                f"tenant must be a callable(request) -> str | None, got {tenant!r}"
-            )
+        check_callable("tenant", tenant, "callable(request) -> str | None")
         if tenant is None and not allow_global:
             raise CacheConfigError(
                 "an HTTP cache needs to know whose answers it may share: pass "
                 "tenant=callable(request) -> str | None (e.g. cachekit.middleware.api_key_tenant), "
                 "or allow_global=True to share answers between all callers"
             )
-        if extractor is not None and not callable(extractor):
-            raise CacheConfigError(f"extractor must be callable(body, request), got {extractor!r}")
+        check_callable("extractor", extractor, "callable(body, request)")
+        check_callable("normalize", normalize, "callable(str) -> str or None")
         for name, value in (
             ("max_body_bytes", max_body_bytes),
             ("max_response_bytes", max_response_bytes),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise CacheConfigError(f"{name} must be a positive int, got {value!r}")
-        if isinstance(ignore, str) or not all(isinstance(x, str) for x in ignore):
-            raise CacheConfigError(f"ignore must be a collection of field names, got {ignore!r}")
-        if normalize is not None and not callable(normalize):
-            raise CacheConfigError(
-                f"normalize must be a callable(str) -> str or None, got {normalize!r}"
-            )
-        if on_result is not None and not callable(on_result):
-            raise CacheConfigError(f"on_result must be callable, got {on_result!r}")
-        self._cache = cache
+        self.ignore = check_names("ignore", ignore, "field names")
         self.namespace = namespace
-        self.threshold = threshold
-        self.ttl = ttl
         self.exact_paths, self.prefixes = _check_paths(paths)
         self.methods = frozenset(m.upper() for m in methods)
         self.tenant = tenant
@@ -158,28 +158,16 @@ class Config:
         self.extractor: Extractor = extractor if extractor is not None else default_extractor
         self.max_body_bytes = max_body_bytes
         self.max_response_bytes = max_response_bytes
-        self.ignore = frozenset(ignore)
         self.normalize = normalize
-        self.on_result = on_result
 
     @property
     def cache(self) -> LLMCache:
-        if self._cache is None:
-            from .._defaults import get_default_cache
-
-            self._cache = get_default_cache()
-        return self._cache
+        return self.pipeline.cache
 
     def matches(self, method: str, path: str) -> bool:
         if method.upper() not in self.methods:
             return False
         return path in self.exact_paths or any(path.startswith(p) for p in self.prefixes)
-
-    def effective_threshold(self, cache: LLMCache) -> float | None:
-        if not isinstance(self.threshold, Default):
-            return self.threshold
-        embedder = cache.embedder
-        return embedder.default_threshold if embedder is not None else None
 
     # -- tenant and key -----------------------------------------------------------------
 
@@ -191,10 +179,9 @@ class Config:
                 type(value).__name__,
             )
             return None, "bad tenant"
-        if value is not None and not value.strip():
-            # An empty header (``X-Tenant-Id:``) is no tenant, not a tenant "" shared by
-            # everyone who sends one: it bypasses, or is the global tenant when allowed.
-            value = None
+        # An empty header (``X-Tenant-Id:``) is no tenant: it bypasses, or is the global
+        # tenant when allowed.
+        value = blank_to_none(value)
         if value is None and not self.allow_global:
             return None, "no tenant"
         return value, None

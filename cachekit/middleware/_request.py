@@ -8,12 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Final
+
+from ..result import NO_CONTROL, CacheControl
 
 __all__ = [
     "EXTRACT_IGNORE",
-    "RequestControl",
     "api_key_tenant",
     "default_extractor",
     "is_json_type",
@@ -86,22 +86,11 @@ def api_key_tenant(request: Any) -> str | None:
     return "key:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-@dataclass(frozen=True, slots=True)
-class RequestControl:
-    """The request's ``Cache-Control``: the HTTP spelling of :func:`cachekit.cache_control`."""
-
-    no_cache: bool = False
-    no_store: bool = False
-    max_age: float | None = None
-
-
-_NO_CONTROL = RequestControl()
-
-
-def parse_cache_control(value: str | None) -> RequestControl:
-    """``no-cache`` skips the lookup, ``no-store`` the store, ``max-age=N`` rejects older."""
+def parse_cache_control(value: str | None) -> CacheControl:
+    """The request's ``Cache-Control`` as :class:`~cachekit.CacheControl`: ``no-cache``
+    skips the lookup, ``no-store`` the store, ``max-age=N`` rejects older entries."""
     if not value:
-        return _NO_CONTROL
+        return NO_CONTROL
     no_cache = no_store = False
     max_age: float | None = None
     for raw in value.split(","):
@@ -117,7 +106,7 @@ def parse_cache_control(value: str | None) -> RequestControl:
             except ValueError:
                 continue  # RFC 9111: an invalid max-age is ignored, not an error
             max_age = float(max(seconds, 0))
-    return RequestControl(no_cache=no_cache, no_store=no_store, max_age=max_age)
+    return CacheControl(skip_lookup=no_cache, skip_store=no_store, max_age=max_age)
 
 
 def is_json_type(content_type: str | None) -> bool:

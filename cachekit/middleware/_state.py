@@ -1,71 +1,45 @@
-"""One handled request's trip through the cache, and the ``X-Cache`` headers it earns."""
+"""What the HTTP middlewares give the pipeline (how a response is stored) and the
+``X-Cache`` headers a handled request earns."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import time
 from typing import Any
 
 from .._manifest import KeyManifest
-from .._xflight import release
-from ..cache import LLMCache, LookupOutcome
+from .._ticket import Ticket
 from ._record import CachedResponse
-from ._request import RequestControl
 
-__all__ = ["RequestState", "result_headers"]
-
-
-class RequestState:
-    """One handled request's trip through the cache (mutable, lives for one request)."""
-
-    __slots__ = (
-        "cached",
-        "control",
-        "failed",
-        "flight",
-        "flight_key",
-        "lock",
-        "manifest",
-        "outcome",
-        "semantic",
-        "started",
-        "stored",
-    )
-
-    def __init__(self, manifest: KeyManifest, control: RequestControl, started: float) -> None:
-        self.manifest = manifest
-        self.control = control
-        self.started = started
-        self.outcome: LookupOutcome | None = None
-        self.cached: CachedResponse | None = None
-        self.failed: str | None = None
-        self.stored = False
-        self.semantic: bool | None = None
-        #: The in-process flight this request leads (WSGI keeps it here until the
-        #: response is settled), and the cross-process lock it holds meanwhile.
-        self.flight: concurrent.futures.Future[Any] | None = None
-        self.flight_key = ""
-        self.lock: Any = None
-
-    def settle_flight(self, cache: LLMCache) -> None:
-        """The leader is done: forget its flight (failing it if it never got a
-        response) and free its cross-process lock, after the store (if any) landed."""
-        flight, self.flight = self.flight, None
-        if flight is not None:
-            if flight.done():
-                cache.flights.land(self.flight_key, flight)
-            else:
-                cache.flights.fail(self.flight_key, flight)
-        lock, self.lock = self.lock, None
-        release(cache, lock)
+__all__ = ["RESPONSES", "result_headers"]
 
 
-def result_headers(state: RequestState | None, label: str) -> list[tuple[bytes, bytes]]:
+class _ResponseCodec:
+    """Values of the HTTP entry points are :class:`CachedResponse` objects."""
+
+    def decode(self, payload: bytes) -> Any:
+        return CachedResponse.decode(payload)
+
+    def encode(self, value: Any) -> str:
+        return str(value.encode())
+
+    def usage(self, value: Any, manifest: KeyManifest) -> tuple[tuple[int, int] | None, bool]:
+        return value.usage, False
+
+    def model(self, value: Any, manifest: KeyManifest) -> str | None:
+        # A body without "model" (Azure deployments, a default model upstream): the
+        # response still says which model answered, so the savings can be priced.
+        return value.model  # type: ignore[no-any-return]
+
+
+RESPONSES = _ResponseCodec()
+
+
+def result_headers(ticket: Ticket | None, label: str) -> list[tuple[bytes, bytes]]:
     """``X-Cache`` and friends for one handled request."""
     headers = [(b"x-cache", label.encode())]
-    if state is None:
+    if ticket is None:
         return headers
-    outcome = state.outcome
+    outcome = ticket.outcome
     if label == "HIT" and (outcome is None or outcome.entry is None):
         # Served by an identical request in flight: an exact match, fresh from the app.
         headers.append((b"x-cache-match", b"exact"))

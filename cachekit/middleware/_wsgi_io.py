@@ -7,16 +7,17 @@ while it is recorded.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import io
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from .._ticket import Ticket
 from ._options import Config
-from ._record import Recorder
-from ._state import RequestState, result_headers
+from ._record import CachedResponse, Recorder
+from ._request import is_json_type, parse_cache_control
+from ._state import RESPONSES, result_headers
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -25,26 +26,55 @@ __all__ = [
     "RecordingIterable",
     "call_tenant",
     "labelled",
-    "may_block",
     "read_body",
+    "read_request",
+    "recording_start",
+    "serve",
     "str_headers",
 ]
 
 log = logging.getLogger("cachekit.middleware")
 
 
-def may_block() -> bool:
-    """May this thread wait for another request? Not on an event loop's thread: the
-    loop (perhaps the cache's, which the leader needs) would stall meanwhile."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return True
-    return False
-
-
 def str_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
     return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
+
+
+_REASONS = {200: "OK"}
+
+
+def read_request(
+    options: Config, environ: WSGIEnvironment, path: str, started: float
+) -> Ticket | str:
+    """The request's ticket for the pipeline, or the reason it bypasses the cache.
+
+    Cheap refusals first, before a byte of the body is read; the app still gets an
+    identical ``wsgi.input`` whatever happens here.
+    """
+    content_type = environ.get("CONTENT_TYPE") or None
+    if content_type is not None and not is_json_type(content_type):
+        return "content-type"
+    control = parse_cache_control(environ.get("HTTP_CACHE_CONTROL"))
+    if control.skip_lookup and control.skip_store:
+        return "cache-control"
+    tenant, reason = call_tenant(options, environ)
+    if reason is not None:
+        return reason
+    raw, reason = read_body(environ, options.max_body_bytes)
+    if reason is not None:
+        return reason
+    manifest = options.key(raw, environ, tenant, path, environ.get("QUERY_STRING", ""))
+    if isinstance(manifest, str):
+        return manifest
+    return Ticket(manifest, RESPONSES, control, started)
+
+
+def serve(start_response: StartResponse, ticket: Ticket, cached: CachedResponse) -> list[bytes]:
+    """Answer with a cached response."""
+    data = cached.body_bytes()
+    headers = str_headers(cached.headers(len(data)) + result_headers(ticket, "HIT"))
+    start_response(f"{cached.status} {_REASONS.get(cached.status, 'Cached')}", headers)
+    return [data]
 
 
 def call_tenant(options: Config, environ: WSGIEnvironment) -> tuple[str | None, str | None]:
@@ -64,10 +94,8 @@ def call_tenant(options: Config, environ: WSGIEnvironment) -> tuple[str | None, 
     return options.check_tenant(value)
 
 
-def labelled(
-    start_response: StartResponse, state: RequestState | None, label: str
-) -> StartResponse:
-    extra = str_headers(result_headers(state, label))
+def labelled(start_response: StartResponse, ticket: Ticket | None, label: str) -> StartResponse:
+    extra = str_headers(result_headers(ticket, label))
 
     def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         return start_response(status, [*headers, *extra], exc_info)
@@ -149,19 +177,12 @@ class RecordingIterable:
     """
 
     def __init__(
-        self,
-        store: Callable[[RequestState, Recorder, float], None],
-        app_iter: Iterable[bytes],
-        recorder: Recorder,
-        state: RequestState,
-        spent: float,
+        self, settle: Callable[[Recorder], None], app_iter: Iterable[bytes], recorder: Recorder
     ) -> None:
-        self._store = store
+        self._store = settle
         self._app_iter = app_iter
         self._iter: Iterator[bytes] | None = None
         self._recorder = recorder
-        self._state = state
-        self._spent = spent
         self._exhausted = False
         self._settled = False
         self._closed = False
@@ -191,7 +212,7 @@ class RecordingIterable:
     def _settle(self) -> None:
         if not self._settled:
             self._settled = True
-            self._store(self._state, self._recorder, self._spent)
+            self._store(self._recorder)
 
     def close(self) -> None:
         if self._closed:
@@ -203,3 +224,30 @@ class RecordingIterable:
                 close()
         finally:
             self._settle()
+
+
+def recording_start(
+    start_response: StartResponse, recorder: Recorder, ticket: Ticket
+) -> StartResponse:
+    """The app's ``start_response`` on a miss: label the response, start recording it."""
+    extra = str_headers(result_headers(ticket, "MISS"))
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        if exc_info is not None:
+            recorder.reason = "app error"
+        elif not ticket.control.skip_store:
+            try:
+                code = int(status.split(" ", 1)[0])
+            except ValueError:
+                code = 0
+            recorder.start(code, headers)
+        write = start_response(status, [*headers, *extra], exc_info)
+
+        def write_unrecorded(data: bytes) -> object:
+            # The legacy write() path bypasses the iterable: we cannot see it all.
+            recorder.reason = recorder.reason or "write() used"
+            return write(data)
+
+        return write_unrecorded
+
+    return start

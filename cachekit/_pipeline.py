@@ -1,0 +1,290 @@
+"""The call policy, once, for every entry point: ``begin``, then ``complete`` or ``abort``.
+
+``begin(ticket)`` passes the breaker, looks up within the stage-true budget, decodes the
+entry (dropping a corrupt one), and coalesces identical calls (in this process and
+across processes): it returns a :class:`Hit` to serve or a :class:`Miss`. After a miss
+the caller runs the function and calls ``complete(miss, value)`` (hand the value to
+followers, store it, publish the result) or ``abort(miss)`` (release the followers,
+store nothing). The cache never raises into the caller here: every cache failure
+fails open and is named in the result's ``reason``.
+
+A sync caller crosses to the cache's home loop once for ``begin`` and hands the store
+over without waiting (unless the entry point waits for stores). The algorithm is the
+coroutine :meth:`Pipeline.begin`; :meth:`Pipeline.begin_sync` only drives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from typing import Any
+
+from ._flow import flight_key, follow, lead, may_follow
+from ._options import EntryOptions
+from ._report import report
+from ._storing import encode, store
+from ._ticket import UNSET, Hit, Miss, Ticket
+from ._xflight import release
+from .cache import CACHE_ERRORS, LLMCache, WouldBlockError
+from .errors import CodecError
+
+__all__ = ["Pipeline"]
+
+log = logging.getLogger("cachekit")
+
+_CIRCUIT_OPEN = "circuit open: the cache is skipped after repeated failures"
+#: What a sync caller waits beyond the lookup budget for the home loop to report back.
+_SLACK = 0.05
+
+
+def _on_a_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class Pipeline:
+    """One entry point's view of the cache (options fixed at construction)."""
+
+    __slots__ = ("options",)
+
+    def __init__(self, options: EntryOptions) -> None:
+        self.options = options
+
+    @property
+    def cache(self) -> LLMCache:
+        return self.options.resolve_cache()
+
+    # -- begin ----------------------------------------------------------------------------
+
+    async def begin(self, ticket: Ticket, publish: bool = True) -> Hit | Miss:
+        """Look up ``ticket``'s answer. Runs on the caller's loop (async callers) or the
+        home loop (``begin_sync``, which publishes a hit itself, in the caller's context:
+        ``last_result()`` is a context variable)."""
+        cache = self.cache
+        if may_follow(cache, ticket):
+            # An identical call of this process is running, or its store is still on the
+            # way: its answer is served from memory, with no lookup (nor a semantic
+            # search that could find the leader's fresh entry and call it "semantic").
+            local = cache.flights.peek(flight_key(cache, ticket))
+            if local is not None and await follow(cache, ticket, local):
+                return self._hit(cache, ticket, publish)
+        await self._lookup(cache, ticket)
+        if ticket.value is not UNSET:
+            return self._hit(cache, ticket, publish)
+        try:
+            if await lead(cache, ticket, self.options.goes_to):
+                return self._hit(cache, ticket, publish)
+        except BaseException:
+            self._release(cache, ticket)  # cancelled while leading: free the followers
+            raise
+        return self._missed(ticket)
+
+    def begin_sync(self, ticket: Ticket) -> Hit | Miss:
+        """:meth:`begin` from sync code: one crossing to the home loop.
+
+        The wait is bounded by the lookup budget, extended by the single-flight wait
+        only once the call joins a flight (so a stuck loop costs a lookup budget).
+        """
+        cache = self.cache
+        ticket.wait = not _on_a_loop()
+        if cache.breaker_for(ticket.manifest).state == "open":
+            ticket.failed = _CIRCUIT_OPEN  # no crossing at all while Redis is known down
+            return self._missed(ticket)
+        budget = self._lookup_budget(cache, ticket)
+        ticket.deadline = time.monotonic() + budget + _SLACK
+        try:
+            fut = cache.submit(self.begin, ticket, False)
+            while True:
+                try:
+                    got = fut.result(max(0.0, ticket.deadline - time.monotonic()))
+                except concurrent.futures.TimeoutError:
+                    if time.monotonic() < ticket.deadline or not fut.cancel():
+                        continue  # joined a flight meanwhile (its budget applies), or done
+                    self._release(cache, ticket)
+                    raise
+                if isinstance(got, Hit):
+                    self._hit(cache, ticket, True)
+                return got
+        except WouldBlockError as exc:
+            cache.warn("blocking", "cachekit: %s; skipping the cache for this call", exc)
+            ticket.skipped, ticket.reason = True, "would block the event loop"
+        except CACHE_ERRORS as exc:
+            # A stuck home loop, or an error before the lookup's own guard (the cluster
+            # client's discovery).
+            cache.breaker_for(ticket.manifest).failure()
+            self._failed(cache, ticket, "lookup", exc, budget)
+        return self._missed(ticket)
+
+    def _missed(self, ticket: Ticket) -> Miss:
+        ticket.spent = time.perf_counter() - ticket.started
+        return Miss(ticket)
+
+    def _lookup_budget(self, cache: LLMCache, ticket: Ticket) -> float:
+        if ticket.semantic is None:
+            threshold = self.options.effective_threshold(cache)
+            ticket.semantic = cache.uses_semantic(ticket.manifest, threshold)
+        return cache.lookup_budget(ticket.semantic)
+
+    async def _lookup(self, cache: LLMCache, ticket: Ticket) -> None:
+        breaker = cache.breaker_for(ticket.manifest)
+        if not breaker.allow():
+            ticket.failed = _CIRCUIT_OPEN
+            return
+        budget = self._lookup_budget(cache, ticket)
+        try:
+            # asyncio.timeout, not wait_for: no extra task on the hit path.
+            async with asyncio.timeout(budget):
+                await cache.run(self._read, cache, ticket)
+        except CACHE_ERRORS as exc:
+            breaker.failure()
+            self._failed(cache, ticket, "lookup", exc, budget)
+        except Exception as exc:
+            log.exception("cachekit: unexpected error in the cache lookup; skipping the cache")
+            ticket.failed = f"lookup failed: {type(exc).__name__}: {exc}"
+        else:
+            breaker.success()
+
+    async def _read(self, cache: LLMCache, ticket: Ticket) -> None:
+        """Look up; on a decodable entry set ``ticket.value``. Runs on the home loop."""
+        ctl = ticket.control
+        if ctl.skip_lookup:
+            ticket.outcome = await cache.prepare(ticket.manifest)
+            return
+        threshold = self.options.effective_threshold(cache) if ticket.semantic else None
+        outcome = await cache.lookup(ticket.manifest, threshold=threshold, max_age=ctl.max_age)
+        ticket.outcome = outcome
+        if outcome.entry is None:
+            return
+        try:
+            ticket.value = ticket.codec.decode(outcome.entry.payload)
+        except CodecError as exc:
+            cache.warn("decode", "cachekit: dropping a corrupt cache entry: %s", exc)
+            entry_id = outcome.entry.entry_id
+            outcome.entry = None
+            outcome.layer = None
+            await cache.delete_entry(ticket.manifest, entry_id)
+
+    def _hit(self, cache: LLMCache, ticket: Ticket, publish: bool) -> Hit:
+        if publish:
+            outcome = ticket.outcome
+            layer = outcome.layer if outcome is not None and outcome.entry is not None else None
+            report(self.options, cache, ticket, layer or "exact")  # type: ignore[arg-type]
+        return Hit(ticket)
+
+    def _failed(
+        self, cache: LLMCache, ticket: Ticket, stage: str, exc: BaseException, budget: float
+    ) -> None:
+        ticket.failed = cache.failed(stage, exc, budget, goes_to=self.options.goes_to)
+
+    # -- complete / abort ---------------------------------------------------------------
+
+    async def complete(self, miss: Miss, value: Any, *, publish: bool = True) -> None:
+        """The function answered ``value``: share it, store it, publish the result
+        (``publish=False``: later, with :meth:`report`, in the caller's own context)."""
+        ticket, cache, resumed = miss.ticket, self.cache, time.perf_counter()
+        payload = self._handover(cache, ticket, value)
+        if payload is not None:  # this entry point waits for its store
+            try:
+                async with asyncio.timeout(self._store_budget(cache, ticket)):
+                    await cache.run(store, cache, self.options, ticket, payload, value)
+            except Exception as exc:  # noqa: BLE001 - named in the result, never raised
+                self._landed(cache, ticket, exc)
+            else:
+                self._landed(cache, ticket, None)
+        self._completed(cache, ticket, resumed, publish)
+
+    def complete_sync(self, miss: Miss, value: Any) -> None:
+        """:meth:`complete` from sync code: the store is handed over, not waited for
+        (unless the entry point waits for stores)."""
+        ticket, cache, resumed = miss.ticket, self.cache, time.perf_counter()
+        payload = self._handover(cache, ticket, value)
+        failure: Exception | None = None
+        if payload is not None:
+            budget = self._store_budget(cache, ticket)
+            try:
+                cache.run_sync(store, cache, self.options, ticket, payload, value, timeout=budget)
+            except Exception as exc:  # noqa: BLE001 - named in the result, never raised
+                failure = exc
+            self._landed(cache, ticket, failure)
+        self._completed(cache, ticket, resumed, True)
+
+    def _completed(self, cache: LLMCache, ticket: Ticket, resumed: float, publish: bool) -> None:
+        ticket.spent += time.perf_counter() - resumed
+        if publish:
+            self._report_miss(cache, ticket)
+
+    def abort(self, miss: Miss, reason: str | None = None) -> None:
+        """No value to store (the function raised, the stream was abandoned, the
+        response cannot be recorded): release the followers, free the lock. With a
+        ``reason`` (or after a cache failure) the result is published."""
+        ticket, cache = miss.ticket, self.cache
+        self._release(cache, ticket)
+        if not ticket.reported and (reason is not None or not miss.used_cache):
+            report(
+                self.options, cache, ticket, ticket.status(), reason=reason, overhead=ticket.spent
+            )
+
+    def report(self, miss: Miss) -> None:
+        """Publish the miss now (a stream handed to its reader); ``complete`` won't again."""
+        self._report_miss(self.cache, miss.ticket)
+
+    def _handover(self, cache: LLMCache, ticket: Ticket, value: Any) -> str | None:
+        """Give followers the value and start its store: the payload when the caller
+        waits for the store, else None (stored in the background, or not at all: then
+        the flight and lock are released, as later callers must not be served a value
+        Redis will not have)."""
+        if ticket.flight is not None:
+            cache.flights.resolve(ticket.flight, value)
+        payload = encode(cache, self.options, ticket, value)
+        if payload is None:
+            self._release(cache, ticket)
+            return None
+        wait = self.options.wait_for_store
+        if wait if wait is not None else not cache.background_stores:
+            return payload
+        if cache.background(
+            store, cache, self.options, ticket, payload, value,
+            done=lambda exc: self._landed(cache, ticket, exc),
+        ):  # fmt: skip
+            ticket.stored = True  # handed to the store (CacheResult.stored says so)
+        else:
+            cache.warn("dropped", "cachekit: store queue full; a result was not cached")
+            self._release(cache, ticket)
+        return None
+
+    def _store_budget(self, cache: LLMCache, ticket: Ticket) -> float:
+        return cache.store_budget(ticket.manifest, ticket.outcome) + cache.budgets.command
+
+    def _landed(self, cache: LLMCache, ticket: Ticket, exc: BaseException | None) -> None:
+        """The store is over (or failed with ``exc``): forget the flight."""
+        if exc is not None:
+            ticket.stored = False
+            if isinstance(exc, CACHE_ERRORS):
+                cache.breaker_for(ticket.manifest).failure()
+            elif not isinstance(exc, WouldBlockError):
+                log.error("cachekit: unexpected error storing a result", exc_info=exc)
+            budget = cache.store_budget(ticket.manifest, ticket.outcome)
+            ticket.failed = cache.failed("store", exc, budget, goes_to=self.options.goes_to)
+        flight, ticket.flight = ticket.flight, None
+        if flight is not None:
+            cache.flights.land(ticket.flight_key, flight)
+
+    def _report_miss(self, cache: LLMCache, ticket: Ticket) -> None:
+        if not ticket.reported:
+            report(self.options, cache, ticket, ticket.status(), overhead=ticket.spent)
+
+    def _release(self, cache: LLMCache, ticket: Ticket) -> None:
+        """Fail the flight (its followers call for themselves) and free the lock."""
+        flight, ticket.flight = ticket.flight, None
+        if flight is not None:
+            if flight.done():
+                cache.flights.land(ticket.flight_key, flight)
+            else:
+                cache.flights.fail(ticket.flight_key, flight)
+        lock, ticket.lock = ticket.lock, None
+        release(cache, lock)

@@ -1,0 +1,81 @@
+"""Production near misses for ``cachekit tune``: prompts that missed just under the threshold.
+
+Written (sampled, opt-in: ``near_miss_sample=``) to a capped stream per namespace+tenant
+with the nearest cached prompt and its similarity. Part of :mod:`cachekit._tune`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import _schema as F
+from ._layout import GLOBAL_TENANT, NEAR_MISS, Space, encode_tenant, key_pattern, parse_tag
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+__all__ = ["NearMiss", "read_near_misses"]
+
+
+@dataclass(frozen=True, slots=True)
+class NearMiss:
+    namespace: str
+    tenant_token: str
+    id: str
+    prompt: str
+    nearest: str
+    similarity: float
+    threshold: float
+    model: str
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+async def read_near_misses(
+    client: aioredis.Redis,
+    namespace: str,
+    tenant: str | None = None,
+    *,
+    tenant_token: str | None = None,
+    limit: int = 2000,
+) -> list[NearMiss]:
+    """The newest near misses of a namespace (one tenant's, or every tenant's)."""
+    if tenant is not None:
+        tenant_token = encode_tenant(tenant)
+    if tenant_token is not None:
+        keys: list[Any] = [Space(namespace, tenant_token).near_miss_key]
+    else:
+        pattern = key_pattern(NEAR_MISS, namespace)
+        keys = [k async for k in client.scan_iter(match=pattern, count=1000)]
+    out: list[NearMiss] = []
+    for key in keys:
+        parsed = parse_tag(_text(key))
+        token = (parsed[1] if parsed else "") or GLOBAL_TENANT
+        entries = await client.xrevrange(key, count=limit) or []
+        for entry_id, fields in entries:
+            f = {_text(k): _text(v) for k, v in (fields or {}).items()}
+            try:
+                sim = float(f.get(F.NM_SIMILARITY, "nan"))
+                thr = float(f.get(F.NM_THRESHOLD, "nan"))
+            except ValueError:
+                continue
+            if math.isnan(sim):
+                continue
+            out.append(
+                NearMiss(
+                    namespace=namespace,
+                    tenant_token=token,
+                    id=_text(entry_id),
+                    prompt=f.get(F.NM_PROMPT, ""),
+                    nearest=f.get(F.NM_NEAREST, ""),
+                    similarity=sim,
+                    threshold=thr,
+                    model=f.get(F.NM_MODEL, ""),
+                )
+            )
+    out.sort(key=lambda n: n.id, reverse=True)
+    return out[:limit]

@@ -1,0 +1,61 @@
+"""Plain helpers shared by several test modules (the fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+import redis
+
+from cachekit import Budgets, LLMCache
+from cachekit.embedders import CallableEmbedder
+
+#: The ``make_cache`` fixture: ``make_cache(url=None, **LLMCache.from_url options)``.
+MakeCache = Callable[..., LLMCache]
+
+#: The machine running the tests may be loaded: tests about behaviour, not time budgets,
+#: give every stage plenty of time (fail-open under tight budgets is tested elsewhere).
+GENEROUS = Budgets(lookup=10, embed=30, search=10, store=10, command=10, pool_wait=10)
+
+
+def bow(texts: list[str]) -> np.ndarray:
+    """Bag of words hashed into 64 dimensions: paraphrases sharing words are close."""
+    out = np.zeros((len(texts), 64), dtype=np.float32)
+    for i, text in enumerate(texts):
+        for word in re.findall(r"[a-z0-9]+", text.lower()):
+            out[i, int(hashlib.sha256(word.encode()).hexdigest(), 16) % 64] += 1.0
+        if not out[i].any():
+            out[i, 0] = 1.0
+    return out
+
+
+def bow_embedder(**options: Any) -> CallableEmbedder:
+    """:func:`bow` as an embedder (``model_id="test/bow64"``); ``options`` go to it."""
+    return CallableEmbedder(bow, **{"dimensions": 64, "model_id": "test/bow64", **options})
+
+
+def entry_keys(r: redis.Redis, namespace: str | None = None) -> list[bytes]:
+    """The cache entries in Redis: of every namespace, or of ``namespace`` alone."""
+    pattern = "ck:*:e:*" if namespace is None else f"ck:{{{namespace}:*}}:e:*"
+    return list(r.scan_iter(match=pattern))
+
+
+def assert_no_traceback(
+    caplog: pytest.LogCaptureFixture, *, max_message: int | None = None
+) -> None:
+    """No log record carries a traceback (nor, given ``max_message``, a longer message)."""
+    noisy = [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+    assert not noisy, [r.getMessage()[:200] for r in noisy]
+    if max_message is not None:
+        assert all(len(r.getMessage()) < max_message for r in caplog.records)
+
+
+def settle(cache: LLMCache) -> None:
+    """Let background stores land, so the next call reads them back from Redis."""
+    cache.drain_sync()
+    time.sleep(0.05)  # the in-process single-flight forgets landed stores
