@@ -7,13 +7,14 @@ module only turns bound arguments into a key manifest and says how values are en
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from . import _codec
 from ._binding import BoundCall, bind
 from ._manifest import DEFAULT_IGNORE, KeyManifest, cached_manifest
-from ._options import EntryOptions, blank_to_none
+from ._options import EntryOptions, blank_to_none, check_callable
 from ._pipeline import Pipeline
 from ._report import report
 from ._ticket import NotStoredError, Ticket
@@ -60,29 +61,33 @@ class _Codec:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class KeyRules:
+    """How a decorated function's arguments become its key (checked at decoration)."""
+
+    tenant: Callable[[BoundCall], str | None] | None
+    allow_global: bool
+    ignore: frozenset[str]
+    prompt: str | None
+    normalize: Callable[[str], str] | None
+
+    def __post_init__(self) -> None:
+        check_callable("tenant", self.tenant, "callable(BoundCall) -> str | None")
+        if self.prompt is not None and not isinstance(self.prompt, str):
+            raise CacheConfigError(f"prompt must be a parameter name, got {self.prompt!r}")
+        # Merged once, not per call.
+        object.__setattr__(self, "ignore", DEFAULT_IGNORE.union(self.ignore))
+
+
 class CachedCall:
     """A decorated function: its options (fixed at decoration) and its pipeline."""
 
     def __init__(
-        self,
-        options: EntryOptions,
-        *,
-        tenant: Callable[[BoundCall], str | None] | None,
-        allow_global: bool,
-        ignore: Iterable[str],
-        prompt: str | None,
-        normalize: Callable[[str], str] | None,
-        function_id: str,
-        cache_none: bool,
-        generator: bool,
+        self, options: EntryOptions, rules: KeyRules, cache_none: bool, generator: bool
     ) -> None:
         self.pipeline = Pipeline(options)
-        self.tenant = tenant
-        self.allow_global = allow_global
-        self.ignore = DEFAULT_IGNORE.union(ignore)  # merged once, not per call
-        self.prompt = prompt
-        self.normalize = normalize
-        self.function_id = function_id
+        self.rules = rules
+        self.function_id = options.label
         self.generator = generator
         self._plain = _Codec(stream=False, cache_none=cache_none)
         self._stream = _Codec(stream=True, cache_none=cache_none)
@@ -100,9 +105,10 @@ class CachedCall:
         """
         started = time.perf_counter()
         arguments = bind(wrapped, args, kwargs)
+        rules = self.rules
         tenant = None
-        if self.tenant is not None:
-            tenant = self.tenant(BoundCall(wrapped, arguments, instance))
+        if rules.tenant is not None:
+            tenant = rules.tenant(BoundCall(wrapped, arguments, instance))
             if tenant is not None and not isinstance(tenant, str):
                 raise CacheConfigError(
                     f"the tenant= callback must return str or None, got {type(tenant).__name__}"
@@ -113,14 +119,14 @@ class CachedCall:
             tenant,
             arguments,
             function_id=self.function_id,
-            prompt_param=self.prompt,
-            ignore=self.ignore,
-            normalize=self.normalize,
+            prompt_param=rules.prompt,
+            ignore=rules.ignore,
+            normalize=rules.normalize,
         )
         stream = self.generator or arguments.get("stream") is True
         ctl = current_control()
         ticket = Ticket(manifest, self._stream if stream else self._plain, ctl, started)
-        if tenant is None and self.tenant is not None and not self.allow_global:
+        if tenant is None and rules.tenant is not None and not rules.allow_global:
             return ticket, stream, "no tenant"
         if ctl is not None and ctl.skip_lookup and ctl.skip_store:
             return ticket, stream, "cache_control"

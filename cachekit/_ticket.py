@@ -8,7 +8,7 @@ to serve or a :class:`Miss` to answer and hand to ``complete`` (or ``abort``).
 from __future__ import annotations
 
 import concurrent.futures
-import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ._entry import LookupOutcome
@@ -67,16 +67,12 @@ class Ticket:
     )
 
     def __init__(
-        self,
-        manifest: KeyManifest,
-        codec: ValueCodec,
-        control: CacheControl | None = None,
-        started: float | None = None,
+        self, manifest: KeyManifest, codec: ValueCodec, control: CacheControl | None, started: float
     ) -> None:
         self.manifest = manifest
         self.codec = codec
         self.control = control if control is not None else NO_CONTROL
-        self.started = started if started is not None else time.perf_counter()
+        self.started = started
         #: Time cachekit spent before the call went to the function (a miss's overhead).
         self.spent = 0.0
         self.outcome: LookupOutcome | None = None
@@ -116,39 +112,26 @@ class Ticket:
         )
 
 
+@dataclass(slots=True, eq=False)
 class Hit:
     """An answer to serve: ``value`` (decoded), found in Redis or in an identical call."""
 
-    __slots__ = ("ticket", "value")
+    ticket: Ticket
 
-    def __init__(self, ticket: Ticket) -> None:
-        self.ticket = ticket
-        self.value = ticket.value
+    @property
+    def value(self) -> Any:
+        return self.ticket.value
 
 
+@dataclass(slots=True, eq=False)
 class Miss:
     """No answer: the caller runs the function, then ``complete``s or ``abort``s."""
 
-    __slots__ = ("ticket",)
-
-    def __init__(self, ticket: Ticket) -> None:
-        self.ticket = ticket
-
-    @property
-    def storing(self) -> bool:
-        return self.ticket.storing
-
-    @property
-    def failed(self) -> str | None:
-        """Why the cache could not be used for this call (None: a plain miss)."""
-        return self.ticket.failed
+    ticket: Ticket
 
     @property
     def used_cache(self) -> bool:
         """False when the cache failed or was skipped: nothing will be stored (HTTP
         labels the response BYPASS)."""
-        return (
-            self.ticket.failed is None
-            and not self.ticket.skipped
-            and (self.ticket.outcome is not None)
-        )
+        ticket = self.ticket
+        return ticket.failed is None and not ticket.skipped and ticket.outcome is not None

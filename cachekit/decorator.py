@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 from . import _codec
 from ._binding import BoundCall
-from ._call import DEFAULT_MAX_ENTRY_BYTES, CachedCall
+from ._call import DEFAULT_MAX_ENTRY_BYTES, CachedCall, KeyRules
 from ._manifest import default_normalize
-from ._options import NOT_GIVEN, EntryOptions, NotGiven, check_callable, check_names
+from ._options import NOT_GIVEN, EntryOptions, NotGiven, check_names
 from ._wrappers import (
     make_async_gen_wrapper,
     make_async_wrapper,
@@ -46,11 +46,7 @@ def _register_return_type(func: Callable[..., Any]) -> None:
                 continue
 
 
-def _validate(tenant: Any, ignore: Any, prompt: Any, max_entry_bytes: Any, cache_none: Any) -> None:
-    check_callable("tenant", tenant, "callable(BoundCall) -> str | None")
-    check_names("ignore", ignore, "parameter names")
-    if prompt is not None and not isinstance(prompt, str):
-        raise CacheConfigError(f"prompt must be a parameter name, got {prompt!r}")
+def _check_entry_options(max_entry_bytes: Any, cache_none: Any) -> None:
     if max_entry_bytes is not None and (
         isinstance(max_entry_bytes, bool)
         or not isinstance(max_entry_bytes, int)
@@ -112,15 +108,14 @@ def cached_llm(
             returned, not stored (``reason`` says so), and the next call runs the function
             again. Identical calls already waiting on this one still share its result.
     """
+    # Checks namespace, cache, threshold, ttl and on_result (one set of rules and
+    # messages for every entry point).
     shared = EntryOptions(
-        namespace=namespace,
-        cache=cache,
-        threshold=threshold,
-        ttl=ttl,
-        on_result=on_result,
-        max_entry_bytes=max_entry_bytes,
+        namespace, cache, threshold, ttl, on_result, max_entry_bytes=max_entry_bytes
     )
-    _validate(tenant, ignore, prompt, max_entry_bytes, cache_none)
+    names = check_names("ignore", ignore, "parameter names")
+    rules = KeyRules(tenant, allow_global or tenant is None, names, prompt, normalize)
+    _check_entry_options(max_entry_bytes, cache_none)
 
     def decorate(func: F) -> F:
         target = getattr(func, "__func__", func)
@@ -134,17 +129,8 @@ def cached_llm(
         # required_args): look through __wrapped__ to see what the call really returns.
         unwrapped = inspect.unwrap(target)
         generator = inspect.isasyncgenfunction(unwrapped) or inspect.isgeneratorfunction(unwrapped)
-        call = CachedCall(
-            dataclasses.replace(shared, label=function_id),  # its own oversize count
-            tenant=tenant,
-            allow_global=allow_global or tenant is None,
-            ignore=ignore,
-            prompt=prompt,
-            normalize=normalize,
-            function_id=function_id,
-            cache_none=cache_none,
-            generator=generator,
-        )
+        options = dataclasses.replace(shared, label=function_id)  # its own oversize count
+        call = CachedCall(options, rules, cache_none, generator)
         if inspect.isasyncgenfunction(unwrapped):
             wrapper = make_async_gen_wrapper(call)
         elif inspect.isgeneratorfunction(unwrapped):
