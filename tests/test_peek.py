@@ -8,30 +8,18 @@ created, and no key's eviction clock touched.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import numpy as np
 import pytest
 import redis
 
-from cachekit import Budgets, LLMCache
+from cachekit import LLMCache
 from cachekit._codec import encode
 from cachekit._layout import Space, encode_tenant
 from cachekit._manifest import KeyManifest, build_manifest
-from cachekit.embedders import CallableEmbedder
+from tests._helpers import GENEROUS, MakeCache, bow_embedder
 
-GENEROUS = Budgets(lookup=10, embed=30, search=10, store=10, command=10, pool_wait=10)
-WORDS = ("capital", "france", "paris", "password", "reset", "bread", "recipe", "what")
-
-
-def words(texts: list[str]) -> np.ndarray:
-    """One dimension per known word: prompts sharing words are close."""
-    out = np.full((len(texts), len(WORDS) + 1), 0.01, dtype=np.float32)
-    for i, text in enumerate(texts):
-        for j, word in enumerate(WORDS):
-            out[i, j] += text.lower().count(word)
-    return out
+THRESHOLD = 0.8  # the paraphrase below is at 0.83 under the bag-of-words embedder
 
 
 def manifest(prompt: str, namespace: str = "pk", tenant: str | None = "acme") -> KeyManifest:
@@ -39,12 +27,10 @@ def manifest(prompt: str, namespace: str = "pk", tenant: str | None = "acme") ->
 
 
 @pytest.fixture
-async def cache(redis_url: str) -> AsyncIterator[LLMCache]:
-    embedder = CallableEmbedder(words, dimensions=len(WORDS) + 1, model_id="test/words")
-    c = LLMCache.from_url(redis_url, embedder=embedder, index="flat", budgets=GENEROUS)
+async def cache(make_cache: MakeCache) -> LLMCache:
+    c = make_cache(embedder=bow_embedder(), index="flat", budgets=GENEROUS)
     await c.connect()
-    yield c
-    await c.aclose()
+    return c
 
 
 async def put(cache: LLMCache, prompt: str, **kw: Any) -> None:
@@ -73,26 +59,26 @@ async def test_peek_agrees_with_lookup_and_writes_nothing(
     redis_sync.delete(Space("pk", encode_tenant("acme")).entry_key(gone.exact_digest))
     before = snapshot(redis_sync)
 
-    hit = await cache.peek(exact, threshold=0.9)
+    hit = await cache.peek(exact, threshold=THRESHOLD)
     assert hit.exact == "hit" and hit.outcome.layer == "exact"
     assert hit.exact_row is not None and hit.exact_row.hits == 0
-    semantic = await cache.peek(paraphrase, threshold=0.9)
+    semantic = await cache.peek(paraphrase, threshold=THRESHOLD)
     assert semantic.exact == "absent" and semantic.semantic == "hit"
     assert semantic.outcome.layer == "semantic" and semantic.outcome.entry is not None
     assert semantic.neighbours[0].entry_id == exact.exact_digest
     assert semantic.neighbours[0].servable
-    miss = await cache.peek(unrelated, threshold=0.9)
+    miss = await cache.peek(unrelated, threshold=THRESHOLD)
     assert miss.semantic == "below-threshold" and miss.outcome.entry is None
     assert miss.neighbours and miss.outcome.similarity == miss.neighbours[0].similarity
     assert (await cache.peek(gone, threshold=None)).exact == "dangling"
-    empty = await cache.peek(nothing_here, threshold=0.9)
+    empty = await cache.peek(nothing_here, threshold=THRESHOLD)
     assert empty.exact == "absent" and empty.semantic == "empty-scope"
     assert (empty.outcome.generation, empty.outcome.epoch) == (0, 0)  # read, not created
 
     assert snapshot(redis_sync) == before  # not one write, not one new key
     # What the lookup then serves is what the peek said it would.
     for m, peeked in ((exact, hit), (paraphrase, semantic), (unrelated, miss)):
-        served = await cache.lookup(m, threshold=0.9)
+        served = await cache.lookup(m, threshold=THRESHOLD)
         assert served.layer == peeked.outcome.layer
         if served.similarity is None:
             assert peeked.outcome.similarity is None
@@ -107,10 +93,10 @@ async def test_peek_sees_an_invalidated_entry_as_the_lookup_does(cache: LLMCache
     await put(cache, "What is the capital of France?")
     await cache.invalidate("pk")  # the namespace epoch moves: the entry is unreachable
     m = manifest("What is the capital of France?")
-    peeked = await cache.peek(m, threshold=0.9)
+    peeked = await cache.peek(m, threshold=THRESHOLD)
     assert peeked.exact == "epoch" and peeked.outcome.entry is None
     assert peeked.neighbours[0].verdict == "epoch" and peeked.semantic != "hit"
-    assert (await cache.lookup(m, threshold=0.9)).entry is None
+    assert (await cache.lookup(m, threshold=THRESHOLD)).entry is None
 
 
 async def test_peek_leaves_eviction_clocks_alone(cache: LLMCache, redis_sync: redis.Redis) -> None:
@@ -121,8 +107,26 @@ async def test_peek_leaves_eviction_clocks_alone(cache: LLMCache, redis_sync: re
     keys = [space.entry_key(m.exact_digest), pointer]
     await asyncio.sleep(2.2)  # OBJECT IDLETIME counts whole seconds
 
-    await cache.peek(m, threshold=0.9)
-    await cache.peek(manifest("capital of France?"), threshold=0.9)
+    await cache.peek(m, threshold=THRESHOLD)
+    await cache.peek(manifest("capital of France?"), threshold=THRESHOLD)
     assert all(redis_sync.object("idletime", k) >= 1 for k in keys)
     await cache.lookup(m, threshold=None)  # a real read: the entry counts as used
     assert all(redis_sync.object("idletime", k) == 0 for k in keys)
+
+
+async def test_explain_writes_nothing(cache: LLMCache, redis_sync: redis.Redis) -> None:
+    from cachekit._explanation import explain
+
+    await put(cache, "What is the capital of France?")
+    await put(cache, "What is the capital of France?", tenant="globex")
+    before = snapshot(redis_sync)
+    for prompt in ("What is the capital of France?", "capital of France, what is it?"):
+        result = await explain(
+            cache,
+            manifest(prompt),
+            function_id="f",
+            embedder=cache.embedder,
+            threshold=THRESHOLD,
+        )
+        assert result.verdict.startswith("HIT")
+    assert snapshot(redis_sync) == before
