@@ -55,9 +55,9 @@ class LLMCache:
     """The shared core: one Redis pool, the exact layer, the semantic layer.
 
     Construct with :meth:`from_url` or :meth:`from_client`; construction does no I/O.
-    The home-loop methods ``run``, ``submit``, ``background``, ``idle``, ``drain``,
-    ``drain_sync`` and ``on_home_thread`` are the runtime's own (``_runtime.Runtime``),
-    bound per cache: the hot path pays no extra call for them.
+    ``run``, ``submit``, ``background``, ``idle``, ``drain``, ``drain_sync`` and
+    ``on_home_thread`` are the runtime's own methods (``_runtime.Runtime``), ``count`` and
+    ``delete_entry`` the writer's, bound per cache: a call pays nothing for the facade.
     """
 
     # Operations written over the cache's public API, kept with their job.
@@ -109,10 +109,9 @@ class LLMCache:
         self.run, self.submit = rt.run, rt.submit
         self.background, self.idle, self.on_home_thread = rt.background, rt.idle, rt.on_home_thread
         self.drain, self.drain_sync = rt.drain, rt.drain_sync
-        self._sem = SemanticLayer.of(embedder, c, redis=rt.client, warn=self.warn)
-        self.embedder: Embedder | None = self._sem.embedder if self._sem is not None else None
-        if self._sem is not None:
-            rt.on_bind = self._sem.reset  # a new loop's client: the index is resolved again
+        sem = self._sem = SemanticLayer.of(embedder, c, redis=rt.client, warn=self.warn)
+        self.embedder: Embedder | None = sem.embedder if sem is not None else None
+        rt.on_bind = sem.reset if sem is not None else rt.on_bind  # a new loop: index again
         self._exact = ExactLayer(rt.client, c, self.warn)
         self._lookup = Lookup(rt.client, self._exact, self._sem, c, self)
         self._writer = Writer(rt.client, c, self._sem, self)
