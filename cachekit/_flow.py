@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from ._flight import IN_FLIGHT, LeaderFailedError, observe
+from ._schema import EXACT_HITS
 from ._ticket import Ticket
 from ._xflight import OTHER_PROCESS, Claim, claim
 from .cache import CACHE_ERRORS, LLMCache
@@ -44,7 +45,7 @@ async def follow(cache: LLMCache, ticket: Ticket, fut: concurrent.futures.Future
         return False
     ticket.reason = IN_FLIGHT
     # Served from memory: counted like a Redis hit so shared stats stay true.
-    cache.background(cache.count, ticket.manifest, "exact")
+    cache.background(cache.count, ticket.manifest, EXACT_HITS)
     return True
 
 
