@@ -22,10 +22,10 @@ import time
 from typing import Any
 
 from ._flow import flight_key, follow, lead, may_follow
-from ._options import EntryOptions
+from ._options import NOT_GIVEN, EntryOptions
 from ._report import report
 from ._storing import encode, store
-from ._ticket import UNSET, Hit, Miss, Ticket
+from ._ticket import Hit, Miss, Ticket
 from ._xflight import release
 from .cache import CACHE_ERRORS, LLMCache, WouldBlockError
 from .errors import CodecError
@@ -74,7 +74,7 @@ class Pipeline:
             if local is not None and await follow(cache, ticket, local):
                 return self._hit(cache, ticket, publish)
         await self._lookup(cache, ticket)
-        if ticket.value is not UNSET:
+        if ticket.value is not NOT_GIVEN:
             return self._hit(cache, ticket, publish)
         try:
             if await lead(cache, ticket, self.options.goes_to):

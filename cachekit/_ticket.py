@@ -13,12 +13,10 @@ from typing import Any, Protocol
 
 from ._entry import LookupOutcome
 from ._manifest import KeyManifest
+from ._options import NOT_GIVEN
 from .result import NO_CONTROL, CacheControl, Status
 
-__all__ = ["UNSET", "Hit", "Miss", "NotStoredError", "Ticket", "ValueCodec"]
-
-#: ``Ticket.value`` before a value was found (None is a value a function may return).
-UNSET: Any = object()
+__all__ = ["Hit", "Miss", "NotStoredError", "Ticket", "ValueCodec"]
 
 
 class NotStoredError(Exception):
@@ -76,7 +74,9 @@ class Ticket:
         #: Time cachekit spent before the call went to the function (a miss's overhead).
         self.spent = 0.0
         self.outcome: LookupOutcome | None = None
-        self.value: Any = UNSET
+        #: The answer, once found; ``NOT_GIVEN`` until then (None is a value a function
+        #: may return and have cached).
+        self.value: Any = NOT_GIVEN
         self.failed: str | None = None
         self.reason: str | None = None
         self.stored = False
