@@ -125,9 +125,11 @@ async def test_minilm_does_not_block_event_loop(minilm: SentenceTransformerEmbed
     await task
     during = [t for t in ticks if start <= t <= end]
     gaps = np.diff([start, *during, end])
-    # A blocked loop would show no tick at all during an encode (one gap >= a whole batch).
+    # A blocked loop would show no tick at all during an encode: one gap as long as the
+    # whole batch. Relative, not absolute: on a loaded box the ticker thread itself may
+    # wait a few hundred ms for a core without the loop being blocked.
     assert len(during) >= (end - start) / 0.05, (rounds, len(during), end - start)
-    assert gaps.max() < 0.25, (rounds, gaps.max())
+    assert gaps.max() < (end - start) / 2, (rounds, gaps.max(), end - start)
 
 
 async def test_minilm_long_prompt_is_truncated_not_an_error(

@@ -82,7 +82,9 @@ def table() -> TableEmbedder:
 @pytest.fixture
 async def tcache(make_cache: MakeCache, backend: str, table: TableEmbedder) -> LLMCache:
     emb = CallableEmbedder(table, dimensions=DIMS, model_id="test/table")
-    cache = make_cache(embedder=emb, index=backend, background_stores=False)
+    # Functional tests: budgets a loaded 2-core box cannot run out of (the budget tests
+    # make caches of their own).
+    cache = make_cache(embedder=emb, index=backend, background_stores=False, budgets=GENEROUS)
     await cache.connect()
     return cache
 
