@@ -66,6 +66,8 @@ MIN_PENALTY: dict[str, float] = {
         )
     },
     "question": 1.5,
+    "relation": 1.5,
+    "modality": 1.0,
     "lone_sub": 2.5,
 }  # fmt: skip
 NEGATIVE_SHARE = {"trap": 0.55, "qqp": 0.2, "mrpc": 0.05, "everyday": 0.2}
@@ -202,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     p.add_argument("--out", type=Path, default=MODEL_OUT)
     p.add_argument("--floor", type=float, default=FLOOR)
-    p.add_argument("--max-traps", type=float, default=0.025)
+    p.add_argument("--max-traps", type=float, default=0.03)
     args = p.parse_args(argv)
     check_data(args.data)
     t0 = time.perf_counter()

@@ -145,8 +145,9 @@ def test_below_the_models_fitted_range_it_rejects_rather_than_extrapolates() -> 
 
 def test_a_substituted_content_word_in_a_near_copy_is_rejected() -> None:
     # the principle: when two prompts are otherwise identical, the word that differs is
-    # the question (MiniLM: 0.71 for this pair; 0.93 puts it above the threshold)
-    v = verdict("How do I cancel my order?", "How do I cancel my subscription?", 0.93)
+    # the question (MiniLM gives this pair 0.904; 0.93 puts it above the threshold)
+    tail = "if I placed it with a gift card on the mobile app yesterday?"
+    v = verdict(f"How do I cancel my order {tail}", f"How do I cancel my subscription {tail}", 0.93)
     assert not v.accept
     assert v.reason == "content"
     assert v.detail == "order vs subscription"
@@ -156,7 +157,8 @@ def test_every_reason_is_a_documented_one() -> None:
     pairs = [
         ("Where is my order 12345?", "Where is my order 12346?"),
         ("Should I buy Tesla stock now?", "Should I sell Tesla stock now?"),
-        ("How do I cancel my order?", "How do I cancel my subscription?"),
+        ("Cheapest flights to Paris", "Cheapest flights to Berlin"),
+        ("Is the store open on Sunday?", "Is the store closed on Sunday?"),
     ]
     for cached, new in pairs:
         assert verdict(cached, new, 0.93).reason in REASONS

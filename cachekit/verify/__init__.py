@@ -71,8 +71,8 @@ class Verdict:
     prompt (for :class:`AcceptAll`, the similarity). ``reason`` names the signal that
     weighed most against the hit (``"number"``, ``"identifier"``, ``"date"``, ``"time"``,
     ``"unit"``, ``"negation"``, ``"polarity"``, ``"entity"``, ``"order"``, ``"scope"``,
-    ``"question"``, ``"modality"``, ``"tense"``, ``"content"``, ``"similarity"``); None when
-    accepted. ``detail`` says what differed, e.g. ``"12345 vs 12346"``.
+    ``"relation"``, ``"question"``, ``"modality"``, ``"tense"``, ``"content"``,
+    ``"similarity"``); None when accepted. ``detail`` says what differed, e.g. ``"12345 vs 12346"``.
     """
 
     accept: bool
@@ -169,17 +169,22 @@ class TextVerifier:
     def _reason(self, sig: Signals) -> tuple[str, str | None]:
         """The signal that weighed most against the hit (the cosine if none did).
 
-        ``hard_near`` (a meaning-bearing difference in a near-copy) is reported as the
-        difference itself: the present signal of ``HARD_SIGNALS`` listed first.
+        A named difference (``HARD_SIGNALS``: number, identifier, date, ..., tense) is the
+        reason whenever one is present, the one that costs most; otherwise the content
+        feature that costs most ("content"), else "similarity".
         """
+        contributions = self.model.contributions(sig.values)
+        # a named difference (number, entity, order ...) is the reason when there is one
+        hard = [h for h in HARD_SIGNALS if sig.values.get(h)]
+        if hard:
+            worst = min(hard, key=lambda h: (contributions.get(h, 0.0), HARD_SIGNALS.index(h)))
+            return SIGNAL_REASONS[worst], sig.details.get(worst)
         worst, worst_w = "", 0.0
-        for name, c in self.model.contributions(sig.values).items():
+        for name, c in contributions.items():
             if name in _NOT_REASONS:
                 continue
             if c < worst_w:
                 worst, worst_w = name, c
-        if worst == "hard_near":
-            worst = next((h for h in HARD_SIGNALS if sig.values.get(h)), worst)
         if not worst:
             return "similarity", f"similarity {sig.values['cos']:.3f}"
         return SIGNAL_REASONS[worst], sig.details.get(worst)

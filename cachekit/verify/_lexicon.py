@@ -38,6 +38,7 @@ __all__ = [
     "PARTICLES",
     "POLARITY",
     "POLARITY_AXES",
+    "RELATIONS",
     "SCOPE",
     "SYNONYMS",
     "S_IS",
@@ -164,11 +165,17 @@ SCOPE: dict[str, str] = {
     "weakest": "weakest", "safest": "safest", "hottest": "hottest",
     "coldest": "coldest", "deepest": "deepest", "busiest": "busiest",
     "total": "total", "average": "average", "annual": "annual",
-    "before": "before", "after": "after", "within": "within", "until": "until",
-    "till": "until", "since": "since", "during": "during", "beyond": "beyond",
-    "besides": "besides", "instead": "instead",
     "yearly": "annual", "monthly": "monthly", "weekly": "weekly", "daily": "daily",
     "hourly": "hourly",
+}  # fmt: skip
+
+#: Relation words: when, where or for what the rest holds (before 1848, after it has
+#: shipped, an essay against X). Their multiset must agree.
+RELATIONS: dict[str, str] = {
+    "before": "before", "after": "after", "within": "within", "until": "until",
+    "till": "until", "since": "since", "during": "during", "beyond": "beyond",
+    "besides": "besides", "instead": "instead", "against": "against", "unlike": "unlike",
+    "despite": "despite", "including": "including",
 }  # fmt: skip
 
 #: Opposites: lemma -> (axis, side). A prompt that says one side where the other says the

@@ -13,12 +13,11 @@ import gzip
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from difflib import SequenceMatcher
 from functools import lru_cache
 from importlib import resources
 
 from . import _lexicon as lx
-from ._text import Analysis, Word, polarity_axes, polarity_stem, stem
+from ._text import Analysis, Word, joins, polarity_axes, polarity_stem, stem, token_bag
 
 __all__ = ["FEATURES", "HARD_SIGNALS", "SIGNAL_REASONS", "Signals", "compare"]
 
@@ -28,7 +27,7 @@ _HARMLESS = frozenset(("cos", "overlap", "near", "typo", "moved", "question_add"
 #: Signals that name a meaning-bearing difference (most telling first).
 HARD_SIGNALS: tuple[str, ...] = (
     "number", "identifier", "date", "time", "unit", "negation", "polarity", "entity",
-    "order", "swap", "scope", "question", "modality", "tense",
+    "order", "swap", "scope", "relation", "question", "modality", "tense",
 )  # fmt: skip
 
 #: Words before a name after which its position carries no role (lists, "X and Y").
@@ -54,6 +53,7 @@ FEATURES: tuple[str, ...] = (
     "order",
     "scope",
     "scope_add",
+    "relation",
     "question",
     "question_add",
     "modality",
@@ -87,6 +87,7 @@ SIGNAL_REASONS: dict[str, str] = {
     "order": "order",
     "scope": "scope",
     "scope_add": "scope",
+    "relation": "relation",
     "question": "question",
     "question_add": "question",
     "modality": "modality",
@@ -284,10 +285,6 @@ def _filler_typo(word: str) -> bool:
     )
 
 
-def _joins(folded: tuple[str, ...]) -> dict[str, tuple[str, str]]:
-    return {folded[i] + folded[i + 1]: (folded[i], folded[i + 1]) for i in range(len(folded) - 1)}
-
-
 def _words(ws: Iterable[Word]) -> str:
     return ", ".join(w.raw for w in ws)
 
@@ -332,6 +329,7 @@ def compare(a: Analysis, b: Analysis, cos: float) -> Signals:
         name = "scope" if only_a and only_b else "scope_add"
         v[name] = 1.0
         d.setdefault(name, f"{_fmt(only_a)} vs {_fmt(only_b)}")
+    _counted("relation", a.relations, b.relations, out)
     if a.wh != b.wh and a.wh and b.wh:
         v["question"] = 1.0
         d["question"] = f"{', '.join(sorted(a.wh))} vs {', '.join(sorted(b.wh))}"
@@ -354,12 +352,13 @@ def compare(a: Analysis, b: Analysis, cos: float) -> Signals:
         if (sides_b := b.polarity.get(axis)) is not None and sides.isdisjoint(sides_b)
     ]
 
-    # --- how near-identical the two texts are, word for word (filler included)
-    fa_seq, fb_seq = a.folded, b.folded
-    if fa_seq == fb_seq:
+    # --- how near-identical the two texts are, word for word (filler included): the
+    # share of tokens they have in common (a multiset Dice coefficient)
+    if a.folded == b.folded:
         near = 1.0
     else:
-        near = SequenceMatcher(None, fa_seq, fb_seq, autojunk=False).ratio()
+        size = len(a.folded) + len(b.folded)
+        near = 2.0 * sum((token_bag(a.folded) & token_bag(b.folded)).values()) / size
     v["near"] = near
 
     # --- content words: align, explain what can be explained, weigh the rest
@@ -369,25 +368,23 @@ def compare(a: Analysis, b: Analysis, cos: float) -> Signals:
     left_a: list[Word] = []
     left_b: list[Word] = []
     if ka != kb:
-        sm = SequenceMatcher(None, ka, kb, autojunk=False)
-        for tag, i1, i2, j1, j2 in sm.get_opcodes():
-            if tag == "equal":
-                continue
-            ha, hb = list(ca[i1:i2]), list(cb[j1:j2])
-            if ha and hb and "".join(w.raw for w in ha) == "".join(w.raw for w in hb):
-                continue  # "wi fi" = "wifi"
-            left_a += ha
-            left_b += hb
-        # moved words: in both, out of order (an order change, not a different word)
-        common = Counter(w.key for w in left_a) & Counter(w.key for w in left_b)
-        if common:
+        count_a, count_b = Counter(ka), Counter(kb)
+        shared = count_a & count_b
+        # words only one prompt has (in their order)
+        left_a = _without(list(ca), shared)
+        left_b = _without(list(cb), shared)
+        if left_a and left_b and "".join(w.raw for w in left_a) == "".join(w.raw for w in left_b):
+            left_a, left_b = [], []  # "wi fi" = "wifi"
+        # moved words: in both, in another order (an order change, not a different word)
+        order_a = [w.key for w in _without(list(ca), count_a - shared)]
+        order_b = [w.key for w in _without(list(cb), count_b - shared)]
+        if order_a != order_b:
             v["moved"] = 1.0
-            d["moved"] = ", ".join(sorted(common))
-            left_a = _without(left_a, common)
-            left_b = _without(left_b, common)
+            moved = {x for x, y in zip(order_a, order_b, strict=True) if x != y}
+            d["moved"] = ", ".join(sorted(moved))
         # compounds across the filler boundary: "log in" = "login", "e mail" = "email"
         if left_a or left_b:
-            joins_a, joins_b = _joins(a.folded), _joins(b.folded)
+            joins_a, joins_b = joins(a.folded), joins(b.folded)
             used: set[str] = set()
             for w in left_b:
                 if w.raw in joins_a:
@@ -478,9 +475,6 @@ def compare(a: Analysis, b: Analysis, cos: float) -> Signals:
         if rest_a and rest_b:
             v["content_sub"] = 1.0
             v["sub_near"] = near
-            if len(rest_a) == 1 and len(rest_b) == 1 and not (ent_a or ent_b):
-                v["lone_sub"] = 1.0  # one word for another, the rest the same
-                d["lone_sub"] = f"{rest_a[0].raw} vs {rest_b[0].raw}"
             d["content_sub"] = f"{_words(rest_a)} vs {_words(rest_b)}"
         elif rest_a or rest_b:
             v["content_add"] = 1.0
@@ -490,6 +484,9 @@ def compare(a: Analysis, b: Analysis, cos: float) -> Signals:
                 if rest_a
                 else f"{_words(rest_b)} only in the new prompt"
             )
+        if len(left_a) == 1 and len(left_b) == 1:
+            v["lone_sub"] = 1.0  # one word (or name) for another, the rest the same
+            d["lone_sub"] = f"{left_a[0].raw} vs {left_b[0].raw}"
         if rest_a or rest_b:
             v["content_n"] = min(len(rest_a) + len(rest_b), 6) / 6.0
             d["content_n"] = d.get("content_sub") or d.get("content_add", "")

@@ -21,11 +21,12 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 from typing import NamedTuple
 
 from . import _lexicon as lx
 
-__all__ = ["Analysis", "analyse", "stem"]
+__all__ = ["Analysis", "analyse", "joins", "stem", "token_bag"]
 
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'"})
 _DIGIT_S = re.compile(r"(?<=\d)'s\b")
@@ -147,6 +148,7 @@ class Analysis:
     units: Counter[str]
     ordinals: Counter[str]
     scope: Counter[str]
+    relations: Counter[str]
     wh: frozenset[str]
     modal: frozenset[str]
     tense: frozenset[str]
@@ -195,6 +197,7 @@ class _Builder:
         self.units: Counter[str] = Counter()
         self.ordinals: Counter[str] = Counter()
         self.scope: Counter[str] = Counter()
+        self.relations: Counter[str] = Counter()
         self.wh: set[str] = set()
         self.modal: set[str] = set()
         self.tense: set[str] = set()
@@ -204,6 +207,7 @@ class _Builder:
         self.folded: list[str] = []
         # (key, cue) for every meaningful token, in order, for the roles
         self.keyed: list[tuple[str, str]] = []
+        self.counts: dict[str, int] = {}
         self.cue = ""  # the last cue word seen, until a meaningful token takes it
         self.left: dict[str, str] = {}  # names and numbers -> the token before them
         self.prev_entity = False
@@ -215,6 +219,7 @@ class _Builder:
     # -- helpers
     def mark(self, key: str, name: bool = False, track: bool = False) -> None:
         self.keyed.append((key, self.cue))
+        self.counts[key] = self.counts.get(key, 0) + 1
         self.cue = ""
         if name or track or key[0] == "#":
             before = self.folded[-2] if len(self.folded) >= 2 else ""
@@ -267,6 +272,7 @@ class _Info(NamedTuple):
     date: str | None
     date_ambiguous: bool
     scope: str | None
+    relation: str | None
     wh: str | None
     modal: str | None
     tense: str | None
@@ -275,6 +281,7 @@ class _Info(NamedTuple):
     key: str
     stem: str
     word: str  # after abbreviations (yr -> year)
+    plain: int  # 1: a filler word and nothing else, 2: a content word and nothing else
 
 
 @lru_cache(maxsize=16384)
@@ -285,8 +292,32 @@ def _info(folded: str) -> _Info:
     st = stem(word)
     modal = lx.MODAL.get(folded)
     tense = lx.TENSE.get(folded)
+    axes = _POLARITY.get(pst, frozenset())
+    date = lx.DATE_WORDS.get(folded) or (
+        lx.DATE_WORDS.get(folded[:-1]) if folded.endswith("s") and len(folded) > 4 else None
+    )
+    special = (
+        axes
+        or folded in lx.PARTICLES
+        or folded in lx.NUMBER_WORDS
+        or folded in lx.NEGATION
+        or folded in lx.HOW_KIND
+        or folded in lx.ORDINAL_WORDS
+        or folded in _ORDINAL_SUFFIX
+        or unit is not None
+        or folded in lx.TIME_WORDS
+        or date is not None
+        or folded in lx.SCOPE
+        or folded in lx.RELATIONS
+        or folded in lx.WH
+        or modal is not None
+        or tense is not None
+        or folded in lx.CUES
+        or folded in ("one", "like")
+    )
+    filler = folded in lx.FILLER or folded == "one" or modal is not None or tense is not None
     return _Info(
-        axes=_POLARITY.get(pst, frozenset()),
+        axes=axes,
         pstem=pst,
         particle=lx.PARTICLES.get(folded),
         numword=folded in lx.NUMBER_WORDS,
@@ -298,25 +329,44 @@ def _info(folded: str) -> _Info:
         and folded not in lx.NUMERIC_ONLY_UNITS
         and unit not in _TIME_UNITS,
         tod=lx.TIME_WORDS.get(folded),
-        date=lx.DATE_WORDS.get(folded)
-        or (lx.DATE_WORDS.get(folded[:-1]) if folded.endswith("s") and len(folded) > 4 else None),
+        date=date,
         date_ambiguous=folded in lx.AMBIGUOUS_DATES,
         scope=lx.SCOPE.get(folded),
+        relation=lx.RELATIONS.get(folded),
         wh=lx.WH.get(folded),
         modal=modal,
         tense=tense,
         cue=folded in lx.CUES,
-        filler=folded in lx.FILLER or folded == "one" or modal is not None or tense is not None,
+        filler=filler,
         key=_SYNONYMS.get(st, st),
         stem=st,
         word=word,
+        plain=0 if special else (1 if filler else 2),
     )
 
 
 def _word(b: _Builder, raw: str, folded: str, sentence_start: bool, shouty: bool) -> None:
     """One alphabetic token (contractions and hyphens already split)."""
-    b.folded.append(folded)
     info = _info(folded)
+    plain = info.plain
+    if plain and not (
+        len(raw) >= 2 and raw.isupper() and not shouty and folded not in _NOT_ACRONYMS
+    ):
+        # the common case, most words: a plain filler or content word
+        b.folded.append(folded)
+        b.stems.add(info.pstem)
+        b.last_raw = folded
+        if b.pending_numwords:
+            b.flush_numwords()
+        b.last_was_number = False
+        if plain == 1:
+            b.prev_entity = False
+            return
+        entity = _is_entity(raw, info.word, sentence_start, shouty)
+        b.content.append(Word(info.key, info.stem, info.word, entity))
+        b.mark(info.key, entity)
+        return
+    b.folded.append(folded)
     b.stems.add(info.pstem)
     for axis, side in info.axes:
         b.polarity.setdefault(axis, set()).add(side)
@@ -371,6 +421,12 @@ def _word(b: _Builder, raw: str, folded: str, sentence_start: bool, shouty: bool
         b.scope[info.scope] += 1
         b.mark("scope:" + info.scope)
         return
+    if info.relation is not None:
+        b.relations[info.relation] += 1
+        b.mark("rel:" + info.relation)
+        if info.cue:
+            b.cue = folded  # "against" also marks the role of what follows
+        return
     if info.wh is not None:
         b.wh.add(info.wh)
         return
@@ -419,6 +475,8 @@ def _alnum(b: _Builder, raw: str, folded: str, sentence_start: bool, shouty: boo
 
 
 _HAS_DIGIT = re.compile(r"\d").search
+_UPPER = re.compile(r"[^\W\d_a-z]").findall  # upper case (and caseless) letters
+_LETTER = re.compile(r"[^\W\d_]").findall
 
 
 def _dispatch(b: _Builder, raw: str, folded: str, sentence_start: bool, shouty: bool) -> None:
@@ -483,83 +541,129 @@ def _dispatch(b: _Builder, raw: str, folded: str, sentence_start: bool, shouty: 
     _word(b, raw, folded, sentence_start, shouty)
 
 
+def _shouty(text: str, words: list[str]) -> bool:
+    """All capitals, or Every Word Capitalised: then capitals say nothing about names."""
+    if text.isupper():
+        return True
+    if len(words) < 4:
+        return False
+    capitalised = sum(1 for w in words if w[:1].isupper())
+    if capitalised / len(words) > 0.8:
+        return True
+    if capitalised / len(words) < 0.4:
+        return False  # the common case: no need to count letters
+    upper = len(_UPPER(text))
+    letters = len(_LETTER(text))
+    return letters >= 8 and upper / letters > 0.6
+
+
+def _matched(b: _Builder, m: re.Match[str], sentence_start: bool, shouty: bool) -> bool:
+    """One token of the full tokenizer; returns the new ``sentence_start``."""
+    kind = m.lastgroup
+    raw = m.group()
+    if kind == "plain":
+        folded = raw.lower() if raw.isascii() else _fold(raw)
+        parts = lx.CONTRACTIONS.get(folded)
+        if parts is not None:
+            for part in parts:
+                _word(b, part, part, sentence_start, shouty)
+        else:
+            _word(b, raw, folded, sentence_start, shouty)
+        return False
+    if kind == "comma":
+        b.comma = True
+        return sentence_start
+    if kind == "stop":
+        b.flush_numwords()
+        b.last_was_number = False
+        return True
+    if kind in ("url", "email"):
+        b.flush_numwords()
+        b.identifiers[raw.lower().rstrip("/.")] += 1
+        b.mark(f"id:{raw.lower()}")
+    elif kind == "date":
+        b.flush_numwords()
+        b.dates[f"date:{raw}"] += 1
+        b.mark(f"date:{raw}")
+    elif kind == "clock":
+        b.flush_numwords()
+        hh, _, rest = raw.partition(":")
+        b.times[f"clock:{int(hh)}:{rest}"] += 1
+        b.mark(f"time:{raw}")
+        b.last_was_number = True
+    elif kind == "number":
+        b.flush_numwords()
+        if m.group("suffix") is None:
+            value = _number(m.group("num"))
+            b.folded.append(value)
+            b.add_number(value)
+        else:
+            _dispatch(b, raw, _fold(raw), sentence_start, shouty)
+    elif kind == "word":
+        _dispatch(b, raw, _fold(raw), sentence_start, shouty)
+    elif kind == "sym":
+        b.flush_numwords()
+        if raw in lx.UNITS:
+            b.units[lx.UNITS[raw]] += 1
+            b.mark(f"unit:{lx.UNITS[raw]}")
+        elif raw in "&+":
+            b.folded.append("and")
+        if raw not in ("%", "°"):
+            b.last_was_number = False
+        return sentence_start
+    return False
+
+
+#: Punctuation around a word that does not change it ("(Korean," -> Korean).
+_EDGE = "\"'()[]{}<>*,.?!;:"
+_STOPS = frozenset(".?!;:")
+
+
 @lru_cache(maxsize=4096)
 def analyse(text: str) -> Analysis:
     """Read one prompt (pure; the result is shared, do not mutate its counters)."""
     text_n = _DIGIT_S.sub("", unicodedata.normalize("NFKC", text).translate(_APOSTROPHES))
     b = _Builder(text)
-    # All capitals, or Every Word Capitalised: capitals say nothing about names.
-    shouty = False
-    upper = sum(map(str.isupper, text_n))
-    if upper:
-        letters = sum(map(str.isalpha, text_n))
-        words = text_n.split()
-        shouty = (letters >= 8 and upper / letters > 0.6) or (
-            len(words) >= 4 and sum(1 for w in words if w[:1].isupper()) / len(words) > 0.8
-        )
+    chunks = text_n.split()
+    shouty = _shouty(text_n, chunks)
     sentence_start = True
     pattern = _TOKEN if ("@" in text_n or "://" in text_n or "www." in text_n) else _WORDS_FIRST
-    word = _word
     contractions = lx.CONTRACTIONS
-    for m in pattern.finditer(text_n):
-        kind = m.lastgroup
-        raw = m.group()
-        if kind == "plain":
-            folded = raw.lower() if raw.isascii() else _fold(raw)
-            if folded in contractions:
-                for part in contractions[folded]:
+    word = _word
+    for chunk in chunks:
+        core = chunk.strip(_EDGE)
+        if core.isalpha() and pattern is _WORDS_FIRST:
+            # the common case: a word, maybe with punctuation around it
+            if core is not chunk and chunk[0] in _EDGE:
+                lead = chunk[: chunk.index(core)]
+                if any(c in _STOPS for c in lead):
+                    b.flush_numwords()
+                    b.last_was_number = False
+                    sentence_start = True
+                if "," in lead:
+                    b.comma = True
+            folded = core.lower() if core.isascii() else _fold(core)
+            parts = contractions.get(folded)
+            if parts is not None:
+                for part in parts:
                     word(b, part, part, sentence_start, shouty)
             else:
-                word(b, raw, folded, sentence_start, shouty)
+                word(b, core, folded, sentence_start, shouty)
             sentence_start = False
+            if core is not chunk and chunk[-1] in _EDGE:
+                trail = chunk[chunk.rindex(core) + len(core) :]
+                if any(c in _STOPS for c in trail):
+                    b.flush_numwords()
+                    b.last_was_number = False
+                    sentence_start = True
+                elif "," in trail:
+                    b.comma = True
             continue
-        if kind == "comma":
-            b.comma = True
-            continue
-        if kind == "stop":
-            b.flush_numwords()
-            sentence_start = True
-            b.last_was_number = False
-            continue
-        if kind in ("url", "email"):
-            b.flush_numwords()
-            b.identifiers[raw.lower().rstrip("/.")] += 1
-            b.mark(f"id:{raw.lower()}")
-        elif kind == "date":
-            b.flush_numwords()
-            b.dates[f"date:{raw}"] += 1
-            b.mark(f"date:{raw}")
-        elif kind == "clock":
-            b.flush_numwords()
-            hh, _, rest = raw.partition(":")
-            b.times[f"clock:{int(hh)}:{rest}"] += 1
-            b.mark(f"time:{raw}")
-            b.last_was_number = True
-        elif kind == "number":
-            b.flush_numwords()
-            if m.group("suffix") is None:
-                value = _number(m.group("num"))
-                b.folded.append(value)
-                b.add_number(value)
-            else:
-                _dispatch(b, raw, _fold(raw), sentence_start, shouty)
-        elif kind == "word":
-            _dispatch(b, raw, _fold(raw), sentence_start, shouty)
-        elif kind == "sym":
-            b.flush_numwords()
-            if raw in lx.UNITS:
-                b.units[lx.UNITS[raw]] += 1
-                b.mark(f"unit:{lx.UNITS[raw]}")
-            elif raw == "#":
-                pass
-            elif raw in "&+":
-                b.folded.append("and")
-            b.last_was_number = False if raw not in ("%", "°") else b.last_was_number
-            continue
-        sentence_start = False
+        for m in pattern.finditer(chunk):
+            sentence_start = _matched(b, m, sentence_start, shouty)
     b.flush_numwords()
-    counts = Counter(k for k, _ in b.keyed)
-    roles = {k: cue for k, cue in b.keyed if counts[k] == 1 and cue}
+    counts = b.counts
+    roles = {k: cue for k, cue in b.keyed if cue and counts[k] == 1}
     once = frozenset(k for k, n in counts.items() if n == 1)
     left = {k: v for k, v in b.left.items() if k in once}
     return Analysis(
@@ -573,6 +677,7 @@ def analyse(text: str) -> Analysis:
         units=b.units,
         ordinals=b.ordinals,
         scope=+b.scope,
+        relations=b.relations,
         wh=frozenset(b.wh),
         modal=frozenset(b.modal),
         tense=frozenset(b.tense),
@@ -584,6 +689,18 @@ def analyse(text: str) -> Analysis:
         once=once,
         left=left,
     )
+
+
+@lru_cache(maxsize=4096)
+def token_bag(folded: tuple[str, ...]) -> Counter[str]:
+    """The tokens of a prompt as a multiset (cached with the prompt's analysis)."""
+    return Counter(folded)
+
+
+@lru_cache(maxsize=4096)
+def joins(folded: tuple[str, ...]) -> dict[str, tuple[str, str]]:
+    """Two adjacent tokens joined -> the two ("log" "in" -> "login")."""
+    return {x + y: (x, y) for x, y in pairwise(folded)}
 
 
 def polarity_axes(word_stem: str) -> frozenset[tuple[str, int]]:
