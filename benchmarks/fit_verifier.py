@@ -57,6 +57,13 @@ NONNEGATIVE = frozenset({"cos", "clean"})
 #: logits, however close the vectors. The fit set rarely shows such a pair at a high
 #: cosine (their cosine is usually low), so without it the model would not learn that a
 #: near-copy "to Paris" / "to Berlin" at 0.96 is still another question.
+#: Near-copies (near >= VETO_NEAR) with one of these named differences are rejected
+#: whatever the score (the principle, made a rule); accept_at is chosen with it applied.
+VETO = (
+    "number", "identifier", "date", "time", "negation", "polarity", "entity", "order", "swap",
+    "scope", "relation",
+)  # fmt: skip
+VETO_NEAR = 0.6
 MIN_PENALTY: dict[str, float] = {
     **{
         name: 2.0
@@ -220,6 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     y = np.array([q.label for q in pairs])
     w = sample_weights(pairs)
     cv_score = out_of_fold(x, y, w, folds_of(pairs))
+    fi = {name: i for i, name in enumerate(FEATURES)}
+    vetoed = (x[:, fi["near"]] >= VETO_NEAR) & (x[:, [fi[n] for n in VETO]] > 0).any(axis=1)
+    cv_score[vetoed] = 0.0
     accept_at, stats = choose_accept_at(pairs, cos, cv_score, traps_total, args.max_traps)
     coef, bias = fit(x, y, w)
     counts = Counter(bucket(q)[1] for q in pairs)
@@ -234,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bias": round(bias, 4),
         "accept_at": accept_at,
         "min_similarity": args.floor,
+        "veto": list(VETO),
+        "veto_near": VETO_NEAR,
         "fitted": {
             "date": dt.date.today().isoformat(),
             "embedder": "sentence-transformers/all-MiniLM-L6-v2",

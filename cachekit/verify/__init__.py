@@ -132,7 +132,13 @@ class TextVerifier:
             model = VerifierModel.load(model)
         if accept_at is not None:
             model = VerifierModel(
-                model.weights, model.bias, accept_at, model.meta, model.min_similarity
+                model.weights,
+                model.bias,
+                accept_at,
+                model.meta,
+                model.min_similarity,
+                model.veto,
+                model.veto_near,
             )
         self.model = model
 
@@ -161,6 +167,9 @@ class TextVerifier:
             )
         sig = compare(analyse(cached_prompt), analyse(new_prompt), sim)
         score = self.model.score(sig.values)
+        veto = self.model.vetoed(sig.values)
+        if veto is not None:
+            return Verdict(False, SIGNAL_REASONS[veto], min(score, 0.0), sig.details.get(veto))
         if score >= self.model.accept_at:
             return Verdict(True, None, score)
         reason, detail = self._reason(sig)

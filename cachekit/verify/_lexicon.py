@@ -414,7 +414,7 @@ CUES = frozenset(
     _wordlist(
         """
         from to into than of over above under below against beat beats defeat defeated onto
-        per towards toward via by
+        per towards toward via by in on at for with
         """
     )
 )

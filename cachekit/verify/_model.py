@@ -35,6 +35,11 @@ class VerifierModel:
     meta: Mapping[str, Any] = field(default_factory=dict)
     #: Below this cosine the model was not fitted (no pair there): candidates are rejected.
     min_similarity: float = -1.0
+    #: Signals that reject a near-copy outright (``near`` >= ``veto_near``): when two
+    #: prompts are near-identical as text, a different number, name, negation, order or
+    #: scope word is a different question whatever the score says.
+    veto: tuple[str, ...] = ()
+    veto_near: float = 1.0
 
     def __post_init__(self) -> None:
         unknown = set(self.weights) - set(FEATURES)
@@ -52,13 +57,31 @@ class VerifierModel:
             raise CacheConfigError(
                 f"verifier model: min_similarity must be in [-1, 1], got {self.min_similarity!r}"
             )
+        unknown_veto = set(self.veto) - set(FEATURES)
+        if unknown_veto:
+            raise CacheConfigError(
+                f"verifier model: unknown veto signal(s) {', '.join(sorted(unknown_veto))}"
+            )
+        if not isinstance(self.veto_near, (int, float)) or not 0.0 <= self.veto_near <= 1.0:
+            raise CacheConfigError(
+                f"verifier model: veto_near must be in [0, 1], got {self.veto_near!r}"
+            )
         if not isinstance(self.accept_at, (int, float)) or not 0.0 < self.accept_at < 1.0:
             raise CacheConfigError(
                 f"verifier model: accept_at must be in (0, 1), got {self.accept_at!r}"
             )
 
+    def vetoed(self, x: Mapping[str, float]) -> str | None:
+        """The first veto signal present in a near-copy, if any."""
+        if x.get("near", 0.0) >= self.veto_near:
+            for name in self.veto:
+                if x.get(name):
+                    return name
+        return None
+
     def logit(self, x: Mapping[str, float]) -> float:
-        return self.bias + sum(w * x.get(name, 0.0) for name, w in self.weights.items())
+        weights = self.weights
+        return self.bias + sum(weights.get(name, 0.0) * value for name, value in x.items())
 
     def score(self, x: Mapping[str, float]) -> float:
         z = self.logit(x)
@@ -85,7 +108,7 @@ class VerifierModel:
             raise CacheConfigError(f"{source}: unsupported version {version!r} (expected 1)")
         if not isinstance(weights, Mapping):
             raise CacheConfigError(f"{source}: 'weights' must be an object")
-        skip = ("weights", "bias", "accept_at", "min_similarity")
+        skip = ("weights", "bias", "accept_at", "min_similarity", "veto", "veto_near")
         meta = {k: v for k, v in data.items() if k not in skip}
         return cls(
             {str(k): v for k, v in weights.items()},
@@ -93,6 +116,8 @@ class VerifierModel:
             accept_at,
             meta,
             data.get("min_similarity", -1.0),
+            tuple(data.get("veto", ())),
+            data.get("veto_near", 1.0),
         )
 
     @classmethod
@@ -119,4 +144,6 @@ class VerifierModel:
             "bias": self.bias,
             "accept_at": self.accept_at,
             "min_similarity": self.min_similarity,
+            "veto": list(self.veto),
+            "veto_near": self.veto_near,
         }

@@ -21,6 +21,10 @@ from ._text import Analysis, Word, joins, polarity_axes, polarity_stem, stem, to
 
 __all__ = ["FEATURES", "HARD_SIGNALS", "SIGNAL_REASONS", "Signals", "compare"]
 
+#: Cues whose exchange for one another changes the question (from / to, than / by);
+#: "in" / "on" / "at" / "for" / "with" only count when a role moves to another word.
+_DIRECTIONAL = frozenset(("from", "to", "than", "beat", "against", "over", "under", "by"))
+
 #: Features that do not stop a pair from being "clean".
 _HARMLESS = frozenset(("cos", "overlap", "near", "typo", "moved", "question_add"))
 
@@ -408,7 +412,13 @@ def compare(a: Analysis, b: Analysis, cos: float) -> Signals:
             left_b, left_a = _initials(left_b, left_a)
         # derived forms: Japan / Japanese, India / Indian, paradox / paradoxic
         if left_a and left_b:
-            left_a, left_b = _derived(left_a, left_b)
+            left_a, left_b, derived = _derived(left_a, left_b)
+            # India ... Japan vs Japanese ... Indian: the derived forms changed places
+            if len(derived) >= 2:
+                pos = sorted((ca.index(x), cb.index(y)) for x, y in derived)
+                if [q for _, q in pos] != sorted(q for _, q in pos):
+                    v["swap"] = 1.0
+                    d["swap"] = ", ".join(f"{x.raw}/{y.raw}" for x, y in derived)
         # typos: a leftover word one edit away from a leftover word of the other side
         typos = 0
         if left_a and left_b:
@@ -497,11 +507,27 @@ def compare(a: Analysis, b: Analysis, cos: float) -> Signals:
 
     # --- negation and polarity, together: "not open" = "closed"
     neg_diff = (a.negations - b.negations) % 2 == 1
+    # the same number of negations, applied to other words ("connected but no internet"
+    # vs "not connected but internet")
+    moved_neg = (
+        not neg_diff
+        and a.negations > 0
+        and a.negations == b.negations
+        and a.neg_targets
+        and b.neg_targets
+        and a.neg_targets.isdisjoint(b.neg_targets)
+        and (a.neg_targets | b.neg_targets) <= (a.keys & b.keys)
+    )
     if neg_diff and flipped:
         pass  # one opposite word plus one negation: the same question
     elif neg_diff:
         v["negation"] = 1.0
         d["negation"] = f"{a.negations} negation(s) vs {b.negations}"
+    elif moved_neg:
+        v["negation"] = 1.0
+        d["negation"] = (
+            f"not {', '.join(sorted(a.neg_targets))} vs not {', '.join(sorted(b.neg_targets))}"
+        )
     elif flipped:
         v["polarity"] = 1.0
         d["polarity"] = ", ".join(sorted(set(flipped)))
@@ -520,8 +546,8 @@ def compare(a: Analysis, b: Analysis, cos: float) -> Signals:
     }
     if changed:
         for k, (role_a, role_b) in changed.items():
-            if role_a and role_b:
-                swapped.append(f"{k}: {role_a} → {role_b}")
+            if role_a in _DIRECTIONAL and role_b in _DIRECTIONAL:
+                swapped.append(f"{k}: {role_a} → {role_b}")  # from Paris / to Paris
             elif role_a and any(rb2 == role_a for k2, (_, rb2) in changed.items() if k2 != k):
                 swapped.append(f"{k}: {role_a} → none")
     if swapped:
@@ -573,10 +599,13 @@ _DERIVATIONS = ("ese", "an", "ian", "ans", "ians", "ish", "i", "is", "n", "ns", 
                 "ical", "al", "ally", "ity", "ese")  # fmt: skip
 
 
-def _derived(left_a: list[Word], left_b: list[Word]) -> tuple[list[Word], list[Word]]:
-    """Drop pairs where one word is the other plus a derivational ending."""
+def _derived(
+    left_a: list[Word], left_b: list[Word]
+) -> tuple[list[Word], list[Word], list[tuple[Word, Word]]]:
+    """Drop pairs where one word is the other plus a derivational ending (and say which)."""
     rest_b = list(left_b)
     keep_a = []
+    pairs: list[tuple[Word, Word]] = []
     for w in left_a:
         match = None
         for x in rest_b:
@@ -596,7 +625,8 @@ def _derived(left_a: list[Word], left_b: list[Word]) -> tuple[list[Word], list[W
             keep_a.append(w)
         else:
             rest_b = [x for x in rest_b if x is not match]
-    return keep_a, rest_b
+            pairs.append((w, match))
+    return keep_a, rest_b, pairs
 
 
 def _initials(many: list[Word], few: list[Word]) -> tuple[list[Word], list[Word]]:

@@ -153,11 +153,13 @@ class Analysis:
     modal: frozenset[str]
     tense: frozenset[str]
     negations: int
+    neg_targets: frozenset[str]  # the words negations apply to
     stems: frozenset[str]  # every token's polarity stem, filler included
     polarity: dict[str, frozenset[int]]  # polarity axis -> the sides this text takes
     folded: tuple[str, ...]  # every token, folded, in order (for compound joins)
     roles: dict[str, str]  # token key -> governing cue, for keys that occur once
     once: frozenset[str]  # token keys (content, numbers, units, ...) that occur once
+    keys: frozenset[str]  # every token key
     left: dict[str, str]  # once-key of a name or number -> the token before it
 
 
@@ -211,6 +213,10 @@ class _Builder:
         self.cue = ""  # the last cue word seen, until a meaningful token takes it
         self.left: dict[str, str] = {}  # names and numbers -> the token before them
         self.prev_entity = False
+        self.name_cue = ""  # the cue the last name took
+        self.pending_negations = 0
+        self.negated = 0
+        self.neg_targets: set[str] = set()
         self.comma = False  # a comma since the last meaningful token
         self.pending_numwords: list[str] = []
         self.last_was_number = False
@@ -218,9 +224,23 @@ class _Builder:
 
     # -- helpers
     def mark(self, key: str, name: bool = False, track: bool = False) -> None:
-        self.keyed.append((key, self.cue))
+        cue = self.cue
+        if not cue and key[0] == "#" and self.prev_entity:
+            cue = self.name_cue  # "than the RTX 3090": the number is the name's
+        if not cue and self.folded[-2:-1] in (["and"], ["or"]) and self.keyed:
+            cue = self.keyed[-1][1]  # "of 500 and 1000": both have the role
+        self.keyed.append((key, cue))
         self.counts[key] = self.counts.get(key, 0) + 1
         self.cue = ""
+        if name:
+            self.name_cue = cue
+        if self.pending_negations:
+            # what a negation applies to: the next word, and the next that is not a name
+            # ("isn't England returning" = "England is not returning")
+            self.neg_targets.add(key)
+            if not name:
+                self.negated += 1
+                self.pending_negations = 0
         if name or track or key[0] == "#":
             before = self.folded[-2] if len(self.folded) >= 2 else ""
             self.left[key] = "<list>" if self.prev_entity and self.comma else before
@@ -391,6 +411,7 @@ def _word(b: _Builder, raw: str, folded: str, sentence_start: bool, shouty: bool
     b.last_was_number = False
     if info.negation:
         b.negations += 1
+        b.pending_negations += 1
         b.cue = ""
         return
     if info.how_kind is not None and len(b.folded) >= 2 and b.folded[-2] == "how":
@@ -682,11 +703,13 @@ def analyse(text: str) -> Analysis:
         modal=frozenset(b.modal),
         tense=frozenset(b.tense),
         negations=b.negations,
+        neg_targets=frozenset(b.neg_targets),
         stems=frozenset(b.stems),
         polarity={axis: frozenset(sides) for axis, sides in b.polarity.items()},
         folded=tuple(b.folded),
         roles=roles,
         once=once,
+        keys=frozenset(counts),
         left=left,
     )
 
