@@ -264,10 +264,10 @@ def latency(pairs: Sequence[Pair], n: int, seed: int) -> dict[str, Any]:
     """verify() on ~200-character prompt pairs: cold (neither prompt analysed before) and
     hit-path (the cached prompt's analysis in the verifier's LRU cache, the new one not)."""
     from cachekit.verify import VerifyScope, default_verifier
-    from cachekit.verify._text import analyse, joins, token_bag
+    from cachekit.verify._text import analyse, token_bag
 
     def forget() -> None:
-        for cache in (analyse, joins, token_bag):
+        for cache in (analyse, token_bag):
             cache.cache_clear()
 
     rng = random.Random(seed)

@@ -17,7 +17,7 @@ from functools import lru_cache
 from importlib import resources
 
 from . import _lexicon as lx
-from ._text import Analysis, Word, joins, polarity_axes, polarity_stem, stem, token_bag
+from ._text import Analysis, Word, polarity_axes, polarity_stem, stem, token_bag
 
 __all__ = ["FEATURES", "HARD_SIGNALS", "SIGNAL_REASONS", "Signals", "compare"]
 
@@ -127,7 +127,7 @@ def _fmt(counter: Counter[str]) -> str:
 
 
 def _counted(name: str, a: Counter[str], b: Counter[str], out: Signals) -> None:
-    if a != b:
+    if _ne(a, b):
         out.values[name] = 1.0
         out.details[name] = f"{_fmt(a - b)} vs {_fmt(b - a)}"
 
@@ -299,7 +299,7 @@ def compare(a: Analysis, b: Analysis, cos: float) -> Signals:
 
     # --- numbers, identifiers, dates, times, units: multisets must agree
     na, nb = a.numbers, b.numbers
-    if na != nb:
+    if _ne(na, nb):
         only_a, only_b = na - nb, nb - na
         # "one" may stand for 1 ("one order" = "1 order")
         if (not only_b and set(only_a) == {"1"} and b.ones >= only_a["1"]) or (
@@ -310,7 +310,7 @@ def compare(a: Analysis, b: Analysis, cos: float) -> Signals:
             name = "number" if only_a and only_b else "number_add"
             v[name] = 1.0
             d[name] = f"{_fmt(only_a)} vs {_fmt(only_b)}"
-    if a.ordinals != b.ordinals:
+    if _ne(a.ordinals, b.ordinals):
         if a.ordinals and b.ordinals:
             v["number"] = 1.0
             d.setdefault(
@@ -320,14 +320,14 @@ def compare(a: Analysis, b: Analysis, cos: float) -> Signals:
             v["scope"] = 1.0
             d["scope"] = f"{_fmt(a.ordinals)} vs {_fmt(b.ordinals)}"
     _counted("identifier", a.identifiers, b.identifiers, out)
-    if a.dates != b.dates:
+    if _ne(a.dates, b.dates):
         only_a, only_b = a.dates - b.dates, b.dates - a.dates
         name = "date" if only_a and only_b else "date_add"
         v[name] = 1.0
         d[name] = f"{_fmt(only_a)} vs {_fmt(only_b)}"
     _counted("time", a.times, b.times, out)
     _counted("unit", a.units, b.units, out)
-    if a.scope != b.scope:
+    if _ne(a.scope, b.scope):
         only_a, only_b = a.scope - b.scope, b.scope - a.scope
         # "first" vs "last", "all" vs "any": a substitution; one extra word: an addition
         name = "scope" if only_a and only_b else "scope_add"
@@ -372,32 +372,26 @@ def compare(a: Analysis, b: Analysis, cos: float) -> Signals:
     left_a: list[Word] = []
     left_b: list[Word] = []
     if ka != kb:
-        count_a, count_b = Counter(ka), Counter(kb)
-        shared = count_a & count_b
-        # words only one prompt has (in their order)
-        left_a = _without(list(ca), shared)
-        left_b = _without(list(cb), shared)
+        # match each word with one of the same key in the other prompt (first come first);
+        # the rest are the words only one prompt has, in their order
+        left_a, order_a = _match(ca, kb)
+        left_b, order_b = _match(cb, ka)
         if left_a and left_b and "".join(w.raw for w in left_a) == "".join(w.raw for w in left_b):
             left_a, left_b = [], []  # "wi fi" = "wifi"
         # moved words: in both, in another order (an order change, not a different word)
-        order_a = [w.key for w in _without(list(ca), count_a - shared)]
-        order_b = [w.key for w in _without(list(cb), count_b - shared)]
         if order_a != order_b:
             v["moved"] = 1.0
             moved = {x for x, y in zip(order_a, order_b, strict=True) if x != y}
             d["moved"] = ", ".join(sorted(moved))
         # compounds across the filler boundary: "log in" = "login", "e mail" = "email"
         if left_a or left_b:
-            joins_a, joins_b = joins(a.folded), joins(b.folded)
             used: set[str] = set()
-            for w in left_b:
-                if w.raw in joins_a:
-                    used.update(joins_a[w.raw])
-                    used.add(w.raw)
-            for w in left_a:
-                if w.raw in joins_b:
-                    used.update(joins_b[w.raw])
-                    used.add(w.raw)
+            for words, tokens in ((left_b, a.folded), (left_a, b.folded)):
+                for w in words:
+                    parts = _joined(w.raw, tokens)
+                    if parts is not None:
+                        used.update(parts)
+                        used.add(w.raw)
             if used:
                 left_a = [w for w in left_a if w.raw not in used]
                 left_b = [w for w in left_b if w.raw not in used]
@@ -583,16 +577,35 @@ def compare(a: Analysis, b: Analysis, cos: float) -> Signals:
     return out
 
 
-def _without(words: list[Word], drop: Counter[str]) -> list[Word]:
-    """``words`` less ``drop[key]`` words of each key (first ones first)."""
-    left = Counter(drop)
-    out = []
+def _match(words: tuple[Word, ...], other: list[str]) -> tuple[list[Word], list[str]]:
+    """(words whose key ``other`` lacks, keys of the others in order), counting repeats."""
+    have: dict[str, int] = {}
+    for k in other:
+        have[k] = have.get(k, 0) + 1
+    left: list[Word] = []
+    matched: list[str] = []
     for w in words:
-        if left[w.key] > 0:
-            left[w.key] -= 1
+        n = have.get(w.key, 0)
+        if n:
+            have[w.key] = n - 1
+            matched.append(w.key)
         else:
-            out.append(w)
-    return out
+            left.append(w)
+    return left, matched
+
+
+def _ne(x: Counter[str], y: Counter[str]) -> bool:
+    """Two counters differ (dict comparison in C; empty ones first, the common case)."""
+    return bool(x or y) and dict.__ne__(x, y)
+
+
+def _joined(word: str, folded: tuple[str, ...]) -> tuple[str, str] | None:
+    """Two adjacent tokens of ``folded`` that spell ``word`` ("log" "in" = "login")."""
+    for i in range(len(folded) - 1):
+        x = folded[i]
+        if x and word.startswith(x) and len(x) < len(word) and word[len(x) :] == folded[i + 1]:
+            return x, folded[i + 1]
+    return None
 
 
 _DERIVATIONS = ("ese", "an", "ian", "ans", "ians", "ish", "i", "is", "n", "ns", "ness", "ic",

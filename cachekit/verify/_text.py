@@ -21,12 +21,11 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import pairwise
 from typing import NamedTuple
 
 from . import _lexicon as lx
 
-__all__ = ["Analysis", "analyse", "joins", "stem", "token_bag"]
+__all__ = ["Analysis", "analyse", "stem", "token_bag"]
 
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'"})
 _DIGIT_S = re.compile(r"(?<=\d)'s\b")
@@ -50,6 +49,7 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _ORDINAL_SUFFIX = frozenset(("st", "nd", "rd", "th"))
+_AND_OR = frozenset(("and", "or"))
 _SENTENCE_END = frozenset(".?!:;")
 
 
@@ -227,7 +227,7 @@ class _Builder:
         cue = self.cue
         if not cue and key[0] == "#" and self.prev_entity:
             cue = self.name_cue  # "than the RTX 3090": the number is the name's
-        if not cue and self.folded[-2:-1] in (["and"], ["or"]) and self.keyed:
+        if not cue and self.keyed and len(self.folded) >= 2 and self.folded[-2] in _AND_OR:
             cue = self.keyed[-1][1]  # "of 500 and 1000": both have the role
         self.keyed.append((key, cue))
         self.counts[key] = self.counts.get(key, 0) + 1
@@ -718,12 +718,6 @@ def analyse(text: str) -> Analysis:
 def token_bag(folded: tuple[str, ...]) -> Counter[str]:
     """The tokens of a prompt as a multiset (cached with the prompt's analysis)."""
     return Counter(folded)
-
-
-@lru_cache(maxsize=4096)
-def joins(folded: tuple[str, ...]) -> dict[str, tuple[str, str]]:
-    """Two adjacent tokens joined -> the two ("log" "in" -> "login")."""
-    return {x + y: (x, y) for x, y in pairwise(folded)}
 
 
 def polarity_axes(word_stem: str) -> frozenset[tuple[str, int]]:
