@@ -17,6 +17,8 @@ If embedding all of QQP is projected to exceed --budget-minutes, a fixed-seed sa
 
     python benchmarks/hit_quality.py                # full run, writes RESULTS.md section
     python benchmarks/hit_quality.py --limit 2000   # quick run on a fixed-seed sample
+    python benchmarks/hit_quality.py --verified     # hit verifier on its test split (#11),
+                                                    # see benchmarks/_hit_verify.py
 """
 
 from __future__ import annotations
@@ -909,6 +911,11 @@ def display_command(argv: Sequence[str] | None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if "--verified" in (sys.argv[1:] if argv is None else argv):
+        # Verified semantic hits (issue #11): its own options and RESULTS section.
+        from _hit_verify import run
+
+        return run(argv)
     args = parse_args(argv)
     data = args.data.expanduser().resolve()
     check_data(data)

@@ -21,6 +21,7 @@ __all__ = [
     "IndexMismatchError",
     "RedisPortInUseError",
     "RedisServerNotFoundError",
+    "VerifierInputError",
 ]
 
 
@@ -89,3 +90,12 @@ class RedisPortInUseError(RedisServerNotFoundError):
         super().__init__(f"port {port} is already in use ({what})")
         self.port = port
         self.redis = redis
+
+
+class VerifierInputError(CacheKitError, TypeError, ValueError):
+    """A hit verifier was called with a prompt that is not a ``str``, or a similarity that
+    is not a finite number in [-1, 1]. The message names the argument and what it got."""
+
+    def __init__(self, message: str, *, argument: str) -> None:
+        super().__init__(message)
+        self.argument = argument

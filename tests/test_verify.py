@@ -1,0 +1,312 @@
+"""The hit verifier (issue #11): the seam, the default verifier's decisions, its model file.
+
+No Redis and no embedding model here: the similarities are the MiniLM cosines the issue
+measured (or plausible ones); the verifier itself never calls a model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from cachekit.errors import CacheConfigError, CacheKitError, VerifierInputError
+from cachekit.verify import (
+    FEATURES,
+    REASONS,
+    AcceptAll,
+    HitVerifier,
+    TextVerifier,
+    Verdict,
+    VerifierModel,
+    VerifyScope,
+    default_verifier,
+)
+
+SCOPE = VerifyScope(namespace="support", model="gpt-4o-mini", tenant="acme")
+
+
+def verdict(cached: str, new: str, similarity: float = 0.95) -> Verdict:
+    return default_verifier().verify(new, cached, similarity, SCOPE)
+
+
+# --- the issue's examples: rejected, with a reason naming the signal -------------------
+
+
+@pytest.mark.parametrize(
+    ("cached", "new", "similarity", "reasons"),
+    [
+        ("Where is my order 12345?", "Where is my order 12346?", 0.955, {"identifier", "number"}),
+        (
+            "Flights from Paris to London",
+            "Flights from London to Paris",
+            0.998,
+            {"order"},
+        ),
+        ("Should I buy Tesla stock now?", "Should I sell Tesla stock now?", 0.935, {"polarity"}),
+        (
+            "What is the largest country in Africa?",
+            "What is the second largest country in Africa?",
+            0.926,
+            {"scope"},
+        ),
+    ],
+)
+def test_the_issues_examples_are_rejected_naming_the_signal(
+    cached: str, new: str, similarity: float, reasons: set[str]
+) -> None:
+    v = verdict(cached, new, similarity)
+    assert not v.accept
+    assert v.reason in reasons
+    assert v.detail
+    assert 0.0 <= v.score < default_verifier().accept_at
+
+
+@pytest.mark.parametrize(
+    ("cached", "new", "reason"),
+    [
+        ("Is the store open on Sunday?", "Is the store not open on Sunday?", "negation"),
+        ("Is the store open on Sunday?", "Is the store closed on Sunday?", "polarity"),
+        ("Is the store open on Sunday?", "Is the store open on Monday?", "date"),
+        ("Move my 2pm meeting to 4pm", "Move my 2am meeting to 4am", "time"),
+        ("Convert 100 USD to EUR", "Convert 100 EUR to USD", "order"),
+        ("Is Tokyo bigger than New York?", "Is Tokyo smaller than New York?", "polarity"),
+        ("Can I get a refund within 30 days?", "Can I get a refund within 60 days?", "number"),
+        ("Cheapest flights to Paris", "Cheapest flights to Berlin", "entity"),
+        ("How do I turn on dark mode?", "How do I turn off dark mode?", "polarity"),
+        ("Who invented the telephone?", "When was the telephone invented?", "question"),
+        (
+            "My wifi is connected but there is no internet",
+            "My wifi is not connected but there is internet",
+            "negation",
+        ),
+        ("How many ounces are in a pound?", "How many pounds are in an ounce?", "order"),
+        (
+            "Is the RTX 4080 faster than the RTX 3090?",
+            "Is the RTX 3090 faster than the RTX 4080?",
+            "order",
+        ),
+        (
+            "Do Indian citizens need a visa to visit Japan?",
+            "Do Japanese citizens need a visa to visit India?",
+            "order",
+        ),
+        ("Can I get a refund within 30 days?", "Can I get a refund after 30 days?", "relation"),
+    ],
+)
+def test_meaning_changing_edits_are_rejected(cached: str, new: str, reason: str) -> None:
+    # 0.93: above the default threshold (so the candidate reaches the verifier), and above
+    # what MiniLM gives most of these pairs (e.g. "to Paris" / "to Berlin" is 0.62)
+    v = verdict(cached, new, 0.93)
+    assert not v.accept, v
+    assert v.reason == reason, v
+
+
+# --- harmless variants still hit ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "new",
+    [
+        "how do i reset my password",  # casing, punctuation
+        "HOW DO I RESET MY PASSWORD?",  # shouting
+        "How do I reset my pasword?",  # typo (not a word)
+        "How do I reset my passwrod?",  # transposition
+        "Hi, how do I reset my password? Thanks!",  # filler
+        "How do I reset my password please??",  # filler, punctuation
+        "how  do I reset  my password",  # whitespace
+    ],
+)
+def test_typo_casing_and_filler_variants_are_accepted(new: str) -> None:
+    v = verdict("How do I reset my password?", new, 0.95)
+    assert v.accept, v
+    assert v.reason is None
+
+
+@pytest.mark.parametrize(
+    ("cached", "new"),
+    [
+        ("Can I use two gift cards on one order?", "Can I use 2 gift cards on 1 order?"),
+        ("Convert 100 USD to EUR", "Convert $100 to EUR"),
+        ("How do I log in?", "How do I login?"),
+        ("What's the capital of Australia?", "What is the capital of Australia?"),
+        ("Cheapest flights from Paris to London", "Cheapest flights to London from Paris"),
+        (
+            "What is the difference between INNER JOIN and LEFT JOIN?",
+            "What is the difference between LEFT JOIN and INNER JOIN?",
+        ),
+        ("Is the store open on Sunday?", "Is the store not closed on Sunday?"),
+        (
+            "What is your opinion on the ban of 500 and 1000 rupee notes?",
+            "What is your opinion on the ban of 1000 and 500 rupee notes?",
+        ),
+        (
+            "Why is England not returning the Kohinoor diamond?",
+            "Why isn't England returning the Kohinoor diamond?",
+        ),
+    ],
+)
+def test_same_meaning_in_other_words_is_accepted(cached: str, new: str) -> None:
+    assert verdict(cached, new, 0.96).accept
+
+
+def test_identical_prompts_are_accepted_whatever_the_similarity_says() -> None:
+    v = verdict("Where is my order 12345?", "Where is my order 12345?", 0.2)
+    assert v == Verdict(True, None, 1.0)
+
+
+def test_below_the_models_fitted_range_it_rejects_rather_than_extrapolates() -> None:
+    floor = default_verifier().model.min_similarity
+    assert 0.5 < floor < 0.92
+    v = verdict("How do I reset my password?", "Tell me a joke about cats", 0.05)
+    assert (v.accept, v.reason) == (False, "similarity")
+    assert not verdict(
+        "How do I reset my password?", "How do I reset my pasword?", floor - 0.01
+    ).accept
+    assert verdict("How do I reset my password?", "How do I reset my pasword?", 0.93).accept
+
+
+def test_a_substituted_content_word_in_a_near_copy_is_rejected() -> None:
+    # the principle: when two prompts are otherwise identical, the word that differs is
+    # the question (MiniLM gives this pair 0.904; 0.93 puts it above the threshold)
+    tail = "if I placed it with a gift card on the mobile app yesterday?"
+    v = verdict(f"How do I cancel my order {tail}", f"How do I cancel my subscription {tail}", 0.93)
+    assert not v.accept
+    assert v.reason == "content"
+    assert v.detail == "order vs subscription"
+
+
+def test_every_reason_is_a_documented_one() -> None:
+    pairs = [
+        ("Where is my order 12345?", "Where is my order 12346?"),
+        ("Should I buy Tesla stock now?", "Should I sell Tesla stock now?"),
+        ("Cheapest flights to Paris", "Cheapest flights to Berlin"),
+        ("Is the store open on Sunday?", "Is the store closed on Sunday?"),
+    ]
+    for cached, new in pairs:
+        assert verdict(cached, new, 0.93).reason in REASONS
+
+
+# --- the seam -------------------------------------------------------------------------
+
+
+def test_verifiers_satisfy_the_protocol_and_scope_is_a_small_frozen_value() -> None:
+    assert isinstance(default_verifier(), HitVerifier)
+    assert isinstance(AcceptAll(), HitVerifier)
+    with pytest.raises(AttributeError):
+        SCOPE.namespace = "other"  # type: ignore[misc]
+    assert VerifyScope() == VerifyScope("", None, None)
+
+
+def test_accept_all_serves_every_candidate() -> None:
+    v = AcceptAll().verify("Where is my order 12346?", "Where is my order 12345?", 0.955, SCOPE)
+    assert v == Verdict(True, None, 0.955)
+
+
+def test_a_near_copy_with_a_named_difference_is_vetoed_whatever_the_score() -> None:
+    model = default_verifier().model
+    assert "number" in model.veto and 0.0 < model.veto_near < 1.0
+    v = verdict("Where is my order 12345?", "Where is my order 12346?", 0.999)
+    assert (v.accept, v.reason) == (False, "identifier")
+    assert v.score == 0.0
+
+
+def test_accept_at_can_be_overridden() -> None:
+    strict = TextVerifier(accept_at=0.999)
+    lenient = TextVerifier(accept_at=0.001)
+    pair = ("What is the capital city of Australia?", "What is the capital of Australia?", 0.95)
+    assert not strict.verify(*pair, SCOPE).accept
+    assert lenient.verify(*pair, SCOPE).accept
+
+
+# --- the model file ---------------------------------------------------------------------
+
+
+def test_the_shipped_weights_load_and_cover_the_features() -> None:
+    model = VerifierModel.load()
+    assert set(model.weights) == set(FEATURES)
+    assert 0.0 < model.accept_at < 1.0
+    assert all(math.isfinite(w) for w in model.weights.values())
+    assert model.weights["cos"] > 0  # a closer neighbour is more likely right
+    # a signal that the prompts differ never makes a hit more likely
+    for name in ("number", "negation", "polarity", "scope", "hard_near"):
+        assert model.weights[name] <= 0.0
+    path = Path(__file__).resolve().parents[1] / "cachekit" / "verify" / "model.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["features"] == list(FEATURES)
+
+
+def test_a_model_file_can_be_passed_and_bad_ones_are_config_errors(tmp_path: Path) -> None:
+    good = VerifierModel.load().to_dict()
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(good), encoding="utf-8")
+    assert TextVerifier(path).model.weights == VerifierModel.load().weights
+
+    for broken in (
+        {**good, "version": 2},
+        {k: v for k, v in good.items() if k != "weights"},
+        {**good, "weights": {**good["weights"], "nonsense": 1.0}},
+        {**good, "weights": {**good["weights"], "cos": float("nan")}},
+        {**good, "accept_at": 1.5},
+        {**good, "min_similarity": 2},
+        {**good, "veto": ["nonsense"]},
+        {**good, "veto_near": -1},
+    ):
+        path.write_text(json.dumps(broken), encoding="utf-8")
+        with pytest.raises(CacheConfigError):
+            TextVerifier(path)
+    path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(CacheConfigError):
+        TextVerifier(path)
+    with pytest.raises(CacheConfigError):
+        TextVerifier(tmp_path / "missing.json")
+
+
+# --- bad input ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("new", "cached", "similarity", "argument"),
+    [
+        (None, "cached", 0.9, "new_prompt"),
+        ("new", b"cached", 0.9, "cached_prompt"),
+        (["new"], "cached", 0.9, "new_prompt"),
+        ("new", "cached", "0.9", "similarity"),
+        ("new", "cached", None, "similarity"),
+        ("new", "cached", True, "similarity"),
+        ("new", "cached", float("nan"), "similarity"),
+        ("new", "cached", 1.5, "similarity"),
+    ],
+)
+def test_bad_input_raises_a_clear_cachekit_error(
+    new: object, cached: object, similarity: object, argument: str
+) -> None:
+    for verifier in (default_verifier(), AcceptAll()):
+        with pytest.raises(VerifierInputError) as info:
+            verifier.verify(new, cached, similarity, SCOPE)  # type: ignore[arg-type]
+        assert info.value.argument == argument
+        assert argument in str(info.value)
+        assert isinstance(info.value, CacheKitError)
+        assert isinstance(info.value, TypeError)
+
+
+def test_odd_but_valid_text_does_not_break_the_verifier() -> None:
+    odd = [
+        "",
+        "   ",
+        "?!?!",
+        "🤗🤗🤗",
+        "a" * 5000,
+        "Ünïcödé café naïve façade",
+        "order #12345, ticket INC-4821, https://example.com/a?b=1 bob@example.com",
+        "3:30pm 2024-05-01 1,000,000 2.5kg 16th 1990s",
+        "can't won't shouldn't y'all o'clock rock'n'roll",
+    ]
+    v = default_verifier()
+    for a in odd:
+        for b in odd:
+            out = v.verify(b, a, 0.93, SCOPE)
+            assert isinstance(out.accept, bool)
+            assert 0.0 <= out.score <= 1.0
