@@ -21,8 +21,9 @@ Every pair belongs to a *group* (its seed pair, or its hand-written family) and 
 (fit / test) is a hash of the group, fixed before any result was looked at: a trap and its
 seed are always on the same side.
 
-    python benchmarks/verify_devset.py            # summary; writes the set as JSONL to
-                                                  # /work/.cache-verify/devset.jsonl
+    python benchmarks/verify_devset.py   # summary; writes the set as JSONL outside the
+                                         # repository (--out, default next to the
+                                         # embedding cache of benchmarks/_embcache.py)
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+from _embcache import DEFAULT_CACHE  # noqa: E402
+
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 EVERYDAY = HERE / "data" / "everyday_pairs.json"
 MULTITURN = HERE / "data" / "multiturn_pairs.json"
@@ -948,7 +952,13 @@ def check_data(root: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    p.add_argument("--out", type=Path, default=Path("/work/.cache-verify/devset.jsonl"))
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_CACHE / "devset.jsonl",
+        help="where to write the pairs (outside the repository; default: the embedding "
+        "cache directory, $CACHEKIT_VERIFY_CACHE or /work/.cache-verify)",
+    )
     args = p.parse_args(argv)
     check_data(args.data)
     pairs = build(args.data)

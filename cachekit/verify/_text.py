@@ -304,8 +304,20 @@ class _Info(NamedTuple):
     plain: int  # 1: a filler word and nothing else, 2: a content word and nothing else
 
 
-@lru_cache(maxsize=16384)
+_INFOS: dict[str, _Info] = {}
+
+
 def _info(folded: str) -> _Info:
+    """What the lexicon says about a word (a plain dict cache: it is on the hottest path)."""
+    info = _INFOS.get(folded)
+    if info is None:
+        if len(_INFOS) > 50_000:
+            _INFOS.clear()
+        info = _INFOS[folded] = _make_info(folded)
+    return info
+
+
+def _make_info(folded: str) -> _Info:
     pst = polarity_stem(folded)
     unit = lx.UNITS.get(folded)
     word = lx.ABBREVIATIONS.get(folded, folded)
@@ -367,7 +379,7 @@ def _info(folded: str) -> _Info:
 
 def _word(b: _Builder, raw: str, folded: str, sentence_start: bool, shouty: bool) -> None:
     """One alphabetic token (contractions and hyphens already split)."""
-    info = _info(folded)
+    info = _INFOS.get(folded) or _info(folded)
     plain = info.plain
     if plain and not (
         len(raw) >= 2 and raw.isupper() and not shouty and folded not in _NOT_ACRONYMS
@@ -498,6 +510,7 @@ def _alnum(b: _Builder, raw: str, folded: str, sentence_start: bool, shouty: boo
 _HAS_DIGIT = re.compile(r"\d").search
 _UPPER = re.compile(r"[^\W\d_a-z]").findall  # upper case (and caseless) letters
 _LETTER = re.compile(r"[^\W\d_]").findall
+_CAPITALISED = re.compile(r"(?<!\S)[\"'(\[]*[^\W\d_a-z]").findall  # words starting upper-case
 
 
 def _dispatch(b: _Builder, raw: str, folded: str, sentence_start: bool, shouty: bool) -> None:
@@ -568,7 +581,7 @@ def _shouty(text: str, words: list[str]) -> bool:
         return True
     if len(words) < 4:
         return False
-    capitalised = sum(1 for w in words if w[:1].isupper())
+    capitalised = len(_CAPITALISED(text))
     if capitalised / len(words) > 0.8:
         return True
     if capitalised / len(words) < 0.4:
