@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ._breaker import CircuitBreaker
 from ._policy import Budgets
+from ._sentinel import NOT_GIVEN
 from .errors import CacheConfigError
 
-__all__ = ["CacheConfig"]
+__all__ = ["NOT_GIVEN", "CacheConfig"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +37,21 @@ class CacheConfig:
     single_flight: bool = True
     #: Connections per cluster node (sizes the cluster gate, see ``_runtime``).
     cluster_connections: int = 32
+    #: Asked about every semantic candidate before it is served (:mod:`cachekit.verify`):
+    #: not given, the default ``TextVerifier``; None, every candidate above the threshold
+    #: is served (cachekit before verification).
+    verifier: Any = NOT_GIVEN
 
     def __post_init__(self) -> None:
+        if self.verifier is NOT_GIVEN:
+            from .verify import default_verifier
+
+            object.__setattr__(self, "verifier", default_verifier())
+        elif self.verifier is not None and not callable(getattr(self.verifier, "verify", None)):
+            raise CacheConfigError(
+                "verifier must have a verify(new_prompt, cached_prompt, similarity, scope) "
+                f"method (cachekit.verify.HitVerifier) or be None, got {self.verifier!r}"
+            )
         ttl = self.default_ttl
         if ttl is not None and (not isinstance(ttl, int) or ttl <= 0):
             raise CacheConfigError(f"default_ttl must be a positive int (seconds), got {ttl!r}")

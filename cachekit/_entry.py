@@ -33,6 +33,11 @@ class LookupOutcome:
     similarity: float | None = None
     vector: np.ndarray | None = None
     reason: str | None = None
+    #: The hit verifier's decision on the best candidate it was asked about: "accepted"
+    #: (served) or "rejected" (a miss), with the signal it named and its score.
+    verdict: str | None = None
+    verify_reason: str | None = None
+    verify_score: float | None = None
 
     @property
     def storable(self) -> bool:

@@ -44,6 +44,11 @@ class Candidate:
     hits: int
     live: bool
     accepted: bool
+    #: The hit verifier's word on it: None (not asked), "accepted" or "rejected".
+    verifier: str | None = None
+    verify_reason: str | None = None
+    verify_detail: str | None = None
+    verify_score: float | None = None
 
 
 @dataclass(slots=True)
@@ -86,7 +91,17 @@ class Explanation:
         if self.candidates and self.threshold is not None:
             best = self.candidates[0]
             why = f"nearest similarity {best.similarity:.4f} < threshold {self.threshold:.4f}"
-            if best.similarity >= self.threshold and not best.live:
+            rejected = [c for c in self.candidates if c.verifier == "rejected"]
+            if rejected:
+                r = rejected[0]
+                what = (
+                    f"{r.verify_reason} ({r.verify_detail})" if r.verify_detail else r.verify_reason
+                )
+                why = (
+                    f"the hit verifier rejected the nearest entry above the threshold "
+                    f"(similarity {r.similarity:.4f}): {what}"
+                )
+            elif best.similarity >= self.threshold and not best.live:
                 why = "the nearest entry was invalidated (older generation/epoch)"
             return f"MISS ({why})"
         if self.scope_entries == 0 and self.other_scope_entries:
@@ -131,6 +146,10 @@ class Explanation:
                         "hits": c.hits,
                         "live": c.live,
                         "accepted": c.accepted,
+                        "verifier": c.verifier,
+                        "verify_reason": c.verify_reason,
+                        "verify_detail": c.verify_detail,
+                        "verify_score": c.verify_score,
                     }
                     for c in self.candidates
                 ],
@@ -252,8 +271,18 @@ def _candidates(peek: Peek, now: float) -> list[Candidate]:
             prompt=n.row.prompt,
             age_s=None if n.row.created is None else now - n.row.created,
             hits=n.row.hits or 0,
-            live=n.servable,
+            live=n.servable or n.verdict == "rejected",
             accepted=served is not None and n.entry_id == served.entry_id,
+            verifier=(
+                "rejected"
+                if n.verdict == "rejected"
+                else "accepted"
+                if n.score is not None
+                else None
+            ),
+            verify_reason=n.reason,
+            verify_detail=n.detail,
+            verify_score=n.score,
         )
         for n in peek.neighbours
     ]

@@ -20,10 +20,11 @@ from ._entry import LookupOutcome
 from ._exact import ExactLayer
 from ._layout import META_KEY, Space
 from ._manifest import KeyManifest
-from ._neighbours import Neighbour, read_neighbours
+from ._neighbours import Neighbour, read_neighbours, verify_neighbours
 from ._policy import Counts
 from ._schema import EntryRow, text
 from ._semantic import SemanticLayer
+from .verify import VerifyScope
 
 if TYPE_CHECKING:
     from .embedders import Embedder
@@ -116,14 +117,26 @@ class Lookup:
         if threshold is None:
             result.semantic = "no-threshold"
             return result
+        # The lookup's own verification, on every candidate above the threshold (explain
+        # shows each decision; the lookup stops at the first accepted one).
+        who = VerifyScope(manifest.namespace, manifest.model, manifest.tenant)
+        result.neighbours = verify_neighbours(
+            result.neighbours, self._config.verifier, manifest.prompt or "", who,
+            own_id=manifest.exact_digest, threshold=threshold, every=True,
+        )  # fmt: skip
         result.semantic = "below-threshold" if found else "empty-scope"
         if status == "hit":
             return result  # the exact layer answered: the lookup never searches
         if found:
             outcome.similarity = found[0].similarity
         for cand in result.neighbours:
+            if cand.verdict == "rejected" and result.semantic != "hit":
+                result.semantic = "rejected"
+                if outcome.verdict is None:
+                    outcome.verdict, outcome.verify_reason = "rejected", cand.reason
             if cand.servable and cand.similarity >= threshold:
                 result.semantic = "hit"
+                outcome.verdict = "accepted" if cand.score is not None else outcome.verdict
                 outcome.entry = cand.entry()
                 outcome.layer = "exact" if cand.entry_id == manifest.exact_digest else "semantic"
                 outcome.similarity = cand.similarity

@@ -7,6 +7,8 @@ the two cannot disagree on what a candidate is worth. Nothing here writes.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,8 +20,11 @@ from ._schema import CANDIDATE_FIELDS, EntryRow, decode_row
 
 if TYPE_CHECKING:
     from ._index import Candidate
+    from .verify import HitVerifier, VerifyScope
 
-__all__ = ["Neighbour", "read_neighbours"]
+__all__ = ["Neighbour", "read_neighbours", "verify_neighbours"]
+
+log = logging.getLogger("cachekit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +33,9 @@ class Neighbour:
 
     ``verdict``: ``ok`` (servable), ``dangling`` (the entry is gone), ``corrupt`` (not
     written by cachekit), ``foreign`` (a key of another type), ``epoch`` / ``generation``
-    (stored before an invalidation), ``stale`` (older than the call's ``max_age``).
+    (stored before an invalidation), ``stale`` (older than the call's ``max_age``),
+    ``rejected`` (the hit verifier says its answer is not the new prompt's; ``reason``
+    names the signal, ``detail`` what differed). ``score``: the verifier's, when it ran.
     """
 
     entry_id: str
@@ -36,6 +43,9 @@ class Neighbour:
     verdict: str
     row: EntryRow
     pttl: int
+    score: float | None = None
+    reason: str | None = None
+    detail: str | None = None
 
     @property
     def servable(self) -> bool:
@@ -94,3 +104,46 @@ def _judge(
     else:
         verdict = "ok"
     return Neighbour(cand.entry_id, cand.similarity, verdict, row, int(pttl))
+
+
+def verify_neighbours(
+    neighbours: list[Neighbour],
+    verifier: HitVerifier | None,
+    prompt: str,
+    scope: VerifyScope,
+    *,
+    own_id: str,
+    threshold: float | None,
+    every: bool = False,
+) -> list[Neighbour]:
+    """Ask ``verifier`` about the servable candidates at or above ``threshold``, best
+    first, until one is accepted (``every``: all of them, for ``explain``).
+
+    The search's own entry (``own_id``: an identical request stored meanwhile) is not a
+    paraphrase and is not asked. A verifier that raises rejects (the call misses: a
+    wrong answer costs more than a miss) and is logged.
+    """
+    if verifier is None:
+        return neighbours
+    out: list[Neighbour] = []
+    asking = True
+    for n in neighbours:
+        above = threshold is None or n.similarity >= threshold
+        if asking and above and n.servable and n.entry_id != own_id:
+            n = _verified(n, verifier, prompt, scope)
+            asking = every or not n.servable
+        out.append(n)
+    return out
+
+
+def _verified(n: Neighbour, verifier: HitVerifier, prompt: str, scope: VerifyScope) -> Neighbour:
+    try:
+        verdict = verifier.verify(prompt, n.row.prompt or "", n.similarity, scope)
+    except Exception as exc:  # noqa: BLE001 - a verifier bug must not serve, nor fail, a call
+        log.warning("cachekit: the hit verifier raised; not serving that candidate: %r", exc)
+        return dataclasses.replace(n, verdict="rejected", reason="verifier error")
+    if verdict.accept:
+        return dataclasses.replace(n, score=verdict.score)
+    return dataclasses.replace(
+        n, verdict="rejected", score=verdict.score, reason=verdict.reason, detail=verdict.detail
+    )

@@ -8,12 +8,12 @@ and messages live here, so a bad option reads the same wherever it is passed, an
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from ._layout import NAMESPACE_RE
+from ._sentinel import NOT_GIVEN, NotGiven
 from .errors import CacheConfigError
 
 if TYPE_CHECKING:
@@ -31,19 +31,6 @@ __all__ = [
     "check_threshold",
     "check_ttl",
 ]
-
-
-class NotGiven(enum.Enum):
-    """Sentinel type: "not given" where ``None`` is a meaningful value (``threshold=None``
-    means exact matches only; omitted means the embedder's calibrated default)."""
-
-    token = 0
-
-    def __repr__(self) -> str:
-        return "NOT_GIVEN"
-
-
-NOT_GIVEN: Final = NotGiven.token
 
 
 def check_namespace(namespace: object) -> str:

@@ -44,6 +44,8 @@ def report(
         stored=ticket.stored,
         reason=reason or ticket.failed or ticket.reason,
         tenant=ticket.manifest.tenant,
+        verdict=outcome.verdict if outcome is not None else None,  # type: ignore[arg-type]
+        verify_reason=outcome.verify_reason if outcome is not None else None,
     )
     publish(result, cache.observers, options.on_result)
 

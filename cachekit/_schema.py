@@ -83,7 +83,10 @@ NM_NEAREST: Final = "nearest"
 NM_SIMILARITY: Final = "similarity"
 NM_THRESHOLD: Final = "threshold"
 NM_MODEL: Final = "model"
-NEAR_MISS_FIELDS: Final = (NM_PROMPT, NM_NEAREST, NM_SIMILARITY, NM_THRESHOLD, NM_MODEL)
+#: Why the nearest entry was not served: "" below the threshold, else the hit verifier's
+#: reason (``number``, ``order``, ...). Streams written before it existed lack it.
+NM_REASON: Final = "reason"
+NEAR_MISS_FIELDS: Final = (NM_PROMPT, NM_NEAREST, NM_SIMILARITY, NM_THRESHOLD, NM_MODEL, NM_REASON)
 
 
 def tokens_field(direction: str, model: str, *, estimated: bool = False) -> str:

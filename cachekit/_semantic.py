@@ -17,26 +17,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import _schema as F
 from ._batching import BatchingEmbedder
 from ._cache_config import CacheConfig
 from ._entry import LookupOutcome
 from ._layout import Space
 from ._manifest import KeyManifest
-from ._neighbours import read_neighbours
+from ._neighbours import read_neighbours, verify_neighbours
 from ._policy import OUTAGES, RateLimitedLog
-from ._schema import EntryRow, text
+from ._semantic_writes import NEAR_MISS_MAXLEN, record_near_miss, write_alias
 from ._warmup import Warmup
 from .errors import CacheBackendError, CacheTimeoutError, EmbedderError, IndexMismatchError
+from .verify import VerifyScope
 
 if TYPE_CHECKING:
-    from ._index import Candidate, VectorIndex
+    from ._index import VectorIndex
     from .embedders import Embedder
 
 __all__ = ["NEAR_MISS_MAXLEN", "SemanticLayer"]
-
-#: Near misses kept per tenant+namespace (a capped stream).
-NEAR_MISS_MAXLEN = 2000
 #: Seconds between checks of an unusable vector-index meta hash.
 _INDEX_RETRY = 30.0
 
@@ -219,69 +216,42 @@ class SemanticLayer:
                     and found[0].similarity >= threshold - self.config.near_miss_margin
                     and random.random() < self.config.near_miss_sample
                 ):
-                    await self._record_near_miss(manifest, space, found[0], threshold)
+                    await record_near_miss(self._redis(), manifest, space, found[0], threshold)
             return
         dangling: list[str] = []
         corrupt: list[str] = []
-        for cand in await read_neighbours(self._redis(), space, above, outcome, max_age):
+        neighbours = await read_neighbours(self._redis(), space, above, outcome, max_age)
+        who = VerifyScope(manifest.namespace, manifest.model, manifest.tenant)
+        own = manifest.exact_digest
+        checked = verify_neighbours(neighbours, self.config.verifier, manifest.prompt, who,
+                                    own_id=own, threshold=None)  # fmt: skip
+        for cand in checked:
             if cand.verdict == "dangling":
                 dangling.append(cand.entry_id)
             elif cand.verdict == "corrupt":
                 corrupt.append(cand.entry_id)
+            elif cand.verdict == "rejected" and outcome.verdict is None:
+                outcome.verdict, outcome.similarity = "rejected", cand.similarity
+                outcome.verify_reason, outcome.verify_score = cand.reason, cand.score
+                if (
+                    self.config.near_miss_sample > 0.0
+                    and random.random() < self.config.near_miss_sample
+                ):
+                    await record_near_miss(
+                        self._redis(), manifest, space, cand, threshold, cand.reason
+                    )
             if not cand.servable:
                 continue
             outcome.entry = cand.entry()
             # The entry id is the exact digest of its request: finding our own digest means
             # an identical request was stored between our exact read and this search.
-            outcome.layer = "exact" if cand.entry_id == manifest.exact_digest else "semantic"
+            outcome.layer = "exact" if cand.entry_id == own else "semantic"
             outcome.similarity = cand.similarity
-            await self._write_alias(manifest, space, outcome, cand.pttl, cand.row)
+            if cand.score is not None:
+                outcome.verdict, outcome.verify_score = "accepted", cand.score
+            await write_alias(self._redis(), manifest, space, outcome, cand.pttl, cand.row)
             break
         if corrupt:
             await self._redis().delete(*(space.entry_key(e) for e in corrupt))
         if dangling or corrupt:
             await index.remove(scope, dangling + corrupt)
-
-    async def _record_near_miss(
-        self, manifest: KeyManifest, space: Space, best: Candidate, threshold: float
-    ) -> None:
-        """Keep (prompt, nearest prompt, similarity) for ``cachekit tune``/``explain``."""
-        nearest = await self._redis().hget(space.entry_key(best.entry_id), F.PROMPT)
-        values = (
-            manifest.prompt or "",
-            text(nearest) if nearest is not None else "",
-            repr(best.similarity),
-            repr(threshold),
-            manifest.model or "",
-        )
-        await self._redis().xadd(
-            space.near_miss_key,
-            dict(zip(F.NEAR_MISS_FIELDS, values, strict=True)),
-            maxlen=NEAR_MISS_MAXLEN,
-            approximate=True,
-        )
-
-    async def _write_alias(
-        self, manifest: KeyManifest, space: Space, outcome: LookupOutcome, pttl: int, row: EntryRow
-    ) -> None:
-        """After a semantic hit, make the same prompt an exact hit next time."""
-        assert outcome.entry is not None
-        entry_key = space.entry_key(outcome.entry.entry_id)
-        xkey = space.exact_key(outcome.generation, manifest.exact_digest)
-        async with self._redis().pipeline(transaction=True) as pipe:
-            if pttl > 0:
-                pipe.set(xkey, outcome.entry.entry_id, px=pttl)
-            else:
-                pipe.set(xkey, outcome.entry.entry_id)
-            pipe.hincrby(entry_key, F.HITS, 1)
-            # "exact" when the search found this very request's own entry (see search).
-            pipe.hincrby(space.stats_key, outcome.layer or F.SEMANTIC_HITS, 1)
-            # Tokens this hit saved, like the exact lookup script (m, ti, to, te of the entry).
-            model, count_in, count_out, estimated = row.usage()
-            if model is not None:
-                for direction, count in (("in", count_in), ("out", count_out)):
-                    if count is not None:
-                        field = F.tokens_field(direction, model, estimated=estimated)
-                        pipe.hincrby(space.stats_key, field, count)
-            # A stats key of another type must not undo the alias or fail the hit.
-            await pipe.execute(raise_on_error=False)

@@ -29,6 +29,8 @@ class NearMiss:
     similarity: float
     threshold: float
     model: str
+    #: The hit verifier's reason when it rejected the nearest entry ("" below threshold).
+    reason: str = ""
 
 
 def _text(value: Any) -> str:
@@ -75,6 +77,7 @@ async def read_near_misses(
                     similarity=sim,
                     threshold=thr,
                     model=f.get(F.NM_MODEL, ""),
+                    reason=f.get(F.NM_REASON, ""),
                 )
             )
     out.sort(key=lambda n: n.id, reverse=True)

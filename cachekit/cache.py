@@ -18,7 +18,7 @@ import redis.asyncio as aredis
 
 from . import _locks, _manage
 from ._breaker import Breakers, CircuitBreaker
-from ._cache_config import CacheConfig
+from ._cache_config import NOT_GIVEN, CacheConfig
 from ._clients import client_factory, no_touch, url_factory
 from ._entry import Entry, LookupOutcome
 from ._exact import ExactLayer
@@ -92,6 +92,7 @@ class LLMCache:
         breaker_cooldown: float = 5.0,
         single_flight: bool = True,
         cluster_connections: int = 32,
+        verifier: Any = NOT_GIVEN,
     ) -> None:
         # Every option but the client factory, description and embedder is a CacheConfig field.
         options = {k: v for k, v in locals().items() if k in CacheConfig.__dataclass_fields__}

@@ -13,6 +13,8 @@ Metrics (label ``namespace`` everywhere):
 * ``cachekit_misses_total``: the function / upstream ran and (normally) the answer was stored;
 * ``cachekit_bypasses_total{reason}``: cache skipped on purpose (no tenant, no-cache, ...);
 * ``cachekit_errors_total{stage}``: the cache failed (lookup | store) and the call went on;
+* ``cachekit_verifier_rejections_total{reason}``: semantic candidates the hit verifier
+  refused (``number``, ``order``, ``negation``, ...);
 * ``cachekit_overhead_seconds{status}``: time spent in cachekit itself per call;
 * ``cachekit_stage_seconds{stage}``: per-stage time, when the result carries ``timings``;
 * ``cachekit_similarity{outcome}``: cosine similarity of semantic hits (``hit``) and of
@@ -150,6 +152,11 @@ class _Metrics:
         self.age = histogram(
             "cachekit_hit_age_seconds", "Age of the cache entries served.", "layer", AGE_BUCKETS
         )
+        self.rejections = counter(
+            "cachekit_verifier_rejections_total",
+            "Semantic candidates above the threshold that the hit verifier refused to serve.",
+            "reason",
+        )
 
 
 _by_registry: weakref.WeakKeyDictionary[Any, _Metrics] = weakref.WeakKeyDictionary()
@@ -195,6 +202,9 @@ class MetricsObserver:
         elif status == "error":
             match = _STAGE_RE.match(result.reason or "")
             m.errors.labels(ns, match.group(1) if match else "other").inc()
+        if getattr(result, "verdict", None) == "rejected":
+            reason = (getattr(result, "verify_reason", None) or "other").lower()
+            m.rejections.labels(ns, reason if _REASON_RE.match(reason) else "other").inc()
         m.overhead.labels(ns, status).observe(max(0.0, result.latency_ms) / 1000.0)
         if result.similarity is not None:
             outcome = "hit" if status == "semantic" else "miss"

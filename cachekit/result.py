@@ -54,6 +54,12 @@ class CacheResult:
     reason: str | None = None
     #: The call's tenant (None: no tenant), so observers can attribute it.
     tenant: str | None = None
+    #: The hit verifier's decision on the nearest semantic candidate above the threshold:
+    #: ``"accepted"`` (served, ``status="semantic"``), ``"rejected"`` (not served: the call
+    #: missed and ``verify_reason`` names the signal, e.g. ``"number"``), None when no
+    #: semantic candidate reached the verifier.
+    verdict: Literal["accepted", "rejected"] | None = None
+    verify_reason: str | None = None
 
     @property
     def hit(self) -> bool:

@@ -168,7 +168,7 @@ async def test_async_client_stream_and_non_stream(proxy: Served, up: LocalOpenAI
 
 
 def test_semantic_hit(redis_url: str, up: LocalOpenAIServer) -> None:
-    cache = LLMCache.from_url(redis_url, embedder=bow_embedder())
+    cache = LLMCache.from_url(redis_url, embedder=bow_embedder(), verifier=None)
     served = Served(create_proxy_app(cache, up.base_url, threshold=0.6))
     try:
         client = sync_client(served)

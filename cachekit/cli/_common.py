@@ -77,8 +77,9 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 @contextlib.asynccontextmanager
-async def open_cache(url: str) -> AsyncIterator[LLMCache]:
-    """An :class:`LLMCache` on ``url``, pinged; Redis failures become one-line errors."""
+async def open_cache(url: str, **options: Any) -> AsyncIterator[LLMCache]:
+    """An :class:`LLMCache` on ``url`` (``LLMCache`` options as keywords), pinged; Redis
+    failures become one-line errors."""
     import redis.asyncio as aioredis
     from redis.exceptions import RedisError
 
@@ -97,7 +98,7 @@ async def open_cache(url: str) -> AsyncIterator[LLMCache]:
             client = aioredis.Redis.from_url(
                 url, socket_timeout=_SOCKET_TIMEOUT_S, socket_connect_timeout=_CONNECT_TIMEOUT_S
             )
-        cache = LLMCache.from_client(client)
+        cache = LLMCache.from_client(client, **options)
     except (ValueError, CacheConfigError) as exc:
         raise InputError(f"bad --redis-url {redact(url)!r}: {exc}") from None
     where = redact(url)

@@ -104,6 +104,7 @@ def _load_json_option(text: str, what: str) -> Any:
     type=click.IntRange(1, 100),
     help="Neighbours to show.",
 )
+@click.option("--no-verify", is_flag=True, help="The app's cache has verifier=None.")
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
 @redis_url_option
 def explain(
@@ -122,6 +123,7 @@ def explain(
     embedder: str,
     threshold: float | None,
     k: int,
+    no_verify: bool,
     as_json: bool,
     redis_url: str,
 ) -> None:
@@ -181,7 +183,8 @@ def explain(
         )
     except CacheKeyError as exc:
         raise InputError(str(exc)) from None
-    result = run(_explain(redis_url, manifest, function_id, embedder, threshold, k))
+    verify = {"verifier": None} if no_verify else {}
+    result = run(_explain(redis_url, manifest, function_id, embedder, threshold, k, verify))
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str))
     else:
@@ -189,12 +192,18 @@ def explain(
 
 
 async def _explain(
-    url: str, manifest: Any, function_id: str, spec: str, threshold: float | None, k: int
+    url: str,
+    manifest: Any,
+    function_id: str,
+    spec: str,
+    threshold: float | None,
+    k: int,
+    options: dict[str, Any],
 ) -> Explanation:
     from .._explanation import explain as explain_request
     from ..errors import EmbedderError
 
-    async with open_cache(url) as cache:
+    async with open_cache(url, **options) as cache:
         unknown_model: str | None = None
         if spec == "auto":
             model_id = (await cache.index_meta()).get("model")

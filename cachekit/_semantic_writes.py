@@ -1,0 +1,83 @@
+"""The semantic layer's writes after a search: the exact alias of a semantic hit, and the
+sampled near-miss stream (the nearest entry below the threshold, or one the hit verifier
+rejected) that ``cachekit tune`` and ``explain`` read."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import _schema as F
+from ._entry import LookupOutcome
+from ._layout import Space
+from ._manifest import KeyManifest
+from ._neighbours import Neighbour
+from ._schema import EntryRow, text
+
+if TYPE_CHECKING:
+    from ._index import Candidate
+
+__all__ = ["NEAR_MISS_MAXLEN", "record_near_miss", "write_alias"]
+
+#: Near misses kept per tenant+namespace (a capped stream).
+NEAR_MISS_MAXLEN = 2000
+
+
+async def record_near_miss(
+    client: Any,
+    manifest: KeyManifest,
+    space: Space,
+    best: Candidate | Neighbour,
+    threshold: float,
+    reason: str | None = None,
+) -> None:
+    """Keep (prompt, nearest prompt, similarity, why not served) for ``cachekit tune``
+    and ``explain``: the nearest below the threshold, or one the verifier rejected."""
+    if isinstance(best, Neighbour):
+        nearest: Any = best.row.prompt
+    else:
+        nearest = await client.hget(space.entry_key(best.entry_id), F.PROMPT)
+    values = (
+        manifest.prompt or "",
+        text(nearest) if nearest is not None else "",
+        repr(best.similarity),
+        repr(threshold),
+        manifest.model or "",
+        reason or "",
+    )
+    await client.xadd(
+        space.near_miss_key,
+        dict(zip(F.NEAR_MISS_FIELDS, values, strict=True)),
+        maxlen=NEAR_MISS_MAXLEN,
+        approximate=True,
+    )
+
+
+async def write_alias(
+    client: Any,
+    manifest: KeyManifest,
+    space: Space,
+    outcome: LookupOutcome,
+    pttl: int,
+    row: EntryRow,
+) -> None:
+    """After a semantic hit, make the same prompt an exact hit next time."""
+    assert outcome.entry is not None
+    entry_key = space.entry_key(outcome.entry.entry_id)
+    xkey = space.exact_key(outcome.generation, manifest.exact_digest)
+    async with client.pipeline(transaction=True) as pipe:
+        if pttl > 0:
+            pipe.set(xkey, outcome.entry.entry_id, px=pttl)
+        else:
+            pipe.set(xkey, outcome.entry.entry_id)
+        pipe.hincrby(entry_key, F.HITS, 1)
+        # "exact" when the search found this very request's own entry (see search).
+        pipe.hincrby(space.stats_key, outcome.layer or F.SEMANTIC_HITS, 1)
+        # Tokens this hit saved, like the exact lookup script (m, ti, to, te of the entry).
+        model, count_in, count_out, estimated = row.usage()
+        if model is not None:
+            for direction, count in (("in", count_in), ("out", count_out)):
+                if count is not None:
+                    field = F.tokens_field(direction, model, estimated=estimated)
+                    pipe.hincrby(space.stats_key, field, count)
+        # A stats key of another type must not undo the alias or fail the hit.
+        await pipe.execute(raise_on_error=False)
