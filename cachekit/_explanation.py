@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from ._attrs import pick_attrs
 from ._layout import Space, entry_pattern
 from ._lookup import Peek
 from ._manifest import KeyManifest
@@ -20,10 +21,12 @@ from ._schema import EPOCH, GENERATION, MODEL, PROMPT, SCOPE, decode_row
 if TYPE_CHECKING:
     from .cache import LLMCache
     from .embedders import Embedder
+    from .verify import Verdict
 
 __all__ = ["Candidate", "Explanation", "ScopeSummary", "explain"]
 
 _MAX_SCOPES_SHOWN: Final = 8
+_CHECK: Final = ("accept", "reason", "detail", "score")
 _SCOPE_FIELDS: Final = (SCOPE, MODEL, PROMPT, GENERATION, EPOCH)
 #: How the exact layer's verdicts read in an explanation.
 _EXACT_STATUS: Final = {"epoch": "stale-epoch", "generation": "stale-generation"}
@@ -44,11 +47,10 @@ class Candidate:
     hits: int
     live: bool
     accepted: bool
-    #: The hit verifier's word on it: None (not asked), "accepted" or "rejected".
+    #: The hit verifier's word on it: None (not asked), "accepted" or "rejected", and
+    #: its :class:`~cachekit.verify.Verdict` (reason, detail, score).
     verifier: str | None = None
-    verify_reason: str | None = None
-    verify_detail: str | None = None
-    verify_score: float | None = None
+    check: Verdict | None = None
 
 
 @dataclass(slots=True)
@@ -94,9 +96,9 @@ class Explanation:
             rejected = [c for c in self.candidates if c.verifier == "rejected"]
             if rejected:
                 r = rejected[0]
-                what = (
-                    f"{r.verify_reason} ({r.verify_detail})" if r.verify_detail else r.verify_reason
-                )
+                check = r.check
+                assert check is not None
+                what = f"{check.reason} ({check.detail})" if check.detail else check.reason
                 why = (
                     f"the hit verifier rejected the nearest entry above the threshold "
                     f"(similarity {r.similarity:.4f}): {what}"
@@ -147,9 +149,7 @@ class Explanation:
                         "live": c.live,
                         "accepted": c.accepted,
                         "verifier": c.verifier,
-                        "verify_reason": c.verify_reason,
-                        "verify_detail": c.verify_detail,
-                        "verify_score": c.verify_score,
+                        "verify": None if c.check is None else pick_attrs(c.check, *_CHECK),
                     }
                     for c in self.candidates
                 ],
@@ -273,16 +273,8 @@ def _candidates(peek: Peek, now: float) -> list[Candidate]:
             hits=n.row.hits or 0,
             live=n.servable or n.verdict == "rejected",
             accepted=served is not None and n.entry_id == served.entry_id,
-            verifier=(
-                "rejected"
-                if n.verdict == "rejected"
-                else "accepted"
-                if n.score is not None
-                else None
-            ),
-            verify_reason=n.reason,
-            verify_detail=n.detail,
-            verify_score=n.score,
+            verifier=None if n.check is None else "accepted" if n.check.accept else "rejected",
+            check=n.check,
         )
         for n in peek.neighbours
     ]

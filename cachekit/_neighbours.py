@@ -20,7 +20,7 @@ from ._schema import CANDIDATE_FIELDS, EntryRow, decode_row
 
 if TYPE_CHECKING:
     from ._index import Candidate
-    from .verify import HitVerifier, VerifyScope
+    from .verify import HitVerifier, Verdict, VerifyScope
 
 __all__ = ["Neighbour", "read_neighbours", "verify_neighbours"]
 
@@ -34,8 +34,8 @@ class Neighbour:
     ``verdict``: ``ok`` (servable), ``dangling`` (the entry is gone), ``corrupt`` (not
     written by cachekit), ``foreign`` (a key of another type), ``epoch`` / ``generation``
     (stored before an invalidation), ``stale`` (older than the call's ``max_age``),
-    ``rejected`` (the hit verifier says its answer is not the new prompt's; ``reason``
-    names the signal, ``detail`` what differed). ``score``: the verifier's, when it ran.
+    ``rejected`` (the hit verifier says its answer is not the new prompt's).
+    ``check``: the verifier's :class:`~cachekit.verify.Verdict`, when it was asked.
     """
 
     entry_id: str
@@ -43,9 +43,15 @@ class Neighbour:
     verdict: str
     row: EntryRow
     pttl: int
-    score: float | None = None
-    reason: str | None = None
-    detail: str | None = None
+    check: Verdict | None = None
+
+    @property
+    def reason(self) -> str | None:
+        return self.check.reason if self.check is not None else None
+
+    @property
+    def score(self) -> float | None:
+        return self.check.score if self.check is not None else None
 
     @property
     def servable(self) -> bool:
@@ -138,12 +144,10 @@ def verify_neighbours(
 
 def _verified(n: Neighbour, verifier: HitVerifier, prompt: str, scope: VerifyScope) -> Neighbour:
     try:
-        verdict = verifier.verify(prompt, n.row.prompt or "", n.similarity, scope)
+        check = verifier.verify(prompt, n.row.prompt or "", n.similarity, scope)
     except Exception as exc:  # noqa: BLE001 - a verifier bug must not serve, nor fail, a call
         log.warning("cachekit: the hit verifier raised; not serving that candidate: %r", exc)
-        return dataclasses.replace(n, verdict="rejected", reason="verifier error")
-    if verdict.accept:
-        return dataclasses.replace(n, score=verdict.score)
-    return dataclasses.replace(
-        n, verdict="rejected", score=verdict.score, reason=verdict.reason, detail=verdict.detail
-    )
+        from .verify import Verdict
+
+        check = Verdict(False, "verifier error", 0.0, repr(exc)[:200])
+    return dataclasses.replace(n, verdict=n.verdict if check.accept else "rejected", check=check)

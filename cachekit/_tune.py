@@ -6,7 +6,10 @@ other (1) or not (0). For each candidate threshold the sweep reports:
 * precision: of the pairs the cache would accept (similarity >= threshold), the share
   that are right to accept: what users see as "the cache answered the wrong question";
 * recall: of the pairs that should be accepted, the share that are;
-* hit rate: the share of *all* pairs accepted (what the cache would save).
+* hit rate: the share of *all* pairs accepted (what the cache would save);
+
+each also with the hit verifier (:mod:`cachekit.verify`, on by default in the cache): a
+pair above the threshold counts as accepted only when the verifier accepts it too.
 
 The recommended threshold is the lowest one whose precision, and that of every higher
 threshold that accepts anything, reaches the target: the most hits at the wanted quality,
@@ -35,6 +38,7 @@ from ._tune_sweep import (
     recommend,
     sweep,
     thresholds_between,
+    verify_pairs,
     wilson_interval,
 )
 
@@ -52,5 +56,6 @@ __all__ = [
     "recommend",
     "sweep",
     "thresholds_between",
+    "verify_pairs",
     "wilson_interval",
 ]

@@ -28,6 +28,7 @@ __all__ = [
     "recommend",
     "sweep",
     "thresholds_between",
+    "verify_pairs",
     "wilson_interval",
 ]
 
@@ -83,18 +84,23 @@ def thresholds_between(low: float, high: float, step: float) -> list[float]:
 
 
 def sweep(
-    similarities: npt.ArrayLike, labels: npt.ArrayLike, thresholds: Iterable[float]
+    similarities: npt.ArrayLike,
+    labels: npt.ArrayLike,
+    thresholds: Iterable[float],
+    verified: npt.ArrayLike | None = None,
 ) -> list[SweepRow]:
-    """Precision/recall/hit rate of accepting ``similarity >= t`` for each ``t``."""
+    """Precision/recall/hit rate of accepting ``similarity >= t`` for each ``t``, and,
+    with ``verified`` (the hit verifier's decision per pair), only the pairs it accepts."""
     sims = np.asarray(similarities, dtype=np.float64)
     labs = np.asarray(labels, dtype=np.int8)
     if sims.shape != labs.shape:
         raise ValueError("similarities and labels differ in length")
+    passed = np.ones(sims.shape, bool) if verified is None else np.asarray(verified, bool)
     positives = int(labs.sum())
     rows: list[SweepRow] = []
     for t in thresholds:
         # A tiny tolerance: float32 similarities of 0.9 are 0.8999999 and must count.
-        accept = sims >= t - 1e-6
+        accept = (sims >= t - 1e-6) & passed
         tp = int((accept & (labs == 1)).sum())
         fp = int((accept & (labs == 0)).sum())
         rows.append(
@@ -108,6 +114,20 @@ def sweep(
             )
         )
     return rows
+
+
+def verify_pairs(pairs: Sequence[Pair], similarities: Sequence[float], verifier: Any) -> Any:
+    """The hit verifier's decision for each pair (the cached prompt is ``text_b``)."""
+    from .verify import VerifyScope
+
+    scope = VerifyScope()
+    return np.array(
+        [
+            verifier.verify(p.text_a, p.text_b, float(sim), scope).accept
+            for p, sim in zip(pairs, similarities, strict=True)
+        ],
+        dtype=bool,
+    )
 
 
 #: Fewer labelled pairs than this and a recommended threshold is mostly noise: a handful

@@ -759,3 +759,35 @@ def test_redis_server_never_moves_a_requested_port() -> None:
         with pytest.raises(RedisPortInUseError, match=f"port {port} is already in use"):
             server.start()
         assert server.port == port and server.process is None
+
+
+def test_tune_reports_the_sweep_with_and_without_the_hit_verifier(
+    invoke: Any, tmp_path: Path
+) -> None:
+    """Near-identical traps above the threshold: bare precision suffers, verified not."""
+    rows = [
+        ("What is the status of order 12346?", "What is the status of order 12345?", 0, 0.955),
+        ("Show me flights from London to Paris", "Show me flights from Paris to London", 0, 0.99),
+        ("Should I sell Tesla stock now?", "Should I buy Tesla stock now?", 0, 0.951),
+        ("How do I reset my password?", "How can I reset my password?", 1, 0.992),
+        ("What's the capital of France?", "What is the capital of France?", 1, 0.993),
+        ("How can I cancel my subscription?", "How do I cancel my subscription?", 1, 0.996),
+    ]
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(
+        "\n".join(
+            json.dumps({"text_a": a, "text_b": b, "label": y, "similarity": s})
+            for a, b, y, s in rows
+        )
+    )
+    data = json.loads(invoke("tune", str(pairs), "--min", "0.9", "--json").stdout)
+    at = {r["threshold"]: r for r in data["sweep"]}
+    verified = {r["threshold"]: r for r in data["sweep_verified"]}
+    assert at[0.92]["precision"] == 0.5 and at[0.92]["accepted"] == 6
+    assert verified[0.92]["precision"] == 1.0 and verified[0.92]["accepted"] == 3
+    assert verified[0.92]["recall"] == 1.0
+    best = data["recommended_threshold_verified"]
+    assert best is not None and verified[best]["precision"] == 1.0
+    text = invoke("tune", str(pairs), "--min", "0.9").stdout
+    assert "VERIFIED PREC" in text and f"Recommended threshold with it: {best:.2f}" in text
+    assert "VERIFIED" not in invoke("tune", str(pairs), "--min", "0.9", "--no-verify").stdout

@@ -111,7 +111,9 @@ async def test_explain_shows_the_rejection(
     assert report.verdict.startswith("MISS (the hit verifier rejected"), report.verdict
     assert "identifier (12345 vs 12346)" in report.verdict
     best = report.candidates[0]
-    assert best.verifier == "rejected" and best.verify_reason == "identifier" and best.live
+    assert best.verifier == "rejected" and best.live
+    assert best.check is not None and best.check.reason == "identifier"
+    assert best.check.detail == "12345 vs 12346"
 
 
 async def test_without_a_verifier_the_trap_is_served(

@@ -30,6 +30,7 @@ def labelled_sweep(
     as_json: bool,
     title: str,
     current: float | None,
+    verify: bool = True,
 ) -> None:
     from .._tune import (
         MAX_RELIABLE_CI_WIDTH,
@@ -37,6 +38,7 @@ def labelled_sweep(
         plot_sweep,
         recommend,
         sweep,
+        verify_pairs,
         wilson_interval,
     )
 
@@ -44,6 +46,13 @@ def labelled_sweep(
     labels = [p.label or 0 for p in pairs]  # loaded pairs always carry a label
     rows = sweep(sims, labels, thresholds)
     best = recommend(rows, target)
+    checked: list[SweepRow] = []
+    if verify:
+        from ..verify import default_verifier
+
+        decisions = verify_pairs(pairs, sims, default_verifier())
+        checked = sweep(sims, labels, thresholds, verified=decisions)
+    best_checked = recommend(checked, target) if checked else None
     positives = sum(1 for x in labels if x == 1)
     ci = None if best is None else wilson_interval(best.true_pos, best.accepted)
     small = len(pairs) < MIN_RELIABLE_PAIRS or (
@@ -72,11 +81,16 @@ def labelled_sweep(
             "precision_ci95": None if ci is None else [round(ci[0], 4), round(ci[1], 4)],
             "small_sample": small,
             "sweep": [r.to_dict() for r in rows],
+            # With the hit verifier (the cache's default): what it serves at each threshold.
+            "recommended_threshold_verified": (
+                None if best_checked is None else best_checked.threshold
+            ),
+            "sweep_verified": [r.to_dict() for r in checked],
         }
         click.echo(json.dumps(payload, indent=2))
     else:
         click.echo(f"{len(pairs)} pairs, {positives} labelled as the same answer.")
-        _print_sweep(rows, best)
+        _print_sweep(rows, best, checked)
         if best is None:
             click.echo(
                 f"No threshold in {thresholds[0]:.2f}..{thresholds[-1]:.2f} reaches precision "
@@ -91,6 +105,18 @@ def labelled_sweep(
                 f"hit rate {fmt_pct(best.hit_rate)}) for target precision {target:.2f}, "
                 f"from {len(pairs)} pairs."
             )
+        if verify:
+            click.echo(
+                "VERIFIED columns: with the hit verifier on (the cache's default), a pair "
+                "above the threshold counts only if the verifier accepts it too. "
+                + (
+                    f"Recommended threshold with it: {best_checked.threshold:.2f} (precision "
+                    f"{fmt_pct(best_checked.precision)}, recall {fmt_pct(best_checked.recall)}, "
+                    f"hit rate {fmt_pct(best_checked.hit_rate)})."
+                    if best_checked is not None
+                    else "No threshold reaches the target with it either."
+                )
+            )
     if plot:
         plot_sweep(
             rows, plot, target_precision=target, recommended=best, title=title, current=current
@@ -101,24 +127,24 @@ def labelled_sweep(
         click.echo(note, err=True)  # last, under the recommendation it qualifies
 
 
-def _print_sweep(rows: Sequence[SweepRow], best: SweepRow | None) -> None:
+def _print_sweep(
+    rows: Sequence[SweepRow], best: SweepRow | None, checked: Sequence[SweepRow]
+) -> None:
     stride = max(1, math.ceil(len(rows) / 25))
-    shown = [r for i, r in enumerate(rows) if i % stride == 0 or r is best or i == len(rows) - 1]
-    table = [
-        [
-            f"{r.threshold:.2f}",
-            str(r.accepted),
-            fmt_pct(r.precision),
-            fmt_pct(r.recall),
-            fmt_pct(r.hit_rate),
-            "-" if r.f1 is None else f"{r.f1:.3f}",
-            "<- recommended" if r is best else "",
-        ]
-        for r in shown
-    ]
-    echo_table(
-        ["THRESHOLD", "ACCEPTED", "PRECISION", "RECALL", "HIT RATE", "F1", ""], table, "rrrrrrl"
-    )
+    shown = [i for i, r in enumerate(rows) if i % stride == 0 or r is best or i == len(rows) - 1]
+    table = []
+    for i in shown:
+        r = rows[i]
+        line = [f"{r.threshold:.2f}", str(r.accepted), fmt_pct(r.precision), fmt_pct(r.recall)]
+        line += [fmt_pct(r.hit_rate), "-" if r.f1 is None else f"{r.f1:.3f}"]
+        if checked:
+            v = checked[i]
+            line += [fmt_pct(v.precision), fmt_pct(v.recall), fmt_pct(v.hit_rate)]
+        table.append([*line, "<- recommended" if r is best else ""])
+    head = ["THRESHOLD", "ACCEPTED", "PRECISION", "RECALL", "HIT RATE", "F1"]
+    if checked:
+        head += ["VERIFIED PREC", "VERIFIED RECALL", "VERIFIED HIT"]
+    echo_table([*head, ""], table, "r" * len(head) + "l")
 
 
 def _similarities(pairs: Sequence[Pair], spec: str) -> Any:

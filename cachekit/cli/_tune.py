@@ -68,6 +68,7 @@ def _float_option(
 @click.option(
     "--plot", type=click.Path(dir_okay=False, writable=True), help="Write a PNG plot here."
 )
+@click.option("--no-verify", is_flag=True, help="Skip the columns with the hit verifier.")
 @click.option("--json", "as_json", is_flag=True, help="Print the sweep as JSON.")
 @redis_url_option
 def tune(
@@ -84,6 +85,7 @@ def tune(
     t_max: float,
     step: float,
     plot: str | None,
+    no_verify: bool,
     as_json: bool,
     redis_url: str,
 ) -> None:
@@ -135,7 +137,10 @@ def tune(
             click.echo("Nothing labelled.")
             return
         title = f"{namespace}: {len(pairs)} labelled near misses"
-    labelled_sweep(pairs, thresholds, embedder, target_precision, plot, as_json, title, current)
+    labelled_sweep(
+        pairs, thresholds, embedder, target_precision, plot, as_json, title, current,
+        verify=not no_verify,
+    )  # fmt: skip
 
 
 async def _near_misses(url: str, namespace: str, tenant: str | None, limit: int) -> list[NearMiss]:

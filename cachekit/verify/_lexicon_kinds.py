@@ -4,7 +4,7 @@ tense, role cues, abbreviations and known names (re-exported by ``_lexicon``).
 
 from __future__ import annotations
 
-from ._lexicon_words import _wordlist
+from ._lexicon_words import _data, _wordlist
 
 #: Date words -> canonical value.
 DATE_WORDS: dict[str, str] = {
@@ -173,41 +173,5 @@ ABBREVIATIONS: dict[str, str] = {
 }  # fmt: skip
 
 #: Lower-case names that are entities even when typed in lower case (a seed list: the
-#: verifier also treats any capitalised word mid-sentence as an entity).
-GAZETTEER = frozenset(
-    _wordlist(
-        """
-        afghanistan albania algeria argentina armenia australia austria azerbaijan bahrain
-        bangladesh belarus belgium bhutan bolivia bosnia brazil bulgaria cambodia cameroon
-        canada chile china colombia croatia cuba cyprus czechia denmark ecuador egypt
-        england estonia ethiopia finland france georgia germany ghana greece guatemala haiti
-        honduras hungary iceland india indonesia iran iraq ireland israel italy jamaica
-        japan jordan kazakhstan kenya korea kuwait laos latvia lebanon libya lithuania
-        luxembourg madagascar malaysia maldives mali malta mexico moldova monaco mongolia
-        morocco myanmar nepal netherlands holland nigeria norway oman pakistan panama
-        paraguay peru philippines poland portugal qatar romania russia rwanda scotland
-        senegal serbia singapore slovakia slovenia somalia spain sudan sweden switzerland
-        syria taiwan tanzania thailand tunisia turkey uganda ukraine uruguay uzbekistan
-        venezuela vietnam wales yemen zambia zimbabwe usa uk uae europe asia africa america
-        antarctica oceania paris london berlin madrid rome lisbon dublin amsterdam brussels
-        vienna prague warsaw budapest athens istanbul moscow kyiv kiev stockholm oslo
-        copenhagen helsinki zurich geneva munich milan barcelona florence venice tokyo osaka
-        kyoto seoul beijing shanghai hongkong taipei bangkok manila jakarta hanoi delhi
-        mumbai bangalore bengaluru chennai kolkata hyderabad pune karachi lahore dhaka dubai
-        doha riyadh cairo lagos nairobi johannesburg sydney melbourne brisbane perth
-        auckland toronto vancouver montreal ottawa chicago boston seattle denver austin
-        dallas houston miami atlanta phoenix philadelphia detroit portland vegas orlando nyc
-        la sf california texas florida oregon washington nevada arizona ohio michigan python
-        java javascript typescript golang kotlin php perl scala haskell csharp sql mysql
-        postgres postgresql mongodb redis sqlite powershell linux ubuntu debian macos ios
-        android firefox powerpoint docker kubernetes aws azure gcp angular vue django nodejs
-        pandas numpy tensorflow pytorch english french spanish german italian portuguese
-        russian chinese mandarin cantonese japanese korean hindi arabic bengali urdu turkish
-        dutch greek hebrew polish swedish google microsoft facebook netflix tesla uber lyft
-        airbnb twitter instagram whatsapp youtube linkedin tiktok snapchat reddit quora
-        spotify paypal samsung sony intel amd nvidia ibm adobe salesforce mastercard amex
-        ebay walmart costco ikea toyota honda bmw audi mercedes volkswagen nissan hyundai
-        kia iphone ipad macbook playstation xbox nintendo
-        """
-    )
-)
+#: verifier also treats any capitalised word mid-sentence as an entity). A data file.
+GAZETTEER = frozenset(_wordlist(_data("gazetteer.txt")))

@@ -4,50 +4,11 @@ forms, negating prefixes and synonym groups (re-exported by ``_lexicon``).
 
 from __future__ import annotations
 
+from ._lexicon_words import _data
+
 #: Opposites: lemma -> (axis, side). A prompt that says one side where the other says the
 #: opposite asks the opposite question. Irregular inflections are listed.
-_PAIRS = """
-buy sell | buyer seller | purchase sell | open close | opened closed |
-open shut | before after | increase decrease | raise lower | raise cut | allow forbid |
-allow prohibit | allow ban | allow block | allowed forbidden | permit forbid | start stop |
-start end | begin end | enable disable | add remove | add delete | import export |
-upload download | win lose | won lost | win loss | best worst | better worse |
-cheap expensive | cheaper pricier | maximize minimize | maximise minimise | positive negative |
-hot cold | high low | higher lower | good bad | lock unlock | accept reject | accept decline |
-approve reject | approve deny | send receive | sent received | hire fire | rise fall |
-rose fell | true false | legal illegal | safe unsafe | safe dangerous | easy hard |
-easy difficult | fast slow | faster slower | gain lose | love hate | like dislike |
-strong weak | rich poor | old new | old young | early late | earlier later | inside outside |
-left right | north south | east west | male female | man woman | men women | boy girl |
-husband wife | father mother | son daughter | brother sister | king queen | pros cons |
-advantage disadvantage | success failure | succeed fail | happy sad | join leave |
-arrive depart | arrival departure | encrypt decrypt | install uninstall | subscribe unsubscribe |
-online offline | public private | include exclude | included excluded | borrow lend |
-debit credit | income expense | profit loss | light dark | wet dry | big small |
-large small | long short | heavy light |
-above below | over under | push pull | input output | internal external |
-deposit withdraw | attack defend | teacher student | employer employee | landlord tenant |
-import export | inbound outbound |
-incoming outgoing | entry exit | enter exit |
-plus minus | add subtract | multiply divide | ascending descending | asc desc | upper lower |
-uppercase lowercase | horizontal vertical | front back | forward backward | future past |
-majority minority | checkin checkout | login logout | sign-in sign-out |
-signin signout | connect disconnect | connected disconnected | mount unmount | zip unzip |
-compress decompress | encode decode | charge discharge | agree disagree | like unlike |
-possible impossible | available unavailable | able unable | valid invalid | visible invisible |
-legal unlawful | true untrue | fair unfair | happy unhappy | healthy unhealthy | wanted unwanted |
-pass fail | passed failed | present absent | remember forget | include omit | catch miss |
-accept refuse | give take | lend borrow | teach learn | ask answer | question answer |
-buy rent | own rent | refund charge | rural urban | domestic international | domestic foreign |
-native foreign | local global | local remote | client server | sender recipient |
-senior junior | adult child | adults children | parent child | full empty | full partial |
-hard soft | thick thin | wide narrow | deep shallow | tall short | fat thin | loud quiet |
-dead alive | sweet sour | sweet salty | raw cooked | fresh frozen | gas electric |
-manual automatic | odd even | beginner advanced | cheap premium | free paid | gain loss |
-profit deficit | surplus deficit | acid base | acidic alkaline | export import |
-increase reduce | grow shrink | expand shrink | upgrade downgrade | overweight underweight |
-overpaid underpaid | overestimate underestimate | overrated underrated | pre post |
-"""
+_PAIRS = _data("opposites.txt")
 
 
 def _polarity() -> dict[str, tuple[str, int]]:

@@ -4,6 +4,13 @@ and relation words (re-exported by ``_lexicon``).
 
 from __future__ import annotations
 
+from importlib import resources
+
+
+def _data(name: str) -> str:
+    """A word list shipped as a text file of this package (kept out of the code)."""
+    return (resources.files(__package__) / name).read_text("utf-8")
+
 
 def _wordlist(text: str) -> list[str]:
     """The whitespace-separated words of a block of text (keeps the lists compact)."""

@@ -117,6 +117,18 @@ _STOPS = frozenset(".?!;:")
 
 
 @lru_cache(maxsize=4096)
+def _punctuation(b: _Builder, marks: str, comma_after_stop: bool) -> bool:
+    """Punctuation before or after a word: True when it ends a sentence (numbers in
+    words stop there); a comma is noted (after a stop too, before a word)."""
+    stop = any(c in _STOPS for c in marks)
+    if stop:
+        b.flush_numwords()
+        b.last_was_number = False
+    if "," in marks and (comma_after_stop or not stop):
+        b.comma = True
+    return stop
+
+
 def analyse(text: str) -> Analysis:
     """Read one prompt (pure; the result is shared, do not mutate its counters)."""
     text_n = _DIGIT_S.sub("", unicodedata.normalize("NFKC", text).translate(_APOSTROPHES))
@@ -132,13 +144,9 @@ def analyse(text: str) -> Analysis:
         if core.isalpha() and pattern is _WORDS_FIRST:
             # the common case: a word, maybe with punctuation around it
             if core is not chunk and chunk[0] in _EDGE:
-                lead = chunk[: chunk.index(core)]
-                if any(c in _STOPS for c in lead):
-                    b.flush_numwords()
-                    b.last_was_number = False
-                    sentence_start = True
-                if "," in lead:
-                    b.comma = True
+                sentence_start = _punctuation(b, chunk[: chunk.index(core)], True) or (
+                    sentence_start
+                )
             folded = core.lower() if core.isascii() else _fold(core)
             parts = contractions.get(folded)
             if parts is not None:
@@ -149,12 +157,7 @@ def analyse(text: str) -> Analysis:
             sentence_start = False
             if core is not chunk and chunk[-1] in _EDGE:
                 trail = chunk[chunk.rindex(core) + len(core) :]
-                if any(c in _STOPS for c in trail):
-                    b.flush_numwords()
-                    b.last_was_number = False
-                    sentence_start = True
-                elif "," in trail:
-                    b.comma = True
+                sentence_start = _punctuation(b, trail, False)
             continue
         for m in pattern.finditer(chunk):
             sentence_start = _matched(b, m, sentence_start, shouty)
