@@ -310,3 +310,13 @@ def test_odd_but_valid_text_does_not_break_the_verifier() -> None:
             out = v.verify(b, a, 0.93, SCOPE)
             assert isinstance(out.accept, bool)
             assert 0.0 <= out.score <= 1.0
+
+
+def test_a_prompt_is_read_once_however_many_times_it_is_verified() -> None:
+    """The hit path verifies one cached prompt against many new ones: its analysis is
+    memoised (a regression: the cache once sat on a helper with side effects instead)."""
+    from cachekit.verify._text import _punctuation, analyse
+
+    text = "What is the status of order 12345, placed on May 3?"
+    assert analyse(text) is analyse(text)
+    assert not hasattr(_punctuation, "cache_info")

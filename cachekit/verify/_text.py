@@ -116,7 +116,6 @@ _EDGE = "\"'()[]{}<>*,.?!;:"
 _STOPS = frozenset(".?!;:")
 
 
-@lru_cache(maxsize=4096)
 def _punctuation(b: _Builder, marks: str, comma_after_stop: bool) -> bool:
     """Punctuation before or after a word: True when it ends a sentence (numbers in
     words stop there); a comma is noted (after a stop too, before a word)."""
@@ -129,6 +128,7 @@ def _punctuation(b: _Builder, marks: str, comma_after_stop: bool) -> bool:
     return stop
 
 
+@lru_cache(maxsize=4096)
 def analyse(text: str) -> Analysis:
     """Read one prompt (pure; the result is shared, do not mutate its counters)."""
     text_n = _DIGIT_S.sub("", unicodedata.normalize("NFKC", text).translate(_APOSTROPHES))
