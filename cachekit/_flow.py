@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import time
 from typing import Any
 
@@ -21,6 +22,8 @@ from .cache import CACHE_ERRORS, LLMCache
 from .errors import CodecError
 
 __all__ = ["flight_key", "follow", "lead", "may_follow"]
+
+log = logging.getLogger("cachekit")
 
 
 def flight_key(cache: LLMCache, ticket: Ticket) -> str:
@@ -106,8 +109,14 @@ async def _claim(cache: LLMCache, ticket: Ticket, goes_to: str) -> Claim[tuple[A
         ticket.deadline, time.monotonic() + b.flight_wait + b.command + b.lookup + 1.0
     )
     try:
-        return await claim(cache, ticket.manifest, ticket.outcome.generation, poll)
-    except CACHE_ERRORS as exc:
-        # Redis misbehaves: the call fails open, like any cache trouble, and stores nothing.
+        got = await claim(cache, ticket.manifest, ticket.outcome.generation, poll)
+    except Exception as exc:
+        # Redis misbehaves (or a bug): the call fails open and stores nothing.
+        if not isinstance(exc, CACHE_ERRORS):
+            log.exception("cachekit: unexpected error in single-flight; skipping the cache")
         ticket.failed = cache.failed("single-flight", exc, b.command, goes_to=goes_to)
         return Claim()
+    # Held by the ticket from here, on the home loop: a caller cancelled before this
+    # result reaches it still frees the lock (begin's clean-up).
+    ticket.lock = got.lock
+    return got

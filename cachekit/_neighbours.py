@@ -145,9 +145,12 @@ def verify_neighbours(
 def _verified(n: Neighbour, verifier: HitVerifier, prompt: str, scope: VerifyScope) -> Neighbour:
     try:
         check = verifier.verify(prompt, n.row.prompt or "", n.similarity, scope)
+        accept = check.accept
+        if not isinstance(accept, bool):
+            raise TypeError(f"verify() must return a Verdict, got {type(check).__name__}")
     except Exception as exc:  # noqa: BLE001 - a verifier bug must not serve, nor fail, a call
-        log.warning("cachekit: the hit verifier raised; not serving that candidate: %r", exc)
+        log.warning("cachekit: the hit verifier failed; not serving that candidate: %r", exc)
         from .verify import Verdict
 
-        check = Verdict(False, "verifier error", 0.0, repr(exc)[:200])
-    return dataclasses.replace(n, verdict=n.verdict if check.accept else "rejected", check=check)
+        check, accept = Verdict(False, "verifier error", 0.0, repr(exc)[:200]), False
+    return dataclasses.replace(n, verdict=n.verdict if accept else "rejected", check=check)

@@ -118,6 +118,9 @@ class Pipeline:
             # client's discovery).
             cache.breaker_for(ticket.manifest).failure()
             self._failed(cache, ticket, "lookup", exc, budget)
+        except Exception as exc:
+            log.exception("cachekit: unexpected error in the cache lookup; skipping the cache")
+            ticket.failed = f"lookup failed: {type(exc).__name__}: {exc}"
         return self._missed(ticket)
 
     def _missed(self, ticket: Ticket) -> Miss:
@@ -194,6 +197,11 @@ class Pipeline:
                     await cache.run(store, cache, self.options, ticket, payload, value)
             except Exception as exc:  # noqa: BLE001 - named in the result, never raised
                 self._landed(cache, ticket, exc)
+            except BaseException:
+                # Cancelled: the store may never land, so the value must not stay in
+                # memory as this key's answer (the flight goes, its lock is freed).
+                self._release(cache, ticket)
+                raise
             else:
                 self._landed(cache, ticket, None)
         self._completed(cache, ticket, resumed, publish)
@@ -210,6 +218,9 @@ class Pipeline:
                 cache.run_sync(store, cache, self.options, ticket, payload, value, timeout=budget)
             except Exception as exc:  # noqa: BLE001 - named in the result, never raised
                 failure = exc
+            except BaseException:
+                self._release(cache, ticket)  # interrupted: as for a cancelled complete
+                raise
             self._landed(cache, ticket, failure)
         self._completed(cache, ticket, resumed, True)
 

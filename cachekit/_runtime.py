@@ -201,16 +201,19 @@ class Runtime:
 
     # -- background work ----------------------------------------------------------------
 
-    def background(self, fn: Job[Any], *args: Any, done: Done | None = None) -> bool:
+    def background(
+        self, fn: Job[Any], *args: Any, done: Done | None = None, essential: bool = False
+    ) -> bool:
         """Run ``fn(*args)`` on the home loop without waiting (stores after a miss).
 
         Callable from any thread. The queue is bounded: when ``max_pending`` are already
         waiting the work is dropped and counted (``dropped_stores``), never queued without
         limit; ``drain`` waits for what is queued. Returns False when dropped (``done``
-        is then not called).
+        is then not called). ``essential`` work (freeing a lock: one short command) is
+        never dropped.
         """
         with self._lock:
-            if self.pending >= self.max_pending:
+            if self.pending >= self.max_pending and not essential:
                 self._counts.dropped_stores += 1
                 return False
             home = self._home_for_sync()

@@ -9,7 +9,7 @@ from typing import Any
 
 from ._options import EntryOptions
 from ._ticket import NotStoredError, Ticket
-from ._xflight import release
+from ._xflight import unlock
 from .cache import LLMCache
 from .errors import CodecError
 
@@ -98,6 +98,8 @@ async def store(
                 model=ticket.manifest.model or ticket.codec.model(value, ticket.manifest),
             )
     finally:
-        # In the background, with its own budget: a hung Redis must not hold this up.
+        # Here, within its own command budget (errors logged, the lease as the backstop):
+        # not queued behind other stores, where a full queue would drop it.
         lock, ticket.lock = ticket.lock, None
-        release(cache, lock)
+        if lock is not None:
+            await unlock(cache, lock)

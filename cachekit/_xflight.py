@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 from ._manifest import KeyManifest
 from .cache import CACHE_ERRORS, LLMCache
 
-__all__ = ["OTHER_PROCESS", "Claim", "claim", "release"]
+__all__ = ["OTHER_PROCESS", "Claim", "claim", "release", "unlock"]
 
 T = TypeVar("T")
 
@@ -96,10 +96,12 @@ def release(cache: LLMCache, lock: Any) -> None:
     """Free a lock from :func:`claim` in the background (from any thread, off the
     response path). Call it after the answer's store has landed, or failed."""
     if lock is not None:
-        cache.background(_unlock, cache, lock)
+        # Never dropped with the stores: a lock left held stalls every other process.
+        cache.background(unlock, cache, lock, essential=True)
 
 
-async def _unlock(cache: LLMCache, lock: Any) -> None:
+async def unlock(cache: LLMCache, lock: Any) -> None:
+    """Free a lock from :func:`claim` now, within the command budget (on the home loop)."""
     try:
         async with asyncio.timeout(cache.budgets.command):
             await cache.unlock(lock)

@@ -4,14 +4,17 @@ the policy needs, and the sync and async colours behave alike."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import redis
 
-from cachekit import LLMCache, cached_llm, last_result
-from tests._helpers import MakeCache
+from cachekit import LLMCache, _flow, cached_llm, last_result
+from tests._helpers import MakeCache, bow_embedder
 
 
 class Crossings:
@@ -107,3 +110,137 @@ async def test_sync_and_async_callers_share_one_entry(cache: LLMCache) -> None:
     (first, r1), (second, r2) = await asyncio.to_thread(sync_twice)
     assert first == second == "sync p"
     assert (r1.status, r2.status) == ("miss", "exact")
+
+
+# -- defects found in review: each test failed before its fix ----------------------------
+
+
+async def test_a_caller_cancelled_while_its_store_is_waited_for_leaves_no_flight(
+    make_cache: MakeCache,
+) -> None:
+    """The value must not stay in memory as the key's answer: the store never landed."""
+    cache = make_cache(background_stores=False)
+    calls: list[int] = []
+
+    @cached_llm(namespace="cancel", cache=cache)
+    async def ask(prompt: str) -> str:
+        calls.append(1)
+        return f"answer {len(calls)}"
+
+    real = cache.store
+
+    async def slow_store(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.5)
+        return await real(*args, **kwargs)
+
+    cache.store = slow_store  # type: ignore[method-assign]
+    task = asyncio.create_task(ask("q"))
+    await asyncio.sleep(0.15)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    cache.store = real  # type: ignore[method-assign]
+    assert len(cache.flights) == 0
+    assert await ask("q") == "answer 2"  # a miss: nothing was stored, nothing in memory
+    assert last_result().status == "miss"  # type: ignore[union-attr]
+
+
+def _lock_keys(url: str) -> list[bytes]:
+    client = redis.Redis.from_url(url)
+    try:
+        return list(client.scan_iter("ck:*:lk:*"))
+    finally:
+        client.close()
+
+
+def test_locks_are_freed_when_the_store_queue_is_full(
+    make_cache: MakeCache, redis_url: str
+) -> None:
+    cache = make_cache(max_pending_stores=1)
+
+    @cached_llm(namespace="fullq", cache=cache)
+    def ask(prompt: str) -> str:
+        return prompt.upper()
+
+    for prompt in ("q1", "q2", "q3"):
+        assert ask(prompt) == prompt.upper()
+        cache.drain_sync()
+    time.sleep(0.2)
+    assert _lock_keys(redis_url) == []
+
+
+async def test_a_caller_cancelled_as_its_claim_returns_frees_the_lock(
+    make_cache: MakeCache, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An async caller on another loop than the cache's: its claim ends on the home loop."""
+    cache = make_cache()
+
+    @cached_llm(namespace="claim", cache=cache)
+    def warm(prompt: str) -> str:
+        return prompt
+
+    warm("binds the home loop to the cache's own thread")
+
+    @cached_llm(namespace="claim", cache=cache)
+    async def ask(prompt: str) -> str:
+        return prompt
+
+    started = threading.Event()
+    real = _flow._claim
+
+    async def slow_claim(*args: Any) -> Any:
+        started.set()
+        await asyncio.sleep(0.1)
+        return await real(*args)
+
+    monkeypatch.setattr(_flow, "_claim", slow_claim)
+    task = asyncio.create_task(ask("q"))
+    while not started.is_set():
+        await asyncio.sleep(0.001)
+    time.sleep(0.3)  # this loop is busy while the home loop finishes the claim
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.3)
+    assert _lock_keys(redis_url) == []
+    assert len(cache.flights) == 0
+
+
+def test_a_bug_in_single_flight_never_reaches_the_call(
+    make_cache: MakeCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = make_cache()
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("a bug in the lock path")
+
+    monkeypatch.setattr(type(cache), "try_lock", broken)
+
+    @cached_llm(namespace="bug", cache=cache)
+    def ask(prompt: str) -> str:
+        return "answered"
+
+    assert ask("q") == "answered"
+    r = last_result()
+    assert r is not None and r.status == "error" and "single-flight" in (r.reason or "")
+    assert len(cache.flights) == 0
+
+
+async def test_a_verifier_returning_garbage_rejects_and_the_call_goes_on(
+    make_cache: MakeCache,
+) -> None:
+    class Broken:
+        def verify(self, *args: Any) -> bool:
+            return True  # not a Verdict
+
+    cache = make_cache(embedder=bow_embedder(), verifier=Broken(), background_stores=False)
+
+    @cached_llm(namespace="garbage", cache=cache, threshold=0.5)
+    async def ask(prompt: str) -> str:
+        return f"answer to {prompt}"
+
+    await ask("what is the capital of france")
+    assert await ask("capital of france what is it") == "answer to capital of france what is it"
+    r = last_result()
+    assert r is not None and r.status == "miss" and r.verdict == "rejected", r
+    assert r.verify_reason == "verifier error"

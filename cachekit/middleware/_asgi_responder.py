@@ -79,8 +79,10 @@ class Responder:
             await self.serve(send, ticket, got.value)
         elif not got.used_cache:
             # Without a lookup there is no generation to store under: the app answers.
-            await self.app(scope, self.replay, self.labelled(send, ticket, "BYPASS"))
-            opts.pipeline.abort(got)
+            try:
+                await self.app(scope, self.replay, self.labelled(send, ticket, "BYPASS"))
+            finally:
+                opts.pipeline.abort(got)  # published even when the app raises
         else:
             await self.miss(scope, send, got)
 
