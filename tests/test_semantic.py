@@ -26,7 +26,7 @@ from tests._helpers import MakeCache
 BACKENDS = ["vectorset", "search", "flat"]
 #: The machine running the tests may be loaded: these tests are about behaviour, not
 #: time budgets, so give every stage plenty of time (fail-open is tested elsewhere).
-GENEROUS = Budgets(lookup=10, embed=60, search=10, store=10, command=10, pool_wait=10)
+GENEROUS = Budgets(connect=10, lookup=10, embed=60, search=10, store=10, command=10, pool_wait=10)
 DIMS = 16
 
 
