@@ -812,3 +812,36 @@ def test_entries_stored_before_header_replay_still_decode(
     assert "replay" not in _codec.decode(
         CachedResponse("json", 200, "application/json", "{}").encode()
     )
+
+
+async def test_a_client_gone_at_the_last_send_still_reports_the_stored_miss(
+    cache: LLMCache,
+) -> None:
+    """The store landed before the last message; the client went away while it was sent."""
+    results: list[CacheResult] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": b'{"answer": 1}'})
+
+    mw = CacheMiddleware(app, cache=cache, allow_global=True, on_result=results.append)
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            raise OSError("client disconnected")
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": CHAT, "headers": [
+        (b"content-type", b"application/json")], "query_string": b""}  # fmt: skip
+    with pytest.raises(OSError):
+        await mw(scope, receive, send)
+    assert results[-1].status == "miss" and results[-1].stored, results[-1]
+    assert results[-1].reason is None
+    assert len(cache.flights) == 0

@@ -472,3 +472,40 @@ def test_flask_hit_replays_the_apps_headers(cache: LLMCache) -> None:
     for name in ("Set-Cookie", "X-Secret", "Date"):
         assert name not in hit.headers, name
     assert len(calls) == 1
+
+
+def test_a_response_dropped_without_close_frees_its_flight_and_lock(
+    cache: LLMCache, redis_sync: redis.Redis
+) -> None:
+    """A non-compliant server that drops the iterable mid-stream (no close())."""
+    import gc
+
+    def app(environ: Any, start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+        yield b'data: {"choices": [{"delta": {"content": "a"}}]}\n\n'
+        yield b"data: [DONE]\n\n"
+
+    mw = WSGICacheMiddleware(app, cache=cache, allow_global=True)
+    body = json.dumps(
+        {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    )
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/v1/chat/completions",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": __import__("io").BytesIO(body.encode()),
+    }
+    results: list[CacheResult] = []
+    cache.observers.append(results.append)
+    it = mw(environ, lambda status, headers, exc_info=None: None)
+    assert next(iter(it)).startswith(b"data:")
+    assert len(cache.flights) == 1
+    del it
+    gc.collect()
+    cache.drain_sync()
+    time.sleep(0.2)
+    assert len(cache.flights) == 0
+    assert list(redis_sync.scan_iter("ck:*:lk:*")) == []
+    assert results and results[-1].status == "miss" and not results[-1].stored
+    assert results[-1].reason == "response dropped without close()"

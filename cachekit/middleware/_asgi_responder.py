@@ -183,7 +183,10 @@ class Responder:
         try:
             await self.app(scope, self.replay, send_recording)
         except BaseException:
-            pipeline.abort(miss, "app raised")
+            if done:  # stored; only the last send failed (the client went away)
+                pipeline.report(miss)
+            else:
+                pipeline.abort(miss, "app raised")
             raise
         if done:
             pipeline.report(miss)  # here: last_result() is this request's context's

@@ -209,6 +209,14 @@ class RecordingIterable:
         self._recorder.add(chunk)
         return chunk
 
+    def __del__(self) -> None:
+        # A server that drops the response without close() (PEP 3333 says it must call
+        # it): settle anyway, or identical requests would wait for this flight until
+        # flight_wait and other processes for its lock until the lease.
+        if not self._settled:
+            self._recorder.reason = self._recorder.reason or "response dropped without close()"
+            self._settle()
+
     def _settle(self) -> None:
         if not self._settled:
             self._settled = True
