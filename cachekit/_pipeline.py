@@ -113,14 +113,10 @@ class Pipeline:
         except WouldBlockError as exc:
             cache.warn("blocking", "cachekit: %s; skipping the cache for this call", exc)
             ticket.skipped, ticket.reason = True, "would block the event loop"
-        except CACHE_ERRORS as exc:
+        except Exception as exc:  # noqa: BLE001 - the cache never raises into a call
             # A stuck home loop, or an error before the lookup's own guard (the cluster
             # client's discovery).
-            cache.breaker_for(ticket.manifest).failure()
-            self._failed(cache, ticket, "lookup", exc, budget)
-        except Exception as exc:
-            log.exception("cachekit: unexpected error in the cache lookup; skipping the cache")
-            ticket.failed = f"lookup failed: {type(exc).__name__}: {exc}"
+            self._lookup_failed(cache, ticket, exc, budget)
         return self._missed(ticket)
 
     def _missed(self, ticket: Ticket) -> Miss:
@@ -143,14 +139,21 @@ class Pipeline:
             # asyncio.timeout, not wait_for: no extra task on the hit path.
             async with asyncio.timeout(budget):
                 await cache.run(self._read, cache, ticket)
-        except CACHE_ERRORS as exc:
-            breaker.failure()
-            self._failed(cache, ticket, "lookup", exc, budget)
-        except Exception as exc:
-            log.exception("cachekit: unexpected error in the cache lookup; skipping the cache")
-            ticket.failed = f"lookup failed: {type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - the cache never raises into a call
+            self._lookup_failed(cache, ticket, exc, budget)
         else:
             breaker.success()
+
+    def _lookup_failed(
+        self, cache: LLMCache, ticket: Ticket, exc: Exception, budget: float
+    ) -> None:
+        """Fail open: Redis trouble counts against the breaker, a bug is logged whole."""
+        if isinstance(exc, CACHE_ERRORS):
+            cache.breaker_for(ticket.manifest).failure()
+            ticket.failed = cache.failed("lookup", exc, budget, goes_to=self.options.goes_to)
+        else:
+            log.exception("cachekit: unexpected error in the cache lookup; skipping the cache")
+            ticket.failed = f"lookup failed: {type(exc).__name__}: {exc}"
 
     async def _read(self, cache: LLMCache, ticket: Ticket) -> None:
         """Look up; on a decodable entry set ``ticket.value``. Runs on the home loop."""
@@ -178,11 +181,6 @@ class Pipeline:
             layer = outcome.layer if outcome is not None and outcome.entry is not None else None
             report(self.options, cache, ticket, layer or "exact")  # type: ignore[arg-type]
         return Hit(ticket)
-
-    def _failed(
-        self, cache: LLMCache, ticket: Ticket, stage: str, exc: BaseException, budget: float
-    ) -> None:
-        ticket.failed = cache.failed(stage, exc, budget, goes_to=self.options.goes_to)
 
     # -- complete / abort ---------------------------------------------------------------
 
@@ -272,7 +270,8 @@ class Pipeline:
         return cache.store_budget(ticket.manifest, ticket.outcome) + cache.budgets.command
 
     def _landed(self, cache: LLMCache, ticket: Ticket, exc: BaseException | None) -> None:
-        """The store is over (or failed with ``exc``): forget the flight."""
+        """The store is over (or failed with ``exc``): forget the flight (its lock was
+        freed by the store)."""
         if exc is not None:
             ticket.stored = False
             if isinstance(exc, CACHE_ERRORS):
@@ -281,9 +280,7 @@ class Pipeline:
                 log.error("cachekit: unexpected error storing a result", exc_info=exc)
             budget = cache.store_budget(ticket.manifest, ticket.outcome)
             ticket.failed = cache.failed("store", exc, budget, goes_to=self.options.goes_to)
-        flight, ticket.flight = ticket.flight, None
-        if flight is not None:
-            cache.flights.land(ticket.flight_key, flight)
+        self._release(cache, ticket)  # the flight was resolved: it just lands
 
     def _report_miss(self, cache: LLMCache, ticket: Ticket) -> None:
         if not ticket.reported:

@@ -187,6 +187,11 @@ class SemanticLayer:
         except TimeoutError as exc:
             raise CacheTimeoutError("embedding the prompt", self.budgets.embed) from exc
 
+    def _sampled(self) -> bool:
+        """Is this near miss (or verifier rejection) one to keep in the stream?"""
+        rate = self.config.near_miss_sample
+        return rate > 0.0 and random.random() < rate
+
     async def search(
         self,
         manifest: KeyManifest,
@@ -211,10 +216,8 @@ class SemanticLayer:
         if not above:
             if found:
                 outcome.similarity = found[0].similarity
-                if (
-                    self.config.near_miss_sample > 0.0
-                    and found[0].similarity >= threshold - self.config.near_miss_margin
-                    and random.random() < self.config.near_miss_sample
+                if found[0].similarity >= threshold - self.config.near_miss_margin and (
+                    self._sampled()
                 ):
                     await record_near_miss(self._redis(), manifest, space, found[0], threshold)
             return
@@ -233,10 +236,7 @@ class SemanticLayer:
             elif cand.verdict == "rejected" and outcome.verdict is None:
                 outcome.verdict, outcome.similarity = "rejected", cand.similarity
                 outcome.verify_reason, outcome.verify_score = cand.reason, cand.score
-                if (
-                    self.config.near_miss_sample > 0.0
-                    and random.random() < self.config.near_miss_sample
-                ):
+                if self._sampled():
                     await record_near_miss(
                         self._redis(), manifest, space, cand, threshold, cand.reason
                     )
