@@ -24,7 +24,6 @@ from ._neighbours import Neighbour, read_neighbours, verify_neighbours
 from ._policy import Counts
 from ._schema import EntryRow, text
 from ._semantic import SemanticLayer
-from .verify import VerifyScope
 
 if TYPE_CHECKING:
     from .embedders import Embedder
@@ -119,11 +118,9 @@ class Lookup:
             return result
         # The lookup's own verification, on every candidate above the threshold (explain
         # shows each decision; the lookup stops at the first accepted one).
-        who = VerifyScope(manifest.namespace, manifest.model, manifest.tenant)
         result.neighbours = verify_neighbours(
-            result.neighbours, self._config.verifier, manifest.prompt or "", who,
-            own_id=manifest.exact_digest, threshold=threshold, every=True,
-        )  # fmt: skip
+            result.neighbours, self._config.verifier, manifest, threshold=threshold, every=True
+        )
         result.semantic = "below-threshold" if found else "empty-scope"
         if status == "hit":
             return result  # the exact layer answered: the lookup never searches

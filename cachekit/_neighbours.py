@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._entry import Entry, LookupOutcome
 from ._layout import Space
+from ._manifest import KeyManifest
 from ._schema import CANDIDATE_FIELDS, EntryRow, decode_row
 
 if TYPE_CHECKING:
@@ -115,22 +116,24 @@ def _judge(
 def verify_neighbours(
     neighbours: list[Neighbour],
     verifier: HitVerifier | None,
-    prompt: str,
-    scope: VerifyScope,
+    manifest: KeyManifest,
     *,
-    own_id: str,
     threshold: float | None,
     every: bool = False,
 ) -> list[Neighbour]:
     """Ask ``verifier`` about the servable candidates at or above ``threshold``, best
     first, until one is accepted (``every``: all of them, for ``explain``).
 
-    The search's own entry (``own_id``: an identical request stored meanwhile) is not a
+    The request's own entry (an identical request stored meanwhile) is not a
     paraphrase and is not asked. A verifier that raises rejects (the call misses: a
     wrong answer costs more than a miss) and is logged.
     """
     if verifier is None:
         return neighbours
+    from .verify import VerifyScope
+
+    prompt, own_id = manifest.prompt or "", manifest.exact_digest
+    scope = VerifyScope(manifest.namespace, manifest.model, manifest.tenant)
     out: list[Neighbour] = []
     asking = True
     for n in neighbours:

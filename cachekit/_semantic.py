@@ -27,7 +27,6 @@ from ._policy import OUTAGES, RateLimitedLog
 from ._semantic_writes import NEAR_MISS_MAXLEN, record_near_miss, write_alias
 from ._warmup import Warmup
 from .errors import CacheBackendError, CacheTimeoutError, EmbedderError, IndexMismatchError
-from .verify import VerifyScope
 
 if TYPE_CHECKING:
     from ._index import VectorIndex
@@ -224,10 +223,8 @@ class SemanticLayer:
         dangling: list[str] = []
         corrupt: list[str] = []
         neighbours = await read_neighbours(self._redis(), space, above, outcome, max_age)
-        who = VerifyScope(manifest.namespace, manifest.model, manifest.tenant)
         own = manifest.exact_digest
-        checked = verify_neighbours(neighbours, self.config.verifier, manifest.prompt, who,
-                                    own_id=own, threshold=None)  # fmt: skip
+        checked = verify_neighbours(neighbours, self.config.verifier, manifest, threshold=None)
         for cand in checked:
             if cand.verdict == "dangling":
                 dangling.append(cand.entry_id)
