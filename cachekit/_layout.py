@@ -24,6 +24,7 @@ import base64
 import hashlib
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 __all__ = [
     "DOC_PREFIX",
@@ -44,6 +45,7 @@ __all__ = [
     "own_pattern",
     "parse_entry_key",
     "parse_tag",
+    "space_of",
 ]
 
 #: Tenant used when a call has no tenant (single-tenant apps).
@@ -173,6 +175,13 @@ class Space:
 
     def scope(self, generation: int, scope_digest: str) -> VectorScope:
         return VectorScope(self, generation, scope_digest)
+
+
+@lru_cache(maxsize=4096)
+def space_of(namespace: str, tenant: str | None) -> Space:
+    """:meth:`Space.of`, memoised (a Space is immutable): one call asks for its space
+    several times (flight key, breaker, lookup), each a tenant encoding and six keys."""
+    return Space.of(namespace, tenant)
 
 
 @dataclass(frozen=True, slots=True)

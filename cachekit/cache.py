@@ -23,7 +23,7 @@ from ._clients import client_factory, no_touch, url_factory
 from ._entry import Entry, LookupOutcome
 from ._exact import ExactLayer
 from ._flight import Flights
-from ._layout import Space, encode_tenant
+from ._layout import Space, space_of
 from ._lookup import Lookup, Peek
 from ._manifest import KeyManifest
 from ._policy import CACHE_ERRORS, Budgets, RateLimitedLog, describe_failure
@@ -250,7 +250,7 @@ class LLMCache:
         return self.breakers.for_tag(self.space(manifest).tag)
 
     def space(self, manifest: KeyManifest) -> Space:
-        return Space(manifest.namespace, encode_tenant(manifest.tenant))
+        return space_of(manifest.namespace, manifest.tenant)
 
     async def lookup(
         self, manifest: KeyManifest, *, threshold: float | None, max_age: float | None = None
