@@ -14,6 +14,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import redis.asyncio as aredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from ._policy import Budgets
@@ -72,6 +75,11 @@ def url_factory(url: str, max_connections: int, budgets: Budgets) -> Factory:
             socket_timeout=None,
             socket_connect_timeout=budgets.connect,
             health_check_interval=30,
+            # A restarted Redis leaves every pooled connection dead, and each one fails
+            # its next command once ("Connection closed by server"). One immediate retry
+            # on a fresh connection absorbs that; a Redis that is really down fails the
+            # retry just as fast (refused), and a hung one is bounded by the stage budget.
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
         return aredis.Redis(connection_pool=pool)
 

@@ -20,7 +20,7 @@ MakeCache = Callable[..., LLMCache]
 
 #: The machine running the tests may be loaded: tests about behaviour, not time budgets,
 #: give every stage plenty of time (fail-open under tight budgets is tested elsewhere).
-GENEROUS = Budgets(lookup=10, embed=30, search=10, store=10, command=10, pool_wait=10)
+GENEROUS = Budgets(connect=10, lookup=10, embed=30, search=10, store=10, command=10, pool_wait=10)
 
 
 def bow(texts: list[str]) -> np.ndarray:

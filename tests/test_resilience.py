@@ -275,6 +275,39 @@ def test_redis_killed_and_restarted_under_sync_load(own_server: RedisServer) -> 
     cache.close()
 
 
+async def test_pooled_connections_from_before_a_restart_do_not_fail_calls(
+    own_server: RedisServer,
+) -> None:
+    """A restart leaves every pooled connection dead: the next command on each must not be
+    a cache error (CI saw "Connection closed by server" on calls after a restart)."""
+    cache = LLMCache.from_url(own_server.url, budgets=TIGHT, breaker_threshold=100)
+
+    @cached_llm(namespace="restart-pool", cache=cache)
+    async def ask(prompt: str) -> str:
+        await asyncio.sleep(0.02)  # overlapping calls hold several pooled connections
+        return answer_of(prompt)
+
+    async def one(prompt: str) -> str:
+        assert await ask(prompt) == answer_of(prompt)
+        r = last_result()
+        assert r is not None
+        return f"{r.status}: {r.reason}" if r.status == "error" else r.status
+
+    async def burst(tag: str) -> list[str]:
+        return list(await asyncio.gather(*(one(f"{tag} {i}") for i in range(8))))
+
+    try:
+        assert await burst("before") == ["miss"] * 8
+        await cache.drain()
+        assert await burst("before") == ["exact"] * 8
+        own_server.restart()  # no persistence: the entries are gone, the server is fine
+        assert await burst("after") == ["miss"] * 8
+        await cache.drain()
+        assert await burst("after") == ["exact"] * 8
+    finally:
+        await cache.aclose()
+
+
 # -- (b) Redis hung longer than the budget ----------------------------------------------
 
 

@@ -521,12 +521,18 @@ def cluster_3x3() -> Iterator[list[RedisServer]]:
 
 
 def test_healthy_cluster_under_load_has_no_cache_errors(cluster_3x3: list[RedisServer]) -> None:
-    """24 async callers and 2 sync threads on one cache: every call is served, no errors."""
+    """24 async callers and 2 sync threads on one cache: every call is served, no errors.
+
+    The budgets are generous: this is about the cluster client under concurrency (MOVED
+    replies, pools, two loops), not about latency, and a shared CI box can stall any
+    process for half a second (CI once saw 18 of ~5,000 calls pass the default 0.5 s
+    lookup budget in one such stall). Latency lives in ``benchmarks/``.
+    """
     seed = cluster_3x3[0]
     flush: Any = RedisCluster(host="127.0.0.1", port=seed.port)
     flush.flushall(target_nodes=RedisCluster.PRIMARIES)
     flush.close()
-    cache = LLMCache.from_url(f"redis+cluster://127.0.0.1:{seed.port}")
+    cache = LLMCache.from_url(f"redis+cluster://127.0.0.1:{seed.port}", budgets=GENEROUS)
     statuses: list[str] = []
     reasons: list[str] = []
     lock = threading.Lock()
