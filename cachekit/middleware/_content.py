@@ -9,7 +9,7 @@ from typing import Any
 
 from .._usage import usage_of
 
-__all__ = ["model_of", "model_of_events", "parse_sse", "usage_of_events"]
+__all__ = ["is_final_event", "model_of", "model_of_events", "parse_sse", "usage_of_events"]
 
 _NEWLINES = re.compile(r"\r\n|\r")
 
@@ -40,6 +40,20 @@ def parse_sse(data: bytes) -> list[str] | None:
             continue
         events.append(block)
     return events or None
+
+
+#: ``event:`` types after which a stream says nothing more (Anthropic, OpenAI Responses).
+_FINAL_TYPES = frozenset({"message_stop", "response.completed"})
+
+
+def is_final_event(event: str) -> bool:
+    """Is this the event a stream of its API ends with (``data: [DONE]`` for chat)?"""
+    for line in event.split("\n"):
+        name, _, value = line.partition(":")
+        value = value.strip()
+        if (name == "data" and value == "[DONE]") or (name == "event" and value in _FINAL_TYPES):
+            return True
+    return False
 
 
 def _event_data(events: list[str], marker: str) -> Iterator[Any]:

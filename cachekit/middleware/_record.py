@@ -33,7 +33,7 @@ from typing import Any
 from .. import _codec
 from .._usage import usage_of
 from ..errors import CodecError
-from ._content import model_of, model_of_events, parse_sse, usage_of_events
+from ._content import is_final_event, model_of, model_of_events, parse_sse, usage_of_events
 from ._headers import Kind, cache_directives, replayable, response_kind
 
 __all__ = ["CachedResponse", "Recorder", "cache_directives", "parse_sse"]
@@ -185,6 +185,14 @@ class Recorder:
             self._chunks = []
             return
         self._chunks.append(bytes(chunk))
+
+    def stream_finished(self) -> bool:
+        """Has an event stream sent its final event? A reader (the openai SDK) may stop
+        and close at ``data: [DONE]`` before it reads the end of the body."""
+        if self.reason is not None or self.kind != "sse":
+            return False
+        events = parse_sse(b"".join(self._chunks))
+        return bool(events) and is_final_event(events[-1])  # type: ignore[index]
 
     def result(self) -> CachedResponse | None:
         """The response to store, or None (``reason`` says why)."""

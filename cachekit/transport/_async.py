@@ -1,0 +1,163 @@
+"""``AsyncCacheTransport``: the cache as an ``httpx.AsyncBaseTransport``.
+
+The async twin of :mod:`._sync`: the same steps from :mod:`._common`, with ``begin`` and
+``complete`` awaited on the caller's loop (the pipeline crosses to the cache's home loop
+itself when the caller's loop is another one).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncIterator
+from typing import Unpack
+
+import httpx
+
+from .._pipeline import Pipeline
+from .._report import report_bypass
+from .._ticket import Hit, Miss
+from ..middleware._options import MiddlewareOptions
+from ..middleware._record import Recorder
+from ._common import Prepared, hit_response, label, matches, prepare, recorder_for
+from ._options import transport_config
+
+__all__ = ["AsyncCacheTransport"]
+
+log = logging.getLogger("cachekit.transport")
+
+
+class AsyncCacheTransport(httpx.AsyncBaseTransport):
+    """Cache LLM API calls made through an ``httpx.AsyncClient``::
+
+        http = httpx.AsyncClient(transport=AsyncCacheTransport(cache=cache, namespace="chat"))
+        client = AsyncOpenAI(http_client=http)
+
+    Same options as :class:`~cachekit.transport.CacheTransport`; ``tenant`` may be async.
+    """
+
+    def __init__(
+        self,
+        transport: httpx.AsyncBaseTransport | None = None,
+        **options: Unpack[MiddlewareOptions],
+    ) -> None:
+        self.options = transport_config(options)
+        self.transport = transport if transport is not None else httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        opts = self.options
+        if not matches(opts, request):
+            return await self.transport.handle_async_request(request)
+        prepared = Prepared(request)
+        tenant, reason = None, prepared.refusal(opts)
+        if reason is None:
+            tenant, reason = await self._tenant(request)
+        got = prepare(opts, prepared, tenant) if reason is None else reason
+        if isinstance(got, str):
+            log.debug("cachekit: bypass %s: %s", request.url.path, got)
+            report_bypass(opts.pipeline.options, opts.cache, got, prepared.started)
+            return label(await self.transport.handle_async_request(request), None, "BYPASS")
+        ticket = got
+        begun = await opts.pipeline.begin(ticket)
+        if isinstance(begun, Hit):
+            return hit_response(ticket, begun.value)
+        try:
+            response = await self.transport.handle_async_request(request)
+        except BaseException:
+            opts.pipeline.abort(begun, "upstream raised")
+            raise
+        if not begun.used_cache:
+            opts.pipeline.abort(begun)
+            return label(response, ticket, "BYPASS")
+        recorder, headers = recorder_for(response, ticket, opts.max_response_bytes)
+        if not recorder.recording:
+            opts.pipeline.abort(begun, recorder.reason)
+            return label(response, ticket, "MISS")
+        stream = _AsyncRecordingStream(response, recorder, opts.pipeline, begun)
+        out = httpx.Response(
+            response.status_code, headers=headers, stream=stream, extensions=response.extensions
+        )
+        return label(out, ticket, "MISS")
+
+    async def _tenant(self, request: httpx.Request) -> tuple[str | None, str | None]:
+        fn = self.options.tenant
+        if fn is None:
+            return None, None
+        try:
+            value = fn(request)
+            if inspect.isawaitable(value):
+                value = await value
+        except Exception:
+            log.exception("cachekit: the tenant callback raised; bypassing the cache")
+            return None, "tenant failed"
+        return self.options.check_tenant(value)
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+
+class _AsyncRecordingStream(httpx.AsyncByteStream):
+    """The upstream body, decoded, recorded as the caller reads it; stored at its end
+    (before the last chunk is handed on, so a caller that asks again gets a hit)."""
+
+    def __init__(
+        self, response: httpx.Response, recorder: Recorder, pipeline: Pipeline, miss: Miss
+    ) -> None:
+        self._response = response
+        self._recorder = recorder
+        self._pipeline = pipeline
+        self._miss: Miss | None = miss
+        self._chunks: AsyncIterator[bytes] | None = None
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        # One upstream iterator however often this is iterated: the openai SDK stops at
+        # ``[DONE]`` and then drains ``response.stream`` with a second ``async for``.
+        if self._chunks is None:
+            self._chunks = self._response.aiter_bytes()
+        try:
+            async for chunk in self._chunks:
+                self._recorder.add(chunk)
+                yield chunk
+        except GeneratorExit:
+            raise  # the reader stopped here; aclose() decides what that means
+        except BaseException:
+            self._recorder.reason = self._recorder.reason or "upstream stream failed"
+            self._abort()
+            raise
+        self._recorder.complete = True
+        miss, self._miss = self._miss, None
+        if miss is None:
+            return
+        response = self._recorder.result()
+        if response is None:
+            self._pipeline.abort(miss, self._recorder.reason or "incomplete response")
+        else:
+            await self._pipeline.complete(miss, response)
+
+    def _abort(self) -> None:
+        miss, self._miss = self._miss, None
+        if miss is not None:
+            self._pipeline.abort(miss, self._recorder.reason or "incomplete response")
+
+    async def aclose(self) -> None:
+        miss = self._miss
+        if miss is not None and self._recorder.stream_finished():
+            # Closed after the final event (the openai SDK stops at ``[DONE]``): complete.
+            self._miss = None
+            self._recorder.complete = True
+            await self._response.aclose()
+            response = self._recorder.result()
+            if response is not None:
+                await self._pipeline.complete(miss, response)
+                return
+            self._pipeline.abort(miss, self._recorder.reason or "incomplete response")
+            return
+        try:
+            await self._response.aclose()
+        finally:
+            self._abort()
+
+    def __del__(self) -> None:
+        if self._miss is not None:
+            self._recorder.reason = self._recorder.reason or "response dropped without close()"
+            self._abort()

@@ -1,0 +1,161 @@
+"""``CacheTransport``: the cache as an ``httpx.BaseTransport`` for sync clients.
+
+An adapter over :class:`~cachekit._pipeline.Pipeline`: ``begin_sync`` crosses to the
+cache's home loop once; a miss goes to the inner transport and its response is recorded
+while the caller reads it, then handed to ``complete_sync`` (or ``abort``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Iterator
+from typing import Unpack
+
+import httpx
+
+from .._pipeline import Pipeline
+from .._report import report_bypass
+from .._ticket import Hit, Miss
+from ..middleware._options import MiddlewareOptions
+from ..middleware._record import Recorder
+from ._common import Prepared, hit_response, label, matches, prepare, recorder_for
+from ._options import transport_config
+
+__all__ = ["CacheTransport"]
+
+log = logging.getLogger("cachekit.transport")
+
+
+class CacheTransport(httpx.BaseTransport):
+    """Cache LLM API calls made through a sync ``httpx.Client``::
+
+        client = OpenAI(http_client=httpx.Client(transport=CacheTransport(cache=cache)))
+
+    Options are the middleware's (:class:`~cachekit.middleware.CacheMiddleware`);
+    ``tenant`` receives the ``httpx.Request`` and defaults to
+    :func:`~cachekit.middleware.api_key_tenant` (a digest of the API key). ``transport``
+    is the inner transport (default: a new ``httpx.HTTPTransport``), closed with this one.
+    """
+
+    def __init__(
+        self,
+        transport: httpx.BaseTransport | None = None,
+        **options: Unpack[MiddlewareOptions],
+    ) -> None:
+        self.options = transport_config(options)
+        self.transport = transport if transport is not None else httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        opts = self.options
+        if not matches(opts, request):
+            return self.transport.handle_request(request)
+        prepared = Prepared(request)
+        tenant, reason = None, prepared.refusal(opts)
+        if reason is None:
+            tenant, reason = self._tenant(request)
+        got = prepare(opts, prepared, tenant) if reason is None else reason
+        if isinstance(got, str):
+            log.debug("cachekit: bypass %s: %s", request.url.path, got)
+            report_bypass(opts.pipeline.options, opts.cache, got, prepared.started)
+            return label(self.transport.handle_request(request), None, "BYPASS")
+        ticket = got
+        begun = opts.pipeline.begin_sync(ticket)
+        if isinstance(begun, Hit):
+            return hit_response(ticket, begun.value)
+        try:
+            response = self.transport.handle_request(request)
+        except BaseException:
+            opts.pipeline.abort(begun, "upstream raised")
+            raise
+        if not begun.used_cache:
+            opts.pipeline.abort(begun)
+            return label(response, ticket, "BYPASS")
+        recorder, headers = recorder_for(response, ticket, opts.max_response_bytes)
+        if not recorder.recording:
+            opts.pipeline.abort(begun, recorder.reason)
+            return label(response, ticket, "MISS")
+        stream = _RecordingStream(response, recorder, opts.pipeline, begun)
+        out = httpx.Response(
+            response.status_code, headers=headers, stream=stream, extensions=response.extensions
+        )
+        return label(out, ticket, "MISS")
+
+    def _tenant(self, request: httpx.Request) -> tuple[str | None, str | None]:
+        fn = self.options.tenant
+        if fn is None:
+            return None, None
+        try:
+            value = fn(request)
+        except Exception:
+            log.exception("cachekit: the tenant callback raised; bypassing the cache")
+            return None, "tenant failed"
+        if inspect.isawaitable(value):
+            if inspect.iscoroutine(value):
+                value.close()
+            log.error("cachekit: CacheTransport's tenant callback must be sync; bypassing")
+            return None, "tenant failed"
+        return self.options.check_tenant(value)
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+class _RecordingStream(httpx.SyncByteStream):
+    """The upstream body, decoded, recorded as the caller reads it; stored at its end.
+
+    Only a body read to its end is complete: a caller that closes early, or an upstream
+    that fails mid-stream, stores nothing, and the flight is released either way.
+    """
+
+    def __init__(
+        self, response: httpx.Response, recorder: Recorder, pipeline: Pipeline, miss: Miss
+    ) -> None:
+        self._response = response
+        self._recorder = recorder
+        self._pipeline = pipeline
+        self._miss: Miss | None = miss
+        self._chunks: Iterator[bytes] | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        # One upstream iterator however often this is iterated: the openai SDK stops at
+        # ``[DONE]`` and then drains ``response.stream`` with a second loop.
+        if self._chunks is None:
+            self._chunks = self._response.iter_bytes()
+        try:
+            for chunk in self._chunks:
+                self._recorder.add(chunk)
+                yield chunk
+        except GeneratorExit:
+            raise  # the reader stopped here; close() decides what that means
+        except BaseException:
+            self._recorder.reason = self._recorder.reason or "upstream stream failed"
+            self._settle()
+            raise
+        self._recorder.complete = True
+        self._settle()
+
+    def _settle(self) -> None:
+        miss, self._miss = self._miss, None
+        if miss is None:
+            return
+        response = self._recorder.result() if self._recorder.recording else None
+        if response is not None:
+            self._pipeline.complete_sync(miss, response)
+        else:
+            self._pipeline.abort(miss, self._recorder.reason or "incomplete response")
+
+    def close(self) -> None:
+        if self._miss is not None and self._recorder.stream_finished():
+            self._recorder.complete = True  # closed after the final event: nothing is lost
+        try:
+            self._response.close()
+        finally:
+            self._settle()
+
+    def __del__(self) -> None:
+        # A response dropped unread and unclosed would hold its flight (identical calls
+        # wait up to flight_wait) and its lock (other processes wait up to the lease).
+        if self._miss is not None:
+            self._recorder.reason = self._recorder.reason or "response dropped without close()"
+            self._settle()

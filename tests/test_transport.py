@@ -1,0 +1,303 @@
+"""``CacheTransport`` / ``AsyncCacheTransport``: the real ``openai`` SDK, given an httpx
+client with the cache as its transport, against a real local OpenAI-wire server and a
+real Redis."""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import redis
+from starlette.middleware.gzip import GZipMiddleware
+
+from cachekit import Budgets, CacheConfigError, LLMCache, last_result
+from cachekit.transport import AsyncCacheTransport, CacheTransport
+from tests._helpers import GENEROUS, MakeCache, bow_embedder, entry_keys
+from tests.llm_server import LocalOpenAIServer
+
+MODEL = "gpt-4o-mini"
+
+
+def messages(prompt: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": "Be brief."}, {"role": "user", "content": prompt}]
+
+
+@pytest.fixture
+def up(upstream: LocalOpenAIServer) -> Iterator[LocalOpenAIServer]:
+    upstream.reset()
+    yield upstream
+    upstream.reset()
+
+
+def sdk(
+    up: LocalOpenAIServer, cache: LLMCache, key: str = "sk-alpha", **options: Any
+) -> openai.OpenAI:
+    http = httpx.Client(transport=CacheTransport(cache=cache, namespace="t", **options))
+    return openai.OpenAI(base_url=up.base_url, api_key=key, max_retries=0, http_client=http)
+
+
+def asdk(up: LocalOpenAIServer, cache: LLMCache, key: str = "sk-alpha") -> openai.AsyncOpenAI:
+    http = httpx.AsyncClient(transport=AsyncCacheTransport(cache=cache, namespace="t"))
+    return openai.AsyncOpenAI(base_url=up.base_url, api_key=key, max_retries=0, http_client=http)
+
+
+def chat(client: openai.OpenAI, prompt: str, **kwargs: Any) -> tuple[Any, httpx.Headers]:
+    raw = client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=messages(prompt), **kwargs
+    )
+    return raw.parse(), raw.headers
+
+
+def chat_stream(client: openai.OpenAI, prompt: str) -> tuple[str, httpx.Headers]:
+    raw = client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=messages(prompt), stream=True
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    return text, raw.headers
+
+
+# -- hits --------------------------------------------------------------------------------
+
+
+def test_sync_repeat_is_a_hit_with_the_same_sdk_object(
+    cache: LLMCache, up: LocalOpenAIServer
+) -> None:
+    client = sdk(up, cache)
+    first, headers = chat(client, "What is the capital of France?")
+    assert headers["x-cache"] == "MISS"
+    assert last_result() is not None and last_result().status == "miss"  # type: ignore[union-attr]
+    cache.drain_sync()
+    second, headers = chat(client, "What is the capital of France?")
+    assert headers["x-cache"] == "HIT" and headers["x-cache-match"] == "exact"
+    assert last_result().status == "exact"  # type: ignore[union-attr]
+    assert second.model_dump() == first.model_dump()  # id, content, usage: byte-identical
+    assert first.choices[0].message.content == "echo: What is the capital of France?"
+    assert up.count("/v1/chat/completions") == 1
+
+
+def test_sync_stream_is_recorded_and_replayed(cache: LLMCache, up: LocalOpenAIServer) -> None:
+    client = sdk(up, cache)
+    text, headers = chat_stream(client, "stream me three words")
+    assert text == "echo: stream me three words" and headers["x-cache"] == "MISS"
+    cache.drain_sync()
+    text, headers = chat_stream(client, "stream me three words")
+    assert text == "echo: stream me three words" and headers["x-cache"] == "HIT"
+    assert headers["content-type"].startswith("text/event-stream")
+    assert up.count("/v1/chat/completions") == 1
+    # A stream is only ever answered with a stream, and the reverse.
+    completion, headers = chat(client, "stream me three words")
+    assert headers["x-cache"] == "MISS" and completion.choices[0].message.content
+
+
+async def test_async_client_stream_and_non_stream(cache: LLMCache, up: LocalOpenAIServer) -> None:
+    client = asdk(up, cache)
+    for _ in range(2):
+        raw = await client.chat.completions.with_raw_response.create(
+            model=MODEL, messages=messages("async hello")
+        )
+        assert raw.parse().choices[0].message.content == "echo: async hello"
+        await cache.drain()
+    assert raw.headers["x-cache"] == "HIT"
+    for _ in range(2):
+        raw_stream = await client.chat.completions.with_raw_response.create(
+            model=MODEL, messages=messages("async stream"), stream=True
+        )
+        parts = [c.choices[0].delta.content or "" async for c in raw_stream.parse()]
+        assert "".join(parts) == "echo: async stream"
+        await cache.drain()
+    assert raw_stream.headers["x-cache"] == "HIT"
+    assert up.count("/v1/chat/completions") == 2
+    await client.close()
+
+
+def test_semantic_hit_through_the_transport(make_cache: MakeCache, up: LocalOpenAIServer) -> None:
+    cache = make_cache(embedder=bow_embedder(), budgets=GENEROUS)
+    client = sdk(up, cache, threshold=0.8)
+    chat(client, "how do I reset my password")
+    cache.drain_sync()
+    completion, headers = chat(client, "how do I reset my password please")
+    assert headers["x-cache"] == "HIT" and headers["x-cache-match"] == "semantic"
+    assert completion.choices[0].message.content == "echo: how do I reset my password"
+    assert up.count("/v1/chat/completions") == 1
+
+
+# -- who shares what ------------------------------------------------------------------------
+
+
+def test_api_keys_never_share(cache: LLMCache, up: LocalOpenAIServer) -> None:
+    chat(sdk(up, cache, key="sk-alpha"), "shared question")
+    cache.drain_sync()
+    assert chat(sdk(up, cache, key="sk-beta"), "shared question")[1]["x-cache"] == "MISS"
+    assert chat(sdk(up, cache, key="sk-alpha"), "shared question")[1]["x-cache"] == "HIT"
+    assert up.count("/v1/chat/completions") == 2
+
+
+def test_two_upstreams_never_share(cache: LLMCache, up: LocalOpenAIServer) -> None:
+    with LocalOpenAIServer(responder=lambda body: "the other API") as other:
+        assert chat(sdk(up, cache), "same request")[1]["x-cache"] == "MISS"
+        cache.drain_sync()
+        completion, headers = chat(sdk(other, cache), "same request")
+        assert headers["x-cache"] == "MISS"
+        assert completion.choices[0].message.content == "the other API"
+
+
+def test_a_tenant_callback_gets_the_httpx_request(cache: LLMCache, up: LocalOpenAIServer) -> None:
+    seen: list[httpx.Request] = []
+
+    def tenant(request: httpx.Request) -> str | None:
+        seen.append(request)
+        return request.headers.get("x-org")
+
+    client = sdk(up, cache, tenant=tenant)
+    for org in ("acme", "globex", "acme"):
+        chat(client.with_options(default_headers={"x-org": org}), "per org")
+        cache.drain_sync()
+    assert [r.headers["x-org"] for r in seen] == ["acme", "globex", "acme"]
+    assert up.count("/v1/chat/completions") == 2
+    # No tenant and no allow_global: never cached, the call still goes through.
+    completion, headers = chat(client, "per org")
+    assert headers["x-cache"] == "BYPASS" and completion.choices[0].message.content
+
+
+def test_options_are_checked_at_construction(cache: LLMCache) -> None:
+    with pytest.raises(CacheConfigError, match="whose answers"):
+        CacheTransport(cache=cache, tenant=None)
+    with pytest.raises(CacheConfigError, match="threshold"):
+        AsyncCacheTransport(cache=cache, threshold=2.0)
+    CacheTransport(cache=cache, tenant=None, allow_global=True).close()
+
+
+# -- what is not stored ------------------------------------------------------------------------
+
+
+def test_upstream_errors_are_passed_on_and_never_stored(
+    cache: LLMCache, up: LocalOpenAIServer, redis_sync: redis.Redis
+) -> None:
+    client = sdk(up, cache)
+    up.fail_next(500)
+    with pytest.raises(openai.InternalServerError):
+        chat(client, "flaky")
+    assert entry_keys(redis_sync) == []
+    assert chat(client, "flaky")[1]["x-cache"] == "MISS"  # not held by the failed flight
+    cache.drain_sync()
+    assert chat(client, "flaky")[1]["x-cache"] == "HIT"
+
+
+def test_a_broken_stream_is_not_stored(
+    cache: LLMCache, up: LocalOpenAIServer, redis_sync: redis.Redis
+) -> None:
+    client = sdk(up, cache)
+    up.break_stream_after(2)
+    with pytest.raises((httpx.HTTPError, openai.APIError)):
+        chat_stream(client, "a stream that will break")
+    cache.drain_sync()
+    assert entry_keys(redis_sync) == []
+    assert chat_stream(client, "a stream that will break")[1]["x-cache"] == "MISS"
+    cache.drain_sync()
+    assert chat_stream(client, "a stream that will break")[1]["x-cache"] == "HIT"
+
+
+def _stream_request(client: httpx.Client, prompt: str) -> httpx.Request:
+    body = {"model": MODEL, "messages": messages(prompt), "stream": True}
+    return client.build_request(
+        "POST", "/v1/chat/completions", json=body, headers={"authorization": "Bearer sk-a"}
+    )
+
+
+@pytest.mark.parametrize("how", ["closed early", "dropped unclosed"])
+def test_a_stream_left_unread_stores_nothing_and_frees_its_flight(
+    make_cache: MakeCache, up: LocalOpenAIServer, redis_sync: redis.Redis, how: str
+) -> None:
+    # A held flight would make the next identical call wait flight_wait, then fail open.
+    cache = make_cache(budgets=Budgets(flight_wait=3.0, flight_lease=3.0))
+    transport = CacheTransport(cache=cache, namespace="t")
+    with httpx.Client(transport=transport, base_url=up.url) as client:
+        reply = client.send(_stream_request(client, "left unread"), stream=True)
+        assert reply.headers["x-cache"] == "MISS"
+        next(reply.iter_raw())
+        if how == "closed early":
+            reply.close()
+        else:
+            del reply
+            gc.collect()
+        cache.drain_sync()
+        assert entry_keys(redis_sync) == []
+        again = client.send(_stream_request(client, "left unread"))
+        assert again.headers["x-cache"] == "MISS" and b"[DONE]" in again.content
+        r = last_result()
+        assert r is not None and r.status == "miss", r
+
+
+def test_a_compressed_answer_is_recorded_decoded(make_cache: MakeCache) -> None:
+    cache = make_cache()
+    server = LocalOpenAIServer()
+    server.app = GZipMiddleware(server.app, minimum_size=0)  # type: ignore[assignment]
+    with server:
+        client = sdk(server, cache)
+        first, headers = chat(client, "compress this answer please " * 20)
+        assert headers["x-cache"] == "MISS"
+        cache.drain_sync()
+        second, headers = chat(client, "compress this answer please " * 20)
+        assert headers["x-cache"] == "HIT"
+        assert second.model_dump() == first.model_dump()
+        assert server.count("/v1/chat/completions") == 1
+        with httpx.Client() as plain:  # the upstream does compress
+            body = {"model": MODEL, "messages": messages("x " * 300)}
+            reply = plain.post(f"{server.base_url}/chat/completions", json=body)
+            assert reply.headers["content-encoding"] == "gzip"
+
+
+def test_request_cache_control_is_honoured(cache: LLMCache, up: LocalOpenAIServer) -> None:
+    client = sdk(up, cache)
+    chat(client, "controlled")
+    cache.drain_sync()
+    fresh, headers = chat(client, "controlled", extra_headers={"cache-control": "no-cache"})
+    assert headers["x-cache"] == "MISS" and fresh.choices[0].message.content
+    assert chat(client, "controlled")[1]["x-cache"] == "HIT"
+    assert up.count("/v1/chat/completions") == 2
+
+
+def test_other_endpoints_pass_through_untouched(cache: LLMCache, up: LocalOpenAIServer) -> None:
+    client = sdk(up, cache)
+    raw = client.embeddings.with_raw_response.create(model="text-embedding-3-small", input="hi")
+    assert "x-cache" not in raw.headers and len(raw.parse().data[0].embedding) > 0
+    raw_models = client.models.with_raw_response.list()
+    assert "x-cache" not in raw_models.headers
+
+
+def test_a_base_url_with_a_prefix_still_matches(cache: LLMCache, up: LocalOpenAIServer) -> None:
+    # Gateways mount the API under a prefix of their own: the tail of the path matches.
+    http = httpx.Client(transport=CacheTransport(cache=cache, namespace="t"))
+    request = http.build_request(
+        "POST",
+        f"{up.url}/gateway/v1/chat/completions",
+        json={"model": MODEL, "messages": messages("prefixed")},
+        headers={"authorization": "Bearer sk-a"},
+    )
+    reply = http.send(request)
+    assert reply.headers["x-cache"] == "MISS"  # the server answers any path under /
+    http.close()
+
+
+def test_the_example_runs_in_a_fresh_process() -> None:
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    env["PYTHONPATH"] = str(root)
+    out = subprocess.run(
+        [sys.executable, str(root / "examples" / "openai_transport.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    ).stdout.splitlines()
+    assert [line.split()[2] for line in out] == ["MISS", "HIT", "MISS", "HIT"], out
+    assert all("echo:" in line for line in out)
