@@ -57,7 +57,7 @@ class VectorIndex(Protocol):
     def add(
         self, pipe: Pipeline, scope: VectorScope, entry_id: str, vector: Vector, ttl: int | None
     ) -> None:
-        """Queue (never await) the commands that index ``vector`` on the caller's MULTI."""
+        """Queue (never await) the commands that index ``vector`` on the caller's pipeline."""
         ...
 
     async def search(self, scope: VectorScope, vector: Vector, k: int) -> list[Candidate]:

@@ -3,7 +3,7 @@
 For servers with the query engine (Redis Stack, Redis 8 with RediSearch, Valkey Search,
 managed services) but without vector sets. Each entry's vector is a small hash document
 ``ckv:{ns:T}:<gen>:<entry id>`` (same hash slot as its entry, so it is written in the
-caller's MULTI) with fields ``vec`` (FLOAT32 blob), ``scope`` (TAG: a hex digest of
+caller's pipeline) with fields ``vec`` (FLOAT32 blob), ``scope`` (TAG: a hex digest of
 tenant+namespace+generation+scope) and ``eid`` (entry id, stored, not indexed). The
 document has the entry's own TTL and leaves the index when it expires.
 

@@ -68,7 +68,8 @@ class VectorSetIndex(IndexBase):
         """Queue VADD plus the NX/GT expiry pair (vector sets exist only since Redis 8)."""
         key = scope.key(KEY_KIND)
         token = QUANTIZATIONS[self.options.quantization]
-        pipe.execute_command("VADD", key, "FP32", blob, entry_id, token)
+        # CAS: the neighbour search runs on a Redis thread (when not inside a MULTI).
+        pipe.execute_command("VADD", key, "FP32", blob, entry_id, "CAS", token)
         queue_key_ttl(pipe, key, ttl, has_expire_options=True)
 
     async def knn(self, scope: VectorScope, vector: Vector, k: int) -> list[Candidate]:
