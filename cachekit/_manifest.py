@@ -29,6 +29,7 @@ __all__ = [
     "build_manifest",
     "default_normalize",
     "split_messages",
+    "text_of",
 ]
 
 #: Transport-level arguments that never change an answer (and must never enter a key:
@@ -74,7 +75,7 @@ class KeyManifest:
         }
 
 
-def _text_of(content: Any) -> str | None:
+def text_of(content: Any) -> str | None:
     """Text of a message content: a string, or a list made only of text parts."""
     if isinstance(content, str):
         return content
@@ -118,7 +119,7 @@ def split_messages(messages: Iterable[Any]) -> tuple[str | None, dict[str, Any]]
     rest = [m for m in items if not (isinstance(m, Mapping) and m in system)]
     if last_user is None:
         return None, {"system": system, "messages": rest}
-    prompt = _text_of(items[last_user].get("content"))
+    prompt = text_of(items[last_user].get("content"))
     if prompt is None:
         return None, {"system": system, "messages": rest}
     before = [m for m in items[:last_user] if m not in system]

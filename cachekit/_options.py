@@ -106,6 +106,11 @@ class EntryOptions:
     #: Wait for the store before the caller gets its answer (HTTP: a client that has the
     #: whole answer and asks again gets a hit). None: the cache's ``background_stores``.
     wait_for_store: bool | None = None
+    #: Whether a miss joins identical calls in flight (in this process and, through the
+    #: Redis lock, across processes) until ``complete``/``abort``. False for an entry point
+    #: that cannot promise to settle every miss (LangChain never says when a model raised):
+    #: a lookup then holds nothing while the answer is computed.
+    single_flight: bool = True
     #: Largest entry stored (payload + prompt, UTF-8 bytes); None: no cap.
     max_entry_bytes: int | None = None
     #: Results not stored because they were over ``max_entry_bytes``.
@@ -118,6 +123,10 @@ class EntryOptions:
         self.threshold = check_threshold(self.threshold)
         check_ttl(self.ttl)
         check_callable("on_result", self.on_result, "callable(CacheResult)")
+        if not isinstance(self.single_flight, bool):
+            raise CacheConfigError(
+                f"single_flight must be True or False, got {self.single_flight!r}"
+            )
 
     def resolve_cache(self) -> LLMCache:
         if self.cache is not None:

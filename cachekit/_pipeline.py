@@ -65,8 +65,8 @@ class Pipeline:
         """Look up ``ticket``'s answer. Runs on the caller's loop (async callers) or the
         home loop (``begin_sync``, which publishes a hit itself, in the caller's context:
         ``last_result()`` is a context variable)."""
-        cache = self.cache
-        if may_follow(cache, ticket):
+        cache, flights = self.cache, self.options.single_flight
+        if flights and may_follow(cache, ticket):
             # An identical call of this process is running, or its store is still on the
             # way: its answer is served from memory, with no lookup (nor a semantic
             # search that could find the leader's fresh entry and call it "semantic").
@@ -76,6 +76,8 @@ class Pipeline:
         await self._lookup(cache, ticket)
         if ticket.value is not NOT_GIVEN:
             return self._hit(cache, ticket, publish)
+        if not flights:
+            return self._missed(ticket)
         try:
             if await lead(cache, ticket, self.options.goes_to):
                 return self._hit(cache, ticket, publish)

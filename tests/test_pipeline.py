@@ -13,7 +13,12 @@ from typing import Any
 import pytest
 import redis
 
-from cachekit import LLMCache, _flow, cached_llm, last_result
+from cachekit import CacheConfigError, LLMCache, _flow, cached_llm, last_result
+from cachekit._call import _Codec
+from cachekit._manifest import build_manifest
+from cachekit._options import EntryOptions
+from cachekit._pipeline import Pipeline
+from cachekit._ticket import Hit, Miss, Ticket
 from tests._helpers import MakeCache, bow_embedder
 
 
@@ -244,3 +249,32 @@ async def test_a_verifier_returning_garbage_rejects_and_the_call_goes_on(
     r = last_result()
     assert r is not None and r.status == "miss" and r.verdict == "rejected", r
     assert r.verify_reason == "verifier error"
+
+
+def _ticket(namespace: str, prompt: str) -> Ticket:
+    manifest = build_manifest(namespace, None, {"prompt": prompt}, "tests.pipeline")
+    return Ticket(manifest, _Codec(stream=False, cache_none=True), None, time.perf_counter())
+
+
+async def test_an_entry_point_without_single_flight_holds_nothing_until_it_completes(
+    cache: LLMCache, redis_url: str
+) -> None:
+    """``EntryOptions(single_flight=False)`` (LangChain: a model that raised is never
+    reported): a miss holds no flight and no lock, so an identical call misses at once."""
+    with pytest.raises(CacheConfigError, match="single_flight"):
+        EntryOptions("nofl", cache, single_flight="no")  # type: ignore[arg-type]
+    free = Pipeline(EntryOptions("nofl", cache, wait_for_store=True, single_flight=False))
+    first = await free.begin(_ticket("nofl", "q"))
+    assert isinstance(first, Miss) and first.used_cache
+    assert len(cache.flights) == 0 and _lock_keys(redis_url) == []
+    second = await free.begin(_ticket("nofl", "q"))  # leader-less: no wait, no follow
+    assert isinstance(second, Miss) and first.ticket.flight is None
+    await free.complete(first, "the answer")  # the first miss never ends: it holds nothing
+    hit = await free.begin(_ticket("nofl", "q"))
+    assert isinstance(hit, Hit) and hit.value == "the answer"
+    # The default still leads: the lock is held until complete/abort.
+    held = Pipeline(EntryOptions("nofl", cache))
+    lead = await held.begin(_ticket("nofl", "other"))
+    assert isinstance(lead, Miss) and lead.ticket.flight is not None
+    assert len(_lock_keys(redis_url)) == 1
+    held.abort(lead)
