@@ -45,7 +45,8 @@ _REQUEST_DROP = frozenset(
 )
 # The body we send is decoded and re-framed by the server: its length and encoding change.
 # Date and Server are the responding server's own (uvicorn adds them; no duplicates), and
-# an upstream CDN's X-Cache/Age would be mistaken for ours.
+# an upstream CDN's X-Cache/Age would be mistaken for ours. Its Cache-Status is kept: RFC
+# 9211 lists every cache of the chain, ours is appended after it.
 _RESPONSE_DROP = frozenset(
     {
         "date",
@@ -54,6 +55,7 @@ _RESPONSE_DROP = frozenset(
         "x-cache",
         "x-cache-match",
         "x-cache-similarity",
+        "x-cache-key",
         "connection",
         "keep-alive",
         "proxy-authenticate",
