@@ -56,7 +56,7 @@ def test_decorated_calls_become_metrics(cache: LLMCache, registry: CollectorRegi
     assert value(registry, "cachekit_hits_total", namespace="m", layer="exact") == 1
     assert value(registry, "cachekit_hits_total", namespace="m", layer="semantic") == 1
     assert value(registry, "cachekit_misses_total", namespace="m") == 2
-    assert value(registry, "cachekit_bypasses_total", namespace="m", reason="no tenant") == 1
+    assert value(registry, "cachekit_bypasses_total", namespace="m", reason="no_tenant") == 1
     assert value(registry, "cachekit_overhead_seconds_count", namespace="m", status="exact") == 1
     assert value(registry, "cachekit_overhead_seconds_sum", namespace="m", status="miss") > 0
     assert value(registry, "cachekit_similarity_count", namespace="m", outcome="hit") == 1
