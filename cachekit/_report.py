@@ -35,6 +35,7 @@ def report(
         layer, matched = "exact", ticket.manifest.prompt
     served = entry if entry is not None and status in ("exact", "semantic") else None
     reason = reason or ticket.failed or ticket.reason
+    reason = None if reason is None else str(reason)  # a Reason member is its plain text
     result = CacheResult(
         status=status,
         namespace=options.namespace,
@@ -73,7 +74,7 @@ def report_bypass(
         namespace=options.namespace,
         key=manifest.exact_digest if manifest is not None else None,
         latency_ms=(time.perf_counter() - started) * 1000.0,
-        reason=reason,
+        reason=str(reason),
         tenant=manifest.tenant if manifest is not None else None,
         reason_code=code_of(reason),
     )

@@ -21,6 +21,7 @@ def explain_key_command(
 ) -> None:
     """``explain --key``: every tenant holding ``digest`` unless ``tenant`` is given."""
     from .._explain_key import DIGEST_RE, explain_key
+    from .._stats_report import decode_tenant_token
 
     digest = digest.strip().lower()
     if not DIGEST_RE.match(digest):
@@ -39,7 +40,10 @@ def explain_key_command(
     click.echo(f"Key {digest} in namespace {namespace!r}")
     for m in result.matches:
         ttl = "never expires" if m.ttl_s is None else f"{m.ttl_s:.0f} s left"
-        click.echo(f"\nTenant token {shorten(m.tenant_token, 48)} (generation {m.generation})")
+        who = decode_tenant_token(m.tenant_token)
+        tenant = "(none)" if m.tenant_token == "_" else repr(who) if who else "(hashed id)"
+        token = shorten(m.tenant_token, 48)
+        click.echo(f"\nTenant {tenant} [token {token}] (generation {m.generation})")
         click.echo(f"  exact key: {m.status}")
         if m.entry_id is not None and m.prompt is not None:
             click.echo(f"  entry {m.entry_id}: age {fmt_age(m.age_s)}, {m.hits} hits, {ttl}")
