@@ -96,3 +96,10 @@ class Breakers:
 
     def __iter__(self) -> Iterator[CircuitBreaker]:
         return iter([self.default, *self._slots.values()])
+
+    def named(self) -> list[tuple[str, CircuitBreaker]]:
+        """The breakers in use with their names: ``node`` on one Redis, ``slot:<n>`` for
+        each hash slot of a cluster that was used so far."""
+        if not self._cluster:
+            return [("node", self.default)]
+        return [(f"slot:{slot}", b) for slot, b in sorted(self._slots.items())]

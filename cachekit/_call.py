@@ -16,6 +16,7 @@ from ._binding import BoundCall, bind
 from ._manifest import DEFAULT_IGNORE, KeyManifest, cached_manifest
 from ._options import EntryOptions, blank_to_none, check_callable
 from ._pipeline import Pipeline
+from ._reasons import Reason
 from ._report import report
 from ._ticket import NotStoredError, Ticket
 from ._tokens import estimate_usage
@@ -127,9 +128,9 @@ class CachedCall:
         ctl = current_control()
         ticket = Ticket(manifest, self._stream if stream else self._plain, ctl, started)
         if tenant is None and rules.tenant is not None and not rules.allow_global:
-            return ticket, stream, "no tenant"
+            return ticket, stream, Reason.NO_TENANT
         if ctl is not None and ctl.skip_lookup and ctl.skip_store:
-            return ticket, stream, "cache_control"
+            return ticket, stream, Reason.CACHE_CONTROL
         return ticket, stream, None
 
     def bypass(self, ticket: Ticket, reason: str, overhead: float) -> None:

@@ -20,6 +20,13 @@ class Entry:
     payload: bytes
     created: float
     prompt: str | None
+    #: The model that answered, the (input, output) tokens it cost and whether those are
+    #: estimates: what serving it saved.
+    model: str | None = None
+    tokens: tuple[int, int] | None = None
+    estimated: bool = False
+    #: Milliseconds the entry has left in Redis (None: no expiry, or not read).
+    pttl: int | None = None
 
 
 @dataclass(slots=True)

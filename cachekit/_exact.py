@@ -9,6 +9,7 @@ The read-only mode (:meth:`ExactLayer.peek`) runs the same script without its wr
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import time
 from collections.abc import Callable
@@ -29,6 +30,28 @@ __all__ = ["ExactLayer"]
 _EPOCH_DOWN_SECONDS = 2.0
 #: While it is marked down, one background read of the epoch per this interval.
 _EPOCH_PROBE_SECONDS = 0.5
+
+
+def _entry(reply: Any) -> Entry:
+    """The entry of a hit's reply (see ``LOOKUP_LUA``): with what serving it saved and
+    its PTTL, except in the read-only reply, which carries its hits instead."""
+    entry = Entry(
+        entry_id=text(reply[2]),
+        payload=bytes(reply[4]),
+        created=float(reply[5]),
+        prompt=text(reply[6]) if reply[6] else None,
+        model=text(reply[7]) if len(reply) > 7 and reply[7] else None,
+    )
+    if len(reply) < 12:
+        return entry
+    tokens_in, tokens_out = int_or_none(reply[8] or None), int_or_none(reply[9] or None)
+    pttl = int_or_none(reply[11])
+    return dataclasses.replace(
+        entry,
+        tokens=None if tokens_in is None or tokens_out is None else (tokens_in, tokens_out),
+        estimated=bool(reply[10]),
+        pttl=pttl if pttl is not None and pttl >= 0 else None,
+    )
 
 
 class ExactLayer:
@@ -92,12 +115,7 @@ class ExactLayer:
         if len(reply) >= 4:
             status = text(reply[3])
             if status == "hit":
-                outcome.entry = Entry(
-                    entry_id=text(reply[2]),
-                    payload=bytes(reply[4]),
-                    created=float(reply[5]),
-                    prompt=text(reply[6]) if reply[6] else None,
-                )
+                outcome.entry = _entry(reply)
                 outcome.layer = "exact"
                 return outcome
             if status == "foreign":

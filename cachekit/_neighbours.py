@@ -59,8 +59,16 @@ class Neighbour:
         return self.verdict == "ok"
 
     def entry(self) -> Entry:
-        assert self.row.payload is not None and self.row.created is not None
-        return Entry(self.entry_id, self.row.payload, self.row.created, self.row.prompt)
+        row = self.row
+        assert row.payload is not None and row.created is not None
+        tokens = None
+        if row.tokens_in is not None and row.tokens_out is not None:
+            tokens = (row.tokens_in, row.tokens_out)
+        pttl = self.pttl if self.pttl >= 0 else None
+        return Entry(
+            self.entry_id, row.payload, row.created, row.prompt, row.model, tokens,
+            row.estimated, pttl,
+        )  # fmt: skip
 
 
 async def read_neighbours(

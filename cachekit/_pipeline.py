@@ -1,16 +1,15 @@
 """The call policy, once, for every entry point: ``begin``, then ``complete`` or ``abort``.
 
-``begin(ticket)`` passes the breaker, looks up within the stage-true budget, decodes the
-entry (dropping a corrupt one), and coalesces identical calls (in this process and
-across processes): it returns a :class:`Hit` to serve or a :class:`Miss`. After a miss
-the caller runs the function and calls ``complete(miss, value)`` (hand the value to
-followers, store it, publish the result) or ``abort(miss)`` (release the followers,
-store nothing). The cache never raises into the caller here: every cache failure
-fails open and is named in the result's ``reason``.
+``begin(ticket)`` passes the breaker, looks up within budget, decodes the entry (dropping
+a corrupt one), coalesces identical calls (in this process and across processes): it
+returns a :class:`Hit` to serve or a :class:`Miss`. After a miss the caller runs the
+function and calls ``complete(miss, value)`` (hand the value to followers, store it,
+publish the result) or ``abort(miss)`` (release the followers, store nothing). The cache
+never raises into the caller here: a cache failure fails open, named in ``reason``.
 
-A sync caller crosses to the cache's home loop once for ``begin`` and hands the store
-over without waiting (unless the entry point waits for stores). The algorithm is the
-coroutine :meth:`Pipeline.begin`; :meth:`Pipeline.begin_sync` only drives it.
+A sync caller crosses to the home loop once for ``begin`` and hands the store over
+without waiting (unless the entry point waits for stores); ``begin_sync`` only drives
+the coroutine :meth:`Pipeline.begin`.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from typing import Any
 
 from ._flow import flight_key, follow, lead, may_follow
 from ._options import NOT_GIVEN, EntryOptions
+from ._reasons import Reason
 from ._report import report
 from ._storing import encode, store
 from ._ticket import Hit, Miss, Ticket
@@ -76,7 +76,8 @@ class Pipeline:
         await self._lookup(cache, ticket)
         if ticket.value is not NOT_GIVEN:
             return self._hit(cache, ticket, publish)
-        if not flights:
+        # No flight, no lock: single-flight is off, or nothing will answer (only-if-cached).
+        if not flights or ticket.control.only_if_cached:
             return self._missed(ticket)
         try:
             if await lead(cache, ticket, self.options.goes_to):
@@ -114,7 +115,7 @@ class Pipeline:
                 return got
         except WouldBlockError as exc:
             cache.warn("blocking", "cachekit: %s; skipping the cache for this call", exc)
-            ticket.skipped, ticket.reason = True, "would block the event loop"
+            ticket.skipped, ticket.reason = True, Reason.WOULD_BLOCK
         except Exception as exc:  # noqa: BLE001 - the cache never raises into a call
             # A stuck home loop, or an error before the lookup's own guard (the cluster
             # client's discovery).

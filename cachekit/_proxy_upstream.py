@@ -45,7 +45,8 @@ _REQUEST_DROP = frozenset(
 )
 # The body we send is decoded and re-framed by the server: its length and encoding change.
 # Date and Server are the responding server's own (uvicorn adds them; no duplicates), and
-# an upstream CDN's X-Cache/Age would be mistaken for ours.
+# an upstream CDN's X-Cache/Age would be mistaken for ours. Its Cache-Status is kept: RFC
+# 9211 lists every cache of the chain, ours is appended after it.
 _RESPONSE_DROP = frozenset(
     {
         "date",
@@ -54,6 +55,7 @@ _RESPONSE_DROP = frozenset(
         "x-cache",
         "x-cache-match",
         "x-cache-similarity",
+        "x-cache-key",
         "connection",
         "keep-alive",
         "proxy-authenticate",
@@ -84,7 +86,7 @@ def _error(status: int, message: str, kind: str) -> JSONResponse:
 class Upstream:
     """The forwarding half: one httpx.AsyncClient per event loop, opened lazily."""
 
-    def __init__(self, upstream: str, timeout: float) -> None:
+    def __init__(self, upstream: str, timeout: float, *, offline: bool = False) -> None:
         try:
             base = httpx.URL(upstream)
         except (httpx.InvalidURL, TypeError) as exc:
@@ -97,6 +99,8 @@ class Upstream:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise CacheConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.base = base
+        #: Offline replay: nothing is forwarded (cached endpoints answer from the cache).
+        self.offline = offline
         self._base_path = base.path.rstrip("/")
         self.timeout = httpx.Timeout(float(timeout), connect=min(float(timeout), 10.0))
         self._client: httpx.AsyncClient | None = None
@@ -128,6 +132,13 @@ class Upstream:
             await client.aclose()
 
     async def forward(self, request: Request) -> Response:
+        if self.offline:
+            return _error(
+                504,
+                f"only-if-cached: the proxy is in offline replay mode; {request.method} "
+                f"{request.url.path} was not forwarded",
+                "cache_miss",
+            )
         body = await request.body()
         headers = [
             (k, v)

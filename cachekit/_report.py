@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from ._options import EntryOptions
+from ._reasons import code_of
 from ._ticket import Ticket
 from .cache import LLMCache
 from .result import CacheResult, Status, publish
@@ -32,6 +33,9 @@ def report(
     if status == "exact" and entry is None:
         # Served by an identical call in flight: the same key, fresh from memory.
         layer, matched = "exact", ticket.manifest.prompt
+    served = entry if entry is not None and status in ("exact", "semantic") else None
+    reason = reason or ticket.failed or ticket.reason
+    reason = None if reason is None else str(reason)  # a Reason member is its plain text
     result = CacheResult(
         status=status,
         namespace=options.namespace,
@@ -42,10 +46,14 @@ def report(
         latency_ms=overhead * 1000.0,
         age_s=(time.time() - entry.created) if entry is not None else None,
         stored=ticket.stored,
-        reason=reason or ticket.failed or ticket.reason,
+        reason=reason,
         tenant=ticket.manifest.tenant,
         verdict=outcome.verdict if outcome is not None else None,  # type: ignore[arg-type]
         verify_reason=outcome.verify_reason if outcome is not None else None,
+        reason_code=code_of(reason),
+        saved_tokens=served.tokens if served is not None else None,
+        model=served.model if served is not None else None,
+        saved_estimated=served.estimated if served is not None else False,
     )
     publish(result, cache.observers, options.on_result)
 
@@ -66,7 +74,8 @@ def report_bypass(
         namespace=options.namespace,
         key=manifest.exact_digest if manifest is not None else None,
         latency_ms=(time.perf_counter() - started) * 1000.0,
-        reason=reason,
+        reason=str(reason),
         tenant=manifest.tenant if manifest is not None else None,
+        reason_code=code_of(reason),
     )
     publish(result, cache.observers, options.on_result)

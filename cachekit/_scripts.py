@@ -56,7 +56,9 @@ def _lua(template: str) -> str:
 #
 # Read-only (ARGV[5] == READ_ONLY, for ``explain``): the same reads and verdict, nothing
 # written; a missing counter reads as 0, and the reply carries the entry's fields
-# whatever the verdict: {gen, epoch, eid, status, v, c, p, m, h}.
+# whatever the verdict: {gen, epoch, eid, status, v, c, p, m, h}. A hit's reply carries
+# what serving it saved and the entry's PTTL: {gen, epoch, eid, 'hit', v, c, p, m, ti, to,
+# te, pttl}.
 COUNTER_LUA = """
 local function counter(key, ro)
   -- pcall: a key of another type (written by something else) is reported, not raised
@@ -130,7 +132,8 @@ if f[$i_m] then
     redis.pcall('HINCRBY', KEYS[2], kind .. 'out:' .. f[$i_m], tout)
   end
 end
-return {gen, epoch, eid, 'hit', f[$i_v], f[$i_c], f[$i_p]}
+return {gen, epoch, eid, 'hit', f[$i_v], f[$i_c], f[$i_p], f[$i_m] or '', f[$i_ti] or '',
+        f[$i_to] or '', f[$i_te] or '', redis.call('PTTL', ekey)}
 """
 )
 # invalidate: a foreign string in the counter is replaced by a fresh clock-seeded one (that

@@ -87,12 +87,15 @@ async def store(
     try:
         assert ticket.outcome is not None
         usage, estimated = ticket.codec.usage(value, ticket.manifest)
+        # A per-call TTL (cache_control(ttl=), X-Cache-TTL, the body's cache.ttl) wins
+        # over the entry point's: the caller knows how long this answer stays true.
+        ttl = ticket.control.ttl if ticket.control.ttl is not None else options.ttl
         async with asyncio.timeout(cache.store_budget(ticket.manifest, ticket.outcome)):
             ticket.stored = await cache.store(
                 ticket.manifest,
                 ticket.outcome,
                 payload,
-                ttl=options.ttl,
+                ttl=ttl,
                 usage=usage,
                 usage_estimated=estimated,
                 model=ticket.manifest.model or ticket.codec.model(value, ticket.manifest),

@@ -4,9 +4,8 @@
 factories), ``_lookup`` over ``_exact`` and ``_semantic`` (and its read-only twin for
 ``explain``), ``_writer`` (the store), ``_breaker``, ``_manage``, ``_locks``, and
 ``_cache_config`` (the options, validated once). Nothing here imports the stats, the
-decorator or the middleware: ``cachekit.stats`` plugs into :attr:`~LLMCache.default_observers`
-and :attr:`~LLMCache.stats_reader`.
-"""
+decorator or the middleware: ``cachekit.stats`` plugs into ``default_observers`` and
+``stats_reader``."""
 
 from __future__ import annotations
 
@@ -54,10 +53,10 @@ T = TypeVar("T")
 class LLMCache:
     """The shared core: one Redis pool, the exact layer, the semantic layer.
 
-    Construct with :meth:`from_url` or :meth:`from_client`; construction does no I/O.
-    ``run``, ``submit``, ``background``, ``idle``, ``drain``, ``drain_sync`` and
-    ``on_home_thread`` are the runtime's own methods (``_runtime.Runtime``), ``count`` and
-    ``delete_entry`` the writer's, bound per cache: a call pays nothing for the facade.
+    Construct with :meth:`from_url` or :meth:`from_client` (no I/O). ``run``, ``submit``,
+    ``background``, ``idle``, ``drain``, ``drain_sync`` and ``on_home_thread`` are the
+    runtime's own methods (``_runtime.Runtime``), ``count`` and ``delete_entry`` the
+    writer's, bound per cache: a call pays nothing for the facade.
     """
 
     # Operations written over the cache's public API, kept with their job.
@@ -265,11 +264,12 @@ class LLMCache:
         threshold: float | None,
         embedder: Embedder | None = None,
         k: int | None = None,
+        space: Space | None = None,
     ) -> Peek:
-        """What :meth:`lookup` would serve now and why, writing nothing (see ``Lookup.peek``);
-        ``embedder`` (default: the cache's) may be another model's, for ``explain``."""
+        """What :meth:`lookup` would serve now, writing nothing (``Lookup.peek``); ``explain``
+        may name another ``embedder`` and ``space`` than the cache's and the manifest's."""
         emb = embedder if embedder is not None else self.embedder
-        space = self.space(manifest)
+        space = space or self.space(manifest)
         return await self.run(self._lookup.peek, manifest, space, emb, threshold, k)
 
     async def prepare(self, manifest: KeyManifest) -> LookupOutcome:

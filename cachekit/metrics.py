@@ -19,7 +19,17 @@ Metrics (label ``namespace`` everywhere):
 * ``cachekit_stage_seconds{stage}``: per-stage time, when the result carries ``timings``;
 * ``cachekit_similarity{outcome}``: cosine similarity of semantic hits (``hit``) and of
   the nearest candidate of semantic misses (``miss``): where the threshold sits;
-* ``cachekit_hit_age_seconds``: age of the entries served.
+* ``cachekit_hit_age_seconds``: age of the entries served;
+* ``cachekit_tokens_saved_total{direction,source}``: tokens the hits did not send to the
+  LLM (``input``/``output``; ``reported`` by the response or ``estimated``);
+* ``cachekit_saved_usd_total``: what those tokens cost at list price (priced models only);
+* ``cachekit_breaker_open{breaker}``: 1 while a circuit breaker skips the cache (open or
+  probing), else 0: ``node`` on one Redis, ``slot:<n>`` per hash slot of a cluster;
+* ``cachekit_dropped_stores_total``: answers not stored because the store queue was full;
+* ``cachekit_build_info{version}``: always 1.
+
+Bypass reasons are snake_case codes (``no_tenant``, ``cache_control``, ``body_too_large``,
+...: ``cachekit._reasons.Reason``); anything else is ``other``.
 """
 
 from __future__ import annotations
@@ -28,14 +38,22 @@ import logging
 import re
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from ._metrics_families import (
+    LATENCY_BUCKETS,
+    SIMILARITY_BUCKETS,
+    Metrics,
+    require_prometheus,
+)
+from ._reasons import code_of
 from .errors import CacheConfigError
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
+    from ._pricing import Pricing
     from .cache import LLMCache
     from .result import CacheResult
 
@@ -50,134 +68,45 @@ __all__ = [
 
 log = logging.getLogger("cachekit.metrics")
 
-#: Overhead buckets (seconds): an exact hit is ~0.2-1 ms, a semantic lookup with a local
-#: model 5-50 ms, a budget expiry 0.5-2 s.
-LATENCY_BUCKETS: Final = (
-    0.0002,
-    0.0005,
-    0.001,
-    0.002,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-)
-#: Similarity buckets: fine-grained where thresholds live (0.80-0.99).
-SIMILARITY_BUCKETS: Final = (
-    0.5,
-    0.6,
-    0.7,
-    0.75,
-    0.8,
-    0.82,
-    0.84,
-    0.86,
-    0.88,
-    0.9,
-    0.92,
-    0.94,
-    0.96,
-    0.98,
-    0.99,
-    1.0,
-)
-AGE_BUCKETS: Final = (1, 10, 60, 300, 900, 3600, 4 * 3600, 86400, 7 * 86400, 30 * 86400)
-
-# Bypass reasons come from a small fixed set in the core ("no tenant", "cache-control",
-# "body too large", ...); anything that looks like free text (an exception message) is
-# folded into "other" so a label can never explode the series count.
+# Verifier reasons come from a small fixed set; anything that looks like free text is
+# folded into "other" so a label can never explode the series count. Bypass reasons are
+# the codes of one enum (``_reasons.Reason``), free text again "other".
 _REASON_RE: Final = re.compile(r"^[a-z][a-z _-]{0,39}$")
 _STAGE_RE: Final = re.compile(r"^([a-z_]{1,20}) failed\b")
 
 
-def _require_prometheus() -> Any:
-    try:
-        import prometheus_client
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise CacheConfigError(
-            "metrics need prometheus_client: pip install 'cachekit[metrics]'"
-        ) from exc
-    return prometheus_client
-
-
-class _Metrics:
-    """The metric objects of one registry (a registry refuses duplicate names).
-
-    Every metric is labelled by namespace first, then by its own label.
-    """
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        pc = _require_prometheus()
-
-        def counter(name: str, doc: str, *labels: str) -> Any:
-            return pc.Counter(name, doc, ["namespace", *labels], registry=registry)
-
-        def histogram(name: str, doc: str, label: str, buckets: Sequence[float]) -> Any:
-            labels = ["namespace", label]
-            return pc.Histogram(name, doc, labels, buckets=buckets, registry=registry)
-
-        self.hits = counter("cachekit_hits_total", "Calls served from the cache.", "layer")
-        self.misses = counter("cachekit_misses_total", "Calls that ran the function (cache miss).")
-        self.bypasses = counter(
-            "cachekit_bypasses_total", "Calls that skipped the cache on purpose.", "reason"
-        )
-        self.errors = counter(
-            "cachekit_errors_total",
-            "Calls where the cache failed and the call went on without it.",
-            "stage",
-        )
-        self.overhead = histogram(
-            "cachekit_overhead_seconds",
-            "Time spent in cachekit per call (lookup, and the store on a miss).",
-            "status",
-            LATENCY_BUCKETS,
-        )
-        self.stages = histogram(
-            "cachekit_stage_seconds",
-            "Time per cache stage (lookup, embed, search, store).",
-            "stage",
-            LATENCY_BUCKETS,
-        )
-        self.similarity = histogram(
-            "cachekit_similarity",
-            "Cosine similarity of semantic hits and of the nearest candidate of misses.",
-            "outcome",
-            SIMILARITY_BUCKETS,
-        )
-        self.age = histogram(
-            "cachekit_hit_age_seconds", "Age of the cache entries served.", "layer", AGE_BUCKETS
-        )
-        self.rejections = counter(
-            "cachekit_verifier_rejections_total",
-            "Semantic candidates above the threshold that the hit verifier refused to serve.",
-            "reason",
-        )
-
-
-_by_registry: weakref.WeakKeyDictionary[Any, _Metrics] = weakref.WeakKeyDictionary()
+_by_registry: weakref.WeakKeyDictionary[Any, Metrics] = weakref.WeakKeyDictionary()
 _registry_lock = threading.Lock()
 
 
-def _metrics_for(registry: CollectorRegistry | None) -> tuple[CollectorRegistry, _Metrics]:
-    pc = _require_prometheus()
+def _metrics_for(registry: CollectorRegistry | None) -> tuple[CollectorRegistry, Metrics]:
+    pc = require_prometheus()
     reg = registry if registry is not None else pc.REGISTRY
     with _registry_lock:
         found = _by_registry.get(reg)
         if found is None:
-            found = _by_registry[reg] = _Metrics(reg)
+            found = _by_registry[reg] = Metrics(reg)
     return reg, found
 
 
 class MetricsObserver:
-    """A ``cache.observers`` entry that turns each :class:`~cachekit.CacheResult` into metrics."""
+    """A ``cache.observers`` entry that turns each :class:`~cachekit.CacheResult` into metrics.
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    ``pricing`` (a :class:`~cachekit.Pricing` or what ``Pricing.load`` takes) prices the
+    saved tokens; default the bundled table.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None, pricing: Any = None) -> None:
         self.registry, self._m = _metrics_for(registry)
+        self._pricing_spec = pricing
+        self._pricing: Pricing | None = None
+
+    def _price(self, model: str, tokens: tuple[int, int]) -> float | None:
+        if self._pricing is None:
+            from ._pricing import Pricing
+
+            self._pricing = Pricing.load(self._pricing_spec)
+        return self._pricing.cost(model, *tokens)
 
     def __call__(self, result: CacheResult) -> None:
         # Observers run on the caller's path: no I/O here, and never raise.
@@ -194,11 +123,12 @@ class MetricsObserver:
             m.hits.labels(ns, status).inc()
             if result.age_s is not None:
                 m.age.labels(ns, status).observe(max(0.0, result.age_s))
+            self._saved(result)
         elif status == "miss":
             m.misses.labels(ns).inc()
         elif status == "bypass":
-            reason = (result.reason or "unspecified").lower()
-            m.bypasses.labels(ns, reason if _REASON_RE.match(reason) else "other").inc()
+            code = getattr(result, "reason_code", None) or code_of(result.reason)
+            m.bypasses.labels(ns, code or ("other" if result.reason else "unspecified")).inc()
         elif status == "error":
             match = _STAGE_RE.match(result.reason or "")
             m.errors.labels(ns, match.group(1) if match else "other").inc()
@@ -216,26 +146,44 @@ class MetricsObserver:
                 if isinstance(seconds, int | float) and isinstance(stage, str):
                     m.stages.labels(ns, stage).observe(max(0.0, float(seconds)))
 
+    def _saved(self, result: CacheResult) -> None:
+        tokens = getattr(result, "saved_tokens", None)
+        if tokens is None:
+            return
+        m, ns = self._m, result.namespace
+        source = "estimated" if getattr(result, "saved_estimated", False) else "reported"
+        m.tokens_saved.labels(ns, "input", source).inc(max(0, tokens[0]))
+        m.tokens_saved.labels(ns, "output", source).inc(max(0, tokens[1]))
+        model = getattr(result, "model", None)
+        usd = self._price(model, tokens) if model else None
+        if usd is not None and usd > 0:
+            m.usd_saved.labels(ns).inc(usd)
 
-def instrument(cache: LLMCache, registry: CollectorRegistry | None = None) -> MetricsObserver:
-    """Record Prometheus metrics for every call through ``cache`` (idempotent per registry).
+
+def instrument(
+    cache: LLMCache, registry: CollectorRegistry | None = None, pricing: Any = None
+) -> MetricsObserver:
+    """Record Prometheus metrics for every call through ``cache`` (idempotent per registry),
+    and expose its breakers and dropped stores.
 
     ``registry``: a ``prometheus_client.CollectorRegistry``; default the global one.
+    ``pricing``: prices the saved tokens (see :class:`MetricsObserver`).
     """
     _, wanted = _metrics_for(registry)
+    wanted.caches.add(cache)
     for observer in cache.observers:
         if isinstance(observer, MetricsObserver) and observer._m is wanted:
             return observer
-    observer = MetricsObserver(registry)
+    observer = MetricsObserver(registry, pricing)
     cache.observers.append(observer)
     return observer
 
 
-class _MetricsASGI:
+class MetricsASGI:
     """The exposition endpoint as a class instance, so Starlette routes it as raw ASGI."""
 
     def __init__(self, registry: CollectorRegistry | None) -> None:
-        pc = _require_prometheus()
+        pc = require_prometheus()
         self._app = pc.make_asgi_app(registry if registry is not None else pc.REGISTRY)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -244,7 +192,7 @@ class _MetricsASGI:
 
 def metrics_app(registry: CollectorRegistry | None = None) -> Any:
     """A bare ASGI app serving the exposition format (for any ASGI framework)."""
-    return _MetricsASGI(registry)
+    return MetricsASGI(registry)
 
 
 def mount_metrics(
@@ -269,4 +217,4 @@ def mount_metrics(
         )
     # Routes match in order: put ours first so a catch-all route (a proxy's "/{path}")
     # does not swallow it.
-    routes.insert(0, Route(path, _MetricsASGI(registry), methods=["GET"], include_in_schema=False))
+    routes.insert(0, Route(path, MetricsASGI(registry), methods=["GET"], include_in_schema=False))

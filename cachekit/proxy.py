@@ -10,6 +10,10 @@ or not) go through :class:`~cachekit.middleware.CacheMiddleware`; everything els
 (models, embeddings, files, ...) is passed through uncached. By default the tenant is a
 SHA-256 digest of the caller's API key, so two keys never share an answer and a request
 without a key is never cached.
+
+The proxy answers ``GET /healthz`` (Redis reachable: 200, else 503 naming the problem)
+and ``GET /metrics`` (Prometheus) itself. ``only_if_cached=True`` is an offline replay:
+every request is answered from the cache or with a 504, and nothing reaches the upstream.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -25,12 +29,16 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._defaults import resolve_redis_url
+from ._proxy_ops import health_route, metrics_route, proxy_registry
 from ._proxy_upstream import METHODS, Upstream, UpstreamStreamError
 from .cache import CACHE_ERRORS, LLMCache
 from .errors import CacheBackendError, CacheConfigError
 from .middleware import DEFAULT_MAX_BODY_BYTES, DEFAULT_PATHS, CacheMiddleware, api_key_tenant
 from .middleware._options import DEFAULT, Default, TenantFn
 from .result import CacheResult
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 __all__ = ["UpstreamStreamError", "create_proxy_app", "run_proxy"]
 
@@ -87,6 +95,8 @@ def create_proxy_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     on_result: Callable[[CacheResult], None] | None = None,
     close_cache: bool = False,
+    only_if_cached: bool = False,
+    registry: CollectorRegistry | None = None,
 ) -> Starlette:
     """The proxy as a Starlette app (serve it with any ASGI server).
 
@@ -107,10 +117,20 @@ def create_proxy_app(
         max_body_bytes: larger requests are forwarded uncached.
         on_result: called with each cached endpoint's :class:`~cachekit.CacheResult`.
         close_cache: close ``cache`` when the app shuts down (lifespan).
+        only_if_cached: offline replay: answer every request from the cache alone, a
+            miss (or any other path) with a 504; the upstream is never called.
+        registry: the ``prometheus_client`` registry ``/metrics`` serves (default: one
+            of this app's own, with the process collectors).
     """
     if not isinstance(cache, LLMCache):
         raise CacheConfigError(f"cache must be an LLMCache, got {type(cache).__name__}")
-    forwarder = Upstream(upstream, timeout)
+    forwarder = Upstream(upstream, timeout, offline=only_if_cached)
+    if registry is None:
+        registry = proxy_registry(cache)
+    else:
+        from .metrics import instrument
+
+        instrument(cache, registry)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -133,9 +153,16 @@ def create_proxy_app(
         allow_global=allow_global,
         max_body_bytes=max_body_bytes,
         on_result=on_result,
+        only_if_cached=only_if_cached,
     )
+    routes = [
+        # The proxy's own, before the catch-all: never forwarded, never cached.
+        health_route(cache, offline=only_if_cached),
+        metrics_route(registry),
+        Route("/{path:path}", forwarder.forward, methods=METHODS),
+    ]
     app = Starlette(
-        routes=[Route("/{path:path}", forwarder.forward, methods=METHODS)],
+        routes=routes,
         middleware=[Middleware(_EndBrokenStreams), middleware],
         lifespan=lifespan,
     )
@@ -159,6 +186,7 @@ def run_proxy(
     timeout: float = 600.0,
     allow_global: bool = False,
     log_level: str = "info",
+    only_if_cached: bool = False,
 ) -> None:
     """Serve the caching proxy with uvicorn until interrupted.
 
@@ -171,6 +199,7 @@ def run_proxy(
         semantic: enable the semantic layer with the bundled local embedder
             (``cachekit[local]``); ``embedder=`` takes any other Embedder instead.
         log_level: uvicorn's and cachekit's log level.
+        only_if_cached: the offline replay mode of :func:`create_proxy_app`.
     """
     try:
         import uvicorn
@@ -191,12 +220,14 @@ def run_proxy(
         timeout=timeout,
         allow_global=allow_global,
         close_cache=True,
+        only_if_cached=only_if_cached,
     )
     if not logging.getLogger().handlers:
         # run_proxy is a program entry point (the CLI): give cachekit's logs a home.
         logging.basicConfig(format="%(levelname)s:     %(name)s: %(message)s")
     logging.getLogger("cachekit").setLevel(log_level.upper())
-    log.info("cachekit proxy: http://%s:%d/v1 -> %s (cache %r)", host, port, upstream, cache)
+    target = "offline (only-if-cached)" if only_if_cached else upstream
+    log.info("cachekit proxy: http://%s:%d/v1 -> %s (cache %r)", host, port, target, cache)
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False)
     finally:

@@ -13,12 +13,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from .errors import CacheConfigError
+
 __all__ = [
     "NO_CONTROL",
     "CacheControl",
     "CacheResult",
     "Status",
     "cache_control",
+    "check_control_ttl",
     "current_control",
     "current_tenant",
     "last_result",
@@ -60,6 +63,14 @@ class CacheResult:
     #: semantic candidate reached the verifier.
     verdict: Literal["accepted", "rejected"] | None = None
     verify_reason: str | None = None
+    #: ``reason`` as a stable snake_case code (``no_tenant``, ``only_if_cached``, ...; see
+    #: ``cachekit._reasons.Reason``) for metrics; None for free text (an error message).
+    reason_code: str | None = None
+    #: On a hit served from an entry: the (input, output) tokens it saved, the model that
+    #: answered and whether the tokens were estimated (no usage in the response).
+    saved_tokens: tuple[int, int] | None = None
+    model: str | None = None
+    saved_estimated: bool = False
 
     @property
     def hit(self) -> bool:
@@ -100,11 +111,16 @@ def publish(
 
 @dataclass(frozen=True, slots=True)
 class CacheControl:
-    """Per-call overrides: skip the lookup, skip the store, or reject old entries."""
+    """Per-call overrides: skip the lookup, skip the store, reject old entries, store for
+    ``ttl`` seconds, or answer only from the cache (HTTP's ``only-if-cached``)."""
 
     skip_lookup: bool = False
     skip_store: bool = False
     max_age: float | None = None
+    #: Seconds this call's answer lives (None: the entry point's ``ttl``).
+    ttl: int | None = None
+    #: Never run the function/app: a miss is answered by the entry point (HTTP: 504).
+    only_if_cached: bool = False
 
 
 #: No overrides: what a call without :func:`cache_control` (or ``Cache-Control``) gets.
@@ -122,19 +138,34 @@ def current_control() -> CacheControl | None:
     return _control.get()
 
 
+def check_control_ttl(ttl: object, name: str = "ttl") -> int | None:
+    """A per-call TTL: a positive int of seconds, or None."""
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0):
+        raise CacheConfigError(f"{name} must be a positive int (seconds) or None, got {ttl!r}")
+    return ttl
+
+
 @contextlib.contextmanager
 def cache_control(
-    *, skip_lookup: bool = False, skip_store: bool = False, max_age: float | None = None
+    *,
+    skip_lookup: bool = False,
+    skip_store: bool = False,
+    max_age: float | None = None,
+    ttl: int | None = None,
 ) -> Iterator[CacheControl]:
     """Apply per-call cache policy to the calls made inside the ``with`` block.
 
     ``skip_lookup`` always calls the function (fresh answer) and still stores it unless
     ``skip_store``; ``skip_store`` never writes; ``max_age`` (seconds) treats older
-    entries as misses. Like HTTP's ``Cache-Control: no-cache / no-store / max-age``.
+    entries as misses; ``ttl`` (seconds) is how long the answers stored here live,
+    instead of the decorator's ``ttl``. Like HTTP's ``Cache-Control: no-cache /
+    no-store / max-age`` and cachekit's ``X-Cache-TTL`` request header.
     """
     if max_age is not None and max_age < 0:
-        raise ValueError(f"max_age must be >= 0 seconds, got {max_age}")
-    ctl = CacheControl(skip_lookup=skip_lookup, skip_store=skip_store, max_age=max_age)
+        raise CacheConfigError(f"max_age must be >= 0 seconds, got {max_age}")
+    ctl = CacheControl(
+        skip_lookup=skip_lookup, skip_store=skip_store, max_age=max_age, ttl=check_control_ttl(ttl)
+    )
     token = _control.set(ctl)
     try:
         yield ctl

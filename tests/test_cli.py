@@ -621,6 +621,81 @@ def test_proxy_threshold_needs_an_embedder(invoke: Any) -> None:
     assert result.exit_code == 2 and "--embedder" in result.stderr
 
 
+def test_proxy_configured_from_the_environment(redis_url: str, redis_sync: redis.Redis) -> None:
+    from tests.llm_server import LocalOpenAIServer
+
+    port = free_port()
+    with LocalOpenAIServer() as upstream:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "CACHEKIT_PROXY_UPSTREAM": upstream.base_url,
+            "CACHEKIT_PROXY_PORT": str(port),
+            # The proxy's own variable wins over the library-wide one.
+            "CACHEKIT_REDIS_URL": DEAD_URL,
+            "CACHEKIT_PROXY_REDIS_URL": redis_url,
+            "CACHEKIT_PROXY_NAMESPACE": "from-env",
+            "CACHEKIT_PROXY_TTL": "500",
+            "CACHEKIT_PROXY_LOG_LEVEL": "warning",
+        }
+        # A flag wins over its variable.
+        cmd = [sys.executable, "-m", "cachekit", "proxy", "--ttl", "40"]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+                    break
+                except httpx.ConnectError:
+                    assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                    assert time.monotonic() < deadline, "the proxy did not start"
+                    time.sleep(0.1)
+            assert health.status_code == 200 and health.json()["redis"] == "ok"
+            body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "env"}]}
+            reply = httpx.post(
+                f"http://127.0.0.1:{port}/v1/chat/completions",
+                json=body,
+                headers={"Authorization": "Bearer sk-env"},
+                timeout=10,
+            )
+            assert reply.status_code == 200 and reply.headers["x-cache"] == "MISS"
+            assert upstream.count("/v1/chat/completions") == 1
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    (key,) = _helpers.entry_keys(redis_sync, "from-env")
+    assert 0 < redis_sync.ttl(key) <= 40
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("CACHEKIT_PROXY_PORT", "eighty", "is not a valid integer"),
+        ("CACHEKIT_PROXY_PORT", "70000", "65535"),
+        ("CACHEKIT_PROXY_THRESHOLD", "1.5", "range"),
+        ("CACHEKIT_PROXY_ONLY_IF_CACHED", "sometimes", "boolean"),
+        ("CACHEKIT_PROXY_NAMESPACE", "no spaces please", "1-64 characters"),
+        ("CACHEKIT_PROXY_UPSTREAM", "ftp://example.com", "http(s) URL"),
+        ("CACHEKIT_PROXY_REDIS_URL", "http://user:hunter2@host", "unsupported URL scheme"),
+        ("CACHEKIT_PROXY_EMBEDDER", "nonsense", "unknown embedder"),
+    ],
+)
+def test_a_bad_proxy_variable_is_named(variable: str, value: str, says: str) -> None:
+    result = CliRunner(env={variable: value}).invoke(cli, ["proxy"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"Error: {variable}=") and says in result.stderr
+    assert "hunter2" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_proxy_flag_wins_over_a_bad_variable() -> None:
+    # The variable is never read when the flag is given: no error for it; the (bad) flag
+    # is what is reported, by its flag name.
+    result = CliRunner(env={"CACHEKIT_PROXY_PORT": "eighty"}).invoke(cli, ["proxy", "--port", "0"])
+    assert result.exit_code == 2 and "--port" in result.stderr
+    assert "CACHEKIT_PROXY_PORT" not in result.stderr
+
+
 # ------------------------------------------------------------------------ cluster
 
 

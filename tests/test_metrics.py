@@ -56,7 +56,7 @@ def test_decorated_calls_become_metrics(cache: LLMCache, registry: CollectorRegi
     assert value(registry, "cachekit_hits_total", namespace="m", layer="exact") == 1
     assert value(registry, "cachekit_hits_total", namespace="m", layer="semantic") == 1
     assert value(registry, "cachekit_misses_total", namespace="m") == 2
-    assert value(registry, "cachekit_bypasses_total", namespace="m", reason="no tenant") == 1
+    assert value(registry, "cachekit_bypasses_total", namespace="m", reason="no_tenant") == 1
     assert value(registry, "cachekit_overhead_seconds_count", namespace="m", status="exact") == 1
     assert value(registry, "cachekit_overhead_seconds_sum", namespace="m", status="miss") > 0
     assert value(registry, "cachekit_similarity_count", namespace="m", outcome="hit") == 1
@@ -161,3 +161,81 @@ def test_middleware_requests_are_observed(redis_url: str, registry: CollectorReg
         cache.close()
     assert 'cachekit_misses_total{namespace="http"} 1.0' in text
     assert 'cachekit_hits_total{layer="exact",namespace="http"} 1.0' in text
+
+
+def test_saved_tokens_and_usd_of_hits(cache: LLMCache, registry: CollectorRegistry) -> None:
+    instrument(cache, registry)
+
+    @cached_llm(namespace="save", cache=cache, threshold=None)
+    def ask(prompt: str, model: str = "gpt-4o-mini") -> dict[str, Any]:
+        return {"answer": prompt, "usage": {"prompt_tokens": 1000, "completion_tokens": 500}}
+
+    ask("price me")
+    settle(cache)
+    ask("price me")
+    hit = last_result()
+    assert hit is not None and hit.status == "exact"
+    assert (hit.saved_tokens, hit.model, hit.saved_estimated) == ((1000, 500), "gpt-4o-mini", False)
+    labels = {"namespace": "save", "source": "reported"}
+    assert value(registry, "cachekit_tokens_saved_total", direction="input", **labels) == 1000
+    assert value(registry, "cachekit_tokens_saved_total", direction="output", **labels) == 500
+    from cachekit import Pricing
+
+    expected = Pricing.load().cost("gpt-4o-mini", 1000, 500)
+    assert expected is not None and expected > 0
+    assert value(registry, "cachekit_saved_usd_total", namespace="save") == pytest.approx(expected)
+
+
+def test_breaker_state_follows_the_breaker(registry: CollectorRegistry) -> None:
+    from cachekit._server import free_port
+
+    dead = LLMCache.from_url(f"redis://127.0.0.1:{free_port()}/0", breaker_threshold=1)
+    try:
+        instrument(dead, registry)
+        assert value(registry, "cachekit_breaker_open", breaker="node") == 0
+
+        @cached_llm(namespace="down", cache=dead)
+        def ask(prompt: str) -> str:
+            return "fresh"
+
+        assert ask("anyone") == "fresh"
+        assert last_result().status == "error"  # type: ignore[union-attr]
+        assert value(registry, "cachekit_breaker_open", breaker="node") == 1
+    finally:
+        dead.close()
+
+
+def test_dropped_stores_are_counted(make_cache: MakeCache, registry: CollectorRegistry) -> None:
+    import asyncio
+    import threading
+
+    cache = make_cache(max_pending_stores=1)
+    instrument(cache, registry)
+    release = threading.Event()
+
+    async def hold() -> None:
+        await asyncio.to_thread(release.wait, 30)
+
+    @cached_llm(namespace="full", cache=cache)
+    def ask(prompt: str) -> str:
+        return "answer"
+
+    try:
+        ask("warm up")  # binds the cache's loop; its store lands
+        cache.drain_sync()
+        assert cache.background(hold)  # the one slot of the store queue is taken
+        ask("no room for my store")
+        assert last_result().stored is False  # type: ignore[union-attr]
+        assert cache.dropped_stores == 1
+        assert value(registry, "cachekit_dropped_stores_total") == 1
+    finally:
+        release.set()
+        cache.drain_sync()
+
+
+def test_build_info(registry: CollectorRegistry) -> None:
+    import importlib.metadata
+
+    MetricsObserver(registry)
+    version = importlib.metadata.version("cachekit")
+    assert value(registry, "cachekit_build_info", version=version) == 1

@@ -3,6 +3,7 @@ OpenAI-wire upstream (LocalOpenAIServer), with a real Redis behind the proxy."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import inspect
 import logging
 import os
@@ -424,3 +425,158 @@ def test_identical_concurrent_requests_are_each_counted_once(
     cache.drain_sync()
     totals = cache.run_sync(cache.stats, "proxy", timeout=10).totals
     assert (totals.miss, totals.exact, totals.semantic) == (1, 3, 0)
+
+
+# -- standards and per-request control (the real SDK) -------------------------------------------
+
+
+def cache_status(headers: httpx.Headers) -> dict[str, str | bool]:
+    """cachekit's RFC 9211 member (the last one) as {param: value}."""
+    member: dict[str, str | bool] = {}
+    name, *params = (p.strip() for p in headers.get_list("cache-status")[-1].split(";"))
+    assert name == "cachekit"
+    for param in params:
+        key, sep, value = param.partition("=")
+        member[key] = value.strip('"') if sep else True
+    return member
+
+
+def test_the_cache_body_field_is_honoured_and_never_forwarded(
+    proxy: Served, up: LocalOpenAIServer, redis_sync: redis.Redis
+) -> None:
+    client = sync_client(proxy)
+    text, first = chat(client, "litellm style", extra_body={"cache": {"ttl": 120}})
+    assert text == "echo: litellm style" and first["x-cache"] == "MISS"
+    call = up.last_call
+    assert call is not None and "cache" not in call.body and call.body["model"] == MODEL
+    digest = first["x-cache-key"]
+    (key,) = entry_keys(redis_sync, "proxy")
+    assert key.decode().endswith(f":e:{digest}") and 0 < redis_sync.ttl(key) <= 120
+    # Only the cache field differs: the same entry, the upstream is not asked again.
+    _, again = chat(client, "litellm style")
+    _, other = chat(client, "litellm style", extra_body={"cache": {"s-maxage": 3600}})
+    assert again["x-cache"] == other["x-cache"] == "HIT"
+    assert again["x-cache-key"] == other["x-cache-key"] == digest
+    assert up.count("/v1/chat/completions") == 1
+    _, fresh = chat(client, "litellm style", extra_body={"cache": {"no-cache": True}})
+    assert fresh["x-cache"] == "MISS" and cache_status(fresh)["fwd"] == "request"
+    assert "cache" not in up.last_call.body  # type: ignore[union-attr]
+    with pytest.raises(openai.BadRequestError) as info:
+        chat(client, "litellm style", extra_body={"cache": {"ttl": "forever"}})
+    assert "cache.ttl" in str(info.value)
+    assert up.count("/v1/chat/completions") == 2
+
+
+def test_cache_status_through_the_proxy(proxy: Served, up: LocalOpenAIServer) -> None:
+    client = sync_client(proxy)
+    _, miss = chat(client, "status please")
+    assert cache_status(miss) == {
+        "fwd": "uri-miss",
+        "fwd-status": "200",
+        "key": miss["x-cache-key"],
+    }
+    _, hit = chat(client, "status please")
+    status = cache_status(hit)
+    assert status["hit"] is True and status["detail"] == "exact" and "ttl" not in status
+    _, stream = chat_stream(client, "status please")  # another key: never the JSON answer
+    assert cache_status(stream)["fwd"] == "uri-miss"
+    assert stream["x-cache-key"] != miss["x-cache-key"]
+
+
+def test_only_if_cached_through_the_proxy_never_reaches_the_upstream(
+    proxy: Served, up: LocalOpenAIServer
+) -> None:
+    client = sync_client(proxy).with_options(default_headers={"Cache-Control": "only-if-cached"})
+    with pytest.raises(openai.APIStatusError) as info:
+        chat(client, "offline question")
+    assert info.value.status_code == 504
+    assert info.value.response.json()["error"]["code"] == "only_if_cached"
+    assert up.count() == 0
+    chat(sync_client(proxy), "offline question")  # now it is cached
+    text, headers = chat(client, "offline question")
+    assert text == "echo: offline question" and headers["x-cache"] == "HIT"
+    assert up.count() == 1
+
+
+def test_offline_replay_mode(cache: LLMCache, up: LocalOpenAIServer) -> None:
+    online = Served(create_proxy_app(cache, up.base_url))
+    offline = Served(create_proxy_app(cache, up.base_url, only_if_cached=True))
+    try:
+        chat(sync_client(online), "recorded once")
+        assert up.count() == 1
+        text, headers = chat(sync_client(offline), "recorded once")
+        assert text == "echo: recorded once" and headers["x-cache"] == "HIT"
+        with pytest.raises(openai.APIStatusError) as info:
+            chat(sync_client(offline), "never recorded")
+        assert info.value.status_code == 504
+        with pytest.raises(openai.APIStatusError) as info:
+            sync_client(offline).models.list()  # not a cached endpoint: not forwarded either
+        assert info.value.status_code == 504
+        assert up.count() == 1
+        assert httpx.get(f"{offline.url}/healthz").json()["mode"] == "offline"
+    finally:
+        online.stop()
+        offline.stop()
+
+
+def test_x_cache_key_explains_through_the_cli(
+    proxy: Served, up: LocalOpenAIServer, redis_url: str
+) -> None:
+    from click.testing import CliRunner
+
+    from cachekit.cli import cli
+
+    _, headers = chat(sync_client(proxy, "sk-explained"), "explain this key")
+    digest = headers["x-cache-key"]
+    assert "sk-explained" not in str(dict(headers))
+    runner = CliRunner(env={"CACHEKIT_REDIS_URL": redis_url})
+    result = runner.invoke(cli, ["explain", "--key", digest])  # namespace proxy by default
+    assert result.exit_code == 0, result.output
+    assert "Verdict: HIT (exact)" in result.output and "explain this key" in result.output
+
+
+def test_healthz_up_and_down(up: LocalOpenAIServer, own_server: Any) -> None:
+    cache = LLMCache.from_url(own_server.url)
+    served = Served(create_proxy_app(cache, up.base_url))
+    try:
+        healthy = httpx.get(f"{served.url}/healthz")
+        assert healthy.status_code == 200 and healthy.json()["status"] == "ok"
+        assert healthy.headers["cache-control"] == "no-store" and "x-cache" not in healthy.headers
+        own_server.stop()
+        down = httpx.get(f"{served.url}/healthz")
+        assert down.status_code == 503
+        problem = down.json()["redis"]
+        assert problem.startswith("unreachable: ") and "Error" in problem
+        own_server.start()
+        assert httpx.get(f"{served.url}/healthz").status_code == 200
+        assert up.count() == 0  # never forwarded
+    finally:
+        served.stop()
+        cache.close()
+
+
+def test_metrics_endpoint_has_the_new_series(proxy: Served, up: LocalOpenAIServer) -> None:
+    client = sync_client(proxy)
+    chat(client, "metrics please")
+    chat(client, "metrics please")
+    httpx.post(f"{proxy.url}/v1/chat/completions", json={"model": MODEL, "messages": []})
+    text = httpx.get(f"{proxy.url}/metrics").text
+    assert up.count("/metrics") == 0
+    version = importlib.metadata.version("cachekit")
+    assert f'cachekit_build_info{{version="{version}"}} 1.0' in text
+    assert 'cachekit_breaker_open{breaker="node"} 0.0' in text
+    assert "cachekit_dropped_stores_total 0.0" in text
+    assert 'cachekit_hits_total{layer="exact",namespace="proxy"} 1.0' in text
+    # The echo server counts words: "Be brief." + "metrics please" in, "echo: ..." out.
+    assert (
+        'cachekit_tokens_saved_total{direction="input",namespace="proxy",source="reported"} 4.0'
+        in text
+    )
+    assert (
+        'cachekit_tokens_saved_total{direction="output",namespace="proxy",source="reported"} 3.0'
+        in text
+    )
+    saved = [line for line in text.splitlines() if line.startswith("cachekit_saved_usd_total{")]
+    assert saved and float(saved[0].split()[-1]) > 0
+    assert 'cachekit_bypasses_total{namespace="proxy",reason="no_tenant"} 1.0' in text
+    assert "process_cpu_seconds_total" in text  # the proxy's registry has the process too

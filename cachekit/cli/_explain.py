@@ -22,7 +22,7 @@ from ._common import (
     redis_url_option,
     run,
 )
-from ._format import echo_table, fmt_age, shorten
+from ._explain_print import explain_key_command, print_explanation
 
 if TYPE_CHECKING:
     from .._explanation import Explanation
@@ -106,6 +106,13 @@ def _load_json_option(text: str, what: str) -> Any:
 )
 @click.option("--no-verify", is_flag=True, help="The app's cache has verifier=None.")
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@click.option(
+    "--key",
+    "digest",
+    metavar="DIGEST",
+    help="An X-Cache-Key response header: explain the entry it names (every tenant of "
+    "the namespace that holds it, unless --tenant is given).",
+)
 @redis_url_option
 def explain(
     namespace: str,
@@ -125,20 +132,24 @@ def explain(
     k: int,
     no_verify: bool,
     as_json: bool,
+    digest: str | None,
     redis_url: str,
 ) -> None:
     """Why a request hits or misses: its key manifest, the exact key, the nearest prompts.
 
     Give the request as --prompt (a decorated function's arguments, with --arg for the
-    rest), --messages-json, or --body-file (an HTTP body). Nothing is written to Redis.
+    rest), --messages-json, --body-file (an HTTP body), or --key (the X-Cache-Key header
+    of a response). Nothing is written to Redis.
     """
     from .._manifest import build_manifest, default_normalize
     from ..errors import CacheKeyError
 
     check_namespace(namespace)
-    given = [x for x in (prompt, messages_json, body_file) if x is not None]
+    given = [x for x in (prompt, messages_json, body_file, digest) if x is not None]
     if len(given) != 1:
-        raise click.UsageError("give exactly one of --prompt, --messages-json, --body-file")
+        raise click.UsageError("give exactly one of --prompt, --messages-json, --body-file, --key")
+    if digest is not None:
+        return explain_key_command(redis_url, namespace, digest, tenant, as_json)
     arguments: dict[str, Any] = {}
     if body_file is not None:
         from ..middleware import default_extractor
@@ -188,7 +199,7 @@ def explain(
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str))
     else:
-        _print_explanation(result)
+        print_explanation(result)
 
 
 async def _explain(
@@ -231,70 +242,3 @@ async def _explain(
                 "embedder with --embedder py:<module>:<attribute>"
             )
         return result
-
-
-def _print_explanation(x: Explanation) -> None:
-    m = x.manifest
-    tenant = "(none)" if m.tenant is None else repr(m.tenant)
-    click.echo("Request")
-    for label, value in (
-        ("namespace", m.namespace),
-        ("tenant", f"{tenant}  [token {shorten(x.tenant_token, 40)}]"),
-        ("function", x.function_id),
-        ("model", m.model or "-"),
-        ("prompt", repr(m.prompt) if m.prompt is not None else "(none: exact layer only)"),
-        ("normalized", repr(m.normalized_prompt) if m.normalized_prompt is not None else "-"),
-        ("scope digest", m.scope_digest),
-        ("exact digest", m.exact_digest),
-    ):
-        click.echo(f"  {label:<13} {value}")
-    click.echo("  scope (must match exactly):")
-    for line in json.dumps(dict(m.scope), indent=2, ensure_ascii=False, default=str).splitlines():
-        click.echo(f"    {line}")
-    click.echo(f"\nRedis: namespace epoch {x.epoch}, tenant generation {x.generation}")
-    status = {
-        "hit": "present -> exact hit",
-        "absent": "absent",
-        "dangling": "points to an entry that is gone (expired/evicted): a miss",
-        "stale-epoch": "present but stored before the last invalidate(): a miss",
-        "stale-generation": "present but stored before the tenant's last invalidate(): a miss",
-        "corrupt": "points to an entry cachekit did not write: a miss",
-    }.get(x.exact_status, x.exact_status)
-    click.echo(f"Exact key {x.exact_key}: {status}")
-    if x.exact_entry:
-        e = x.exact_entry
-        click.echo(f"  entry {e['entry_id']}: age {fmt_age(e['age_s'])}, {e['hits']} hits")
-    thr = "-" if x.threshold is None else f"{x.threshold:.4f}"
-    click.echo(
-        f"\nSemantic layer: embedder {x.embedder or 'none'}, index {x.index_backend or '-'}, "
-        f"threshold {thr}: {x.semantic_status}"
-    )
-    click.echo(f"  entries in this scope: {x.scope_entries}")
-    if x.candidates:
-        rows = [
-            [
-                f"{c.similarity:.4f}",
-                "HIT" if c.accepted else ("stale" if not c.live else ""),
-                fmt_age(c.age_s),
-                str(c.hits),
-                shorten(c.prompt, 70),
-            ]
-            for c in x.candidates
-        ]
-        echo_table(["SIMILARITY", "", "AGE", "HITS", "CACHED PROMPT"], rows, "rlrrl")
-    if x.other_scopes:
-        click.echo(
-            f"\nOther scopes of this namespace+tenant ({x.other_scope_entries} live entries): "
-            "a paraphrase is never matched across scopes"
-        )
-        rows = [
-            [
-                s.scope_digest,
-                str(s.entries),
-                shorten(", ".join(s.models) or "-", 24),
-                shorten(s.sample_prompt, 50),
-            ]
-            for s in x.other_scopes
-        ]
-        echo_table(["SCOPE", "ENTRIES", "MODELS", "EXAMPLE PROMPT"], rows, "lrll")
-    click.echo(f"\nVerdict: {x.verdict}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -17,6 +18,7 @@ from ._common import (
     make_embedder,
     redis_url_option,
 )
+from ._proxy_env import ProxyEnv
 
 
 @click.command()
@@ -49,36 +51,41 @@ from ._common import (
     "--allow-global", is_flag=True, help="Share answers between callers without an API key."
 )
 @click.option(
+    "--only-if-cached",
+    is_flag=True,
+    help="Offline replay: answer from the cache only (a miss is a 504); nothing is forwarded.",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
 @redis_url_option
-def proxy(
-    upstream: str,
-    host: str,
-    port: int,
-    namespace: str,
-    embedder: str,
-    threshold: float | None,
-    ttl: int | None,
-    timeout: float,
-    allow_global: bool,
-    log_level: str,
-    redis_url: str,
-) -> None:
-    """Serve an OpenAI-compatible caching proxy (point base_url at http://HOST:PORT/v1)."""
+@click.pass_context
+def proxy(ctx: click.Context, /, **_: Any) -> None:
+    """Serve an OpenAI-compatible caching proxy (point base_url at http://HOST:PORT/v1).
+
+    Every option can also come from the environment as CACHEKIT_PROXY_<OPTION>
+    (CACHEKIT_PROXY_UPSTREAM, CACHEKIT_PROXY_REDIS_URL, CACHEKIT_PROXY_NAMESPACE,
+    CACHEKIT_PROXY_THRESHOLD, CACHEKIT_PROXY_PORT, CACHEKIT_PROXY_ONLY_IF_CACHED=1, ...);
+    an option on the command line wins. The proxy serves GET /healthz and GET /metrics.
+    """
     from ..errors import CacheConfigError
 
-    check_namespace(namespace)
+    env = ProxyEnv(ctx, os.environ)
+    with env.naming("namespace"):
+        check_namespace(env["namespace"])
     try:
         from ..proxy import run_proxy
     except ImportError as exc:
         raise CliError(
             f"the proxy needs its extra: pip install 'cachekit[proxy]' ({exc})"
         ) from None
-    emb = make_embedder(embedder)
+    _check_urls(env)
+    with env.naming("embedder"):
+        emb = make_embedder(env["embedder"])
+    threshold = env["threshold"]
     if threshold is not None and emb is None:
         raise click.UsageError(
             "--threshold needs a semantic layer: pass --embedder minilm (or another)"
@@ -88,20 +95,33 @@ def proxy(
         options["threshold"] = threshold
     try:
         run_proxy(
-            upstream,
-            host=host,
-            port=port,
-            redis_url=redis_url,
-            namespace=namespace,
-            ttl=ttl,
+            env["upstream"],
+            host=env["host"],
+            port=env["port"],
+            redis_url=env["redis_url"],
+            namespace=env["namespace"],
+            ttl=env["ttl"],
             embedder=emb,
-            timeout=timeout,
-            allow_global=allow_global,
-            log_level=log_level,
+            timeout=env["timeout"],
+            allow_global=env["allow_global"],
+            log_level=env["log_level"],
+            only_if_cached=env["only_if_cached"],
             **options,
         )
     except CacheConfigError as exc:
         raise InputError(str(exc)) from None
+
+
+def _check_urls(env: ProxyEnv) -> None:
+    """The upstream and Redis URLs, checked before anything starts (no I/O)."""
+    from .._clients import url_factory
+    from .._policy import Budgets
+    from .._proxy_upstream import Upstream
+
+    with env.naming("upstream"):
+        Upstream(env["upstream"], 1.0)
+    with env.naming("redis_url"):
+        url_factory(env["redis_url"], 1, Budgets())
 
 
 # ------------------------------------------------------------------- redis / demo

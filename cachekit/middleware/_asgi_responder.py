@@ -14,12 +14,15 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .._reasons import Reason
 from .._report import report_bypass
 from .._ticket import Hit, Miss, Ticket
+from ..result import NO_CONTROL
+from ._control import TTL_HEADER, Refusal, not_cached
 from ._options import Config
 from ._record import CachedResponse, Recorder
-from ._request import is_json_type, parse_cache_control
-from ._state import RESPONSES, result_headers
+from ._request import is_json_type
+from ._state import RESPONSES, refusal_headers, result_headers
 
 __all__ = ["Responder"]
 
@@ -33,13 +36,14 @@ def _with_headers(message: Message, extra: list[tuple[bytes, bytes]]) -> Message
 class Responder:
     """One handled request: read and key the body, look up, serve or record."""
 
-    __slots__ = ("app", "buffered", "options", "receive")
+    __slots__ = ("app", "buffered", "control", "options", "receive")
 
     def __init__(self, app: ASGIApp, options: Config, receive: Receive) -> None:
         self.app = app
         self.options = options
         self.receive = receive
         self.buffered: list[Message] = []
+        self.control = NO_CONTROL
 
     async def replay(self) -> Message:
         """The app's ``receive``: the messages we already read, then the live channel."""
@@ -51,16 +55,19 @@ class Responder:
         started = time.perf_counter()
         opts = self.options
         headers = Headers(scope=scope)
+        control = opts.control(headers.get("cache-control"), headers.get(TTL_HEADER))
+        if isinstance(control, Refusal):
+            return await self.refuse(send, control, started)
+        self.control = control
         content_type = headers.get("content-type")
         # Cheap refusals first, before a byte of the body is read.
         if content_type is not None and not is_json_type(content_type):
-            return await self.bypass(scope, send, "content-type", started)
+            return await self.bypass(scope, send, Reason.CONTENT_TYPE, started)
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > opts.max_body_bytes):
-            return await self.bypass(scope, send, "body too large", started)
-        control = parse_cache_control(headers.get("cache-control"))
+            return await self.bypass(scope, send, Reason.BODY_TOO_LARGE, started)
         if control.skip_lookup and control.skip_store:
-            return await self.bypass(scope, send, "cache-control", started)
+            return await self.bypass(scope, send, Reason.CACHE_CONTROL, started)
         request = Request(scope)
         tenant, reason = await self.tenant(request)
         if reason is not None:
@@ -69,14 +76,32 @@ class Responder:
         if reason is not None:
             return await self.bypass(scope, send, reason, started)
         query = scope.get("query_string", b"").decode("latin-1")
-        manifest = opts.key(raw, request, tenant, scope["path"], query)
-        if isinstance(manifest, str):
-            return await self.bypass(scope, send, manifest, started)
+        keyed = opts.keyed(raw, request, tenant, scope["path"], query, control)
+        if isinstance(keyed, Refusal):
+            return await self.refuse(send, keyed, started)
+        if keyed.body is not None:
+            scope = self.replace_body(scope, keyed.body)
+        control = self.control = keyed.control
+        if isinstance(keyed.key, str):
+            return await self.bypass(scope, send, keyed.key, started)
+        if control.skip_lookup and control.skip_store:
+            return await self.bypass(scope, send, Reason.CACHE_CONTROL, started)
 
-        ticket = Ticket(manifest, RESPONSES, control, started)
+        ticket = Ticket(keyed.key, RESPONSES, control, started)
+        if control.only_if_cached and control.skip_lookup:
+            return await self.bypass(scope, send, Reason.CACHE_CONTROL, started, ticket)
         got = await opts.pipeline.begin(ticket)
         if isinstance(got, Hit):
             await self.serve(send, ticket, got.value)
+        elif control.only_if_cached:
+            # Never the app: the answer is the cache's or none (RFC 9111 5.2.1.7).
+            if got.used_cache:
+                opts.pipeline.abort(got, Reason.ONLY_IF_CACHED)
+                refusal = not_cached()
+            else:  # the failure is what the result reports
+                opts.pipeline.abort(got)
+                refusal = not_cached("the cache could not be read")
+            await self.send_refusal(send, refusal, ticket, "MISS")
         elif not got.used_cache:
             # Without a lookup there is no generation to store under: the app answers.
             try:
@@ -98,7 +123,7 @@ class Responder:
                 value = await value
         except Exception:
             log.exception("cachekit: the tenant callback raised; bypassing the cache")
-            return None, "tenant failed"
+            return None, Reason.TENANT_FAILED
         return self.options.check_tenant(value)
 
     async def read_body(self) -> tuple[bytes, str | None]:
@@ -110,33 +135,68 @@ class Responder:
             message = await self.receive()
             self.buffered.append(message)
             if message["type"] != "http.request":
-                return b"", "client disconnected"
+                return b"", Reason.CLIENT_DISCONNECTED
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
                 # The app still gets every byte: what we read is replayed, the rest
                 # streams straight from the client.
-                return b"", "body too large"
+                return b"", Reason.BODY_TOO_LARGE
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks), None
 
-    def labelled(self, send: Send, ticket: Ticket | None, label: str) -> Send:
+    def replace_body(self, scope: Scope, body: bytes) -> Scope:
+        """The app gets ``body`` (the client's without the cache field), framed anew."""
+        self.buffered = [{"type": "http.request", "body": body, "more_body": False}]
+        headers = [
+            (name, value)
+            for name, value in scope.get("headers", ())
+            if name.lower() not in (b"content-length", b"transfer-encoding")
+        ]
+        headers.append((b"content-length", str(len(body)).encode()))
+        return {**scope, "headers": headers}
+
+    def labelled(
+        self, send: Send, ticket: Ticket | None, label: str, reason: str | None = None
+    ) -> Send:
         async def send_labelled(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = _with_headers(message, result_headers(ticket, label))
+                extra = result_headers(ticket, label, int(message["status"]), reason)
+                message = _with_headers(message, extra)
             await send(message)
 
         return send_labelled
 
-    async def bypass(self, scope: Scope, send: Send, reason: str, started: float) -> None:
+    async def bypass(
+        self, scope: Scope, send: Send, reason: str, started: float, ticket: Ticket | None = None
+    ) -> None:
         log.debug("cachekit: bypass %s %s: %s", scope["method"], scope["path"], reason)
-        report_bypass(self.options.pipeline.options, self.options.cache, reason, started)
-        await self.app(scope, self.replay, self.labelled(send, None, "BYPASS"))
+        opts = self.options
+        report_bypass(opts.pipeline.options, opts.cache, reason, started, ticket)
+        if self.control.only_if_cached:
+            # The cache cannot answer it, and the app must not: 504, nothing forwarded.
+            why = f"the request cannot be answered from the cache ({reason})"
+            return await self.send_refusal(send, not_cached(why), ticket, "BYPASS")
+        await self.app(scope, self.replay, self.labelled(send, ticket, "BYPASS", reason))
+
+    async def refuse(self, send: Send, refusal: Refusal, started: float) -> None:
+        """A malformed cache control: the client's error, answered without the app."""
+        opts = self.options
+        report_bypass(opts.pipeline.options, opts.cache, Reason.BAD_CACHE_CONTROL, started)
+        await self.send_refusal(send, refusal, None, "BYPASS")
+
+    async def send_refusal(
+        self, send: Send, refusal: Refusal, ticket: Ticket | None, label: str
+    ) -> None:
+        body = refusal.body()
+        headers = refusal.headers(len(body)) + refusal_headers(ticket, label)
+        await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
     async def serve(self, send: Send, ticket: Ticket, cached: CachedResponse) -> None:
         body = cached.body_bytes()
-        headers = cached.headers(len(body)) + result_headers(ticket, "HIT")
+        headers = cached.headers(len(body)) + result_headers(ticket, "HIT", cached.status)
         await send({"type": "http.response.start", "status": cached.status, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -144,7 +204,7 @@ class Responder:
         pipeline, ticket = self.options.pipeline, miss.ticket
         recorder = Recorder(self.options.max_response_bytes)
         if ticket.control.skip_store:
-            recorder.reason = "no-store requested"
+            recorder.reason = Reason.NO_STORE
         done = False
 
         async def send_recording(message: Message) -> None:
@@ -158,7 +218,7 @@ class Responder:
                         int(message["status"]),
                         [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
                     )
-                extra = result_headers(ticket, "MISS")
+                extra = result_headers(ticket, "MISS", int(message["status"]))
                 await send({**message, "headers": headers + extra})
                 return
             if kind != "http.response.body":

@@ -17,7 +17,7 @@ Kind = Literal["json", "sse"]
 #: Response headers a hit never replays. Hop-by-hop headers belong to one connection
 #: (RFC 9110 7.6.1); a cookie or the date belong to one response, never to everyone
 #: served from the cache; framing is recomputed for the replayed body; the server adds
-#: its own Server; X-Cache and Age are ours.
+#: its own Server; X-Cache, X-Cache-Key and Age are ours.
 _NOT_REPLAYED = frozenset(
     {
         "connection",
@@ -37,6 +37,9 @@ _NOT_REPLAYED = frozenset(
         "x-cache",
         "x-cache-match",
         "x-cache-similarity",
+        "x-cache-key",
+        # The chain of caches that handled the first request, not this hit's (RFC 9211).
+        "cache-status",
     }
 )
 _DIRECTIVE = re.compile(r'\s*([^\s=,]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^,]*))?\s*(?:,|$)')

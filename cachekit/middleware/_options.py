@@ -14,10 +14,13 @@ from typing import Any, Final, TypedDict
 from .._manifest import KeyManifest, build_manifest, default_normalize
 from .._options import NOT_GIVEN, EntryOptions, NotGiven, blank_to_none, check_callable, check_names
 from .._pipeline import Pipeline
+from .._reasons import Reason
 from ..cache import LLMCache
 from ..errors import CacheConfigError, CacheKeyError
-from ..result import CacheResult
-from ._request import default_extractor, parse_body
+from ..result import NO_CONTROL, CacheControl, CacheResult
+from ._control import BODY_FIELD, Refusal
+from ._keyed import Keyed, key_body, read_control
+from ._request import default_extractor
 
 __all__ = [
     "DEFAULT",
@@ -28,6 +31,7 @@ __all__ = [
     "Config",
     "Default",
     "Extractor",
+    "Keyed",
     "MiddlewareOptions",
     "TenantFn",
 ]
@@ -92,6 +96,8 @@ class MiddlewareOptions(TypedDict, total=False):
     ignore: Iterable[str]
     normalize: Callable[[str], str] | None
     on_result: Callable[[CacheResult], None] | None
+    only_if_cached: bool
+    cache_field: str | None
 
 
 class Config:
@@ -117,6 +123,8 @@ class Config:
         ignore: Iterable[str] = (),
         normalize: Callable[[str], str] | None = default_normalize,
         on_result: Callable[[CacheResult], None] | None = None,
+        only_if_cached: bool = False,
+        cache_field: str | None = BODY_FIELD,
     ) -> None:
         self.pipeline = Pipeline(
             EntryOptions(
@@ -149,6 +157,16 @@ class Config:
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise CacheConfigError(f"{name} must be a positive int, got {value!r}")
+        if not isinstance(only_if_cached, bool):
+            raise CacheConfigError(f"only_if_cached must be True or False, got {only_if_cached!r}")
+        if cache_field is not None and (not isinstance(cache_field, str) or not cache_field):
+            raise CacheConfigError(
+                f"cache_field must be a body field name or None, got {cache_field!r}"
+            )
+        #: Every request behaves as if it sent ``Cache-Control: only-if-cached`` (offline).
+        self.only_if_cached = only_if_cached
+        #: The body field of per-request controls (LiteLLM's ``cache``); None: not read.
+        self.cache_field = cache_field
         self.ignore = check_names("ignore", ignore, "field names")
         self.namespace = namespace
         self.exact_paths, self.prefixes = _check_paths(paths)
@@ -178,63 +196,70 @@ class Config:
                 "cachekit: the tenant callback returned %s, not str | None; bypassing the cache",
                 type(value).__name__,
             )
-            return None, "bad tenant"
+            return None, Reason.BAD_TENANT
         # An empty header (``X-Tenant-Id:``) is no tenant: it bypasses, or is the global
         # tenant when allowed.
         value = blank_to_none(value)
         if value is None and not self.allow_global:
-            return None, "no tenant"
+            return None, Reason.NO_TENANT
         return value, None
+
+    def control(self, cache_control: str | None, ttl: str | None) -> CacheControl | Refusal:
+        """The request's ``Cache-Control`` and ``X-Cache-TTL`` headers as one control."""
+        return read_control(self, cache_control, ttl)
 
     def key(
         self, raw: bytes, request: Any, tenant: str | None, path: str, query: str
     ) -> KeyManifest | str:
-        """Parse and key a request body: its manifest, or the reason it bypasses.
+        """Parse and key a request body: its manifest, or the reason it bypasses."""
+        got = key_body(self, raw, request, tenant, path, query, NO_CONTROL)
+        return Reason.BAD_CACHE_CONTROL if isinstance(got, Refusal) else got.key
 
-        Nothing a client sends may turn into an error here: whatever fails is a bypass
-        (the app still gets the request untouched) and one short log line, never a
-        traceback per request (a hostile body would otherwise flood the log).
-        """
-        try:
-            body = parse_body(raw)
-            if isinstance(body, str):
-                return body
-            return self.manifest(body, request, tenant, path, query)
-        except Exception as exc:  # noqa: BLE001 - a request that cannot be keyed bypasses
-            log.warning(
-                "cachekit: cannot key the request to %s (%s: %.200s); bypassing the cache",
-                path,
-                type(exc).__name__,
-                exc,
-            )
-            return "no key"
+    def keyed(
+        self,
+        raw: bytes,
+        request: Any,
+        tenant: str | None,
+        path: str,
+        query: str,
+        control: CacheControl,
+    ) -> Keyed | Refusal:
+        """:meth:`key` with the body's own cache controls applied (see ``_keyed.key_body``)."""
+        return key_body(self, raw, request, tenant, path, query, control)
 
     def manifest(
-        self, body: dict[str, Any], request: Any, tenant: str | None, path: str, query: str
+        self,
+        body: dict[str, Any],
+        request: Any,
+        tenant: str | None,
+        path: str,
+        query: str,
+        namespace: str | None = None,
     ) -> KeyManifest | str:
-        """The request's key manifest, or the reason it bypasses the cache."""
+        """The request's key manifest (in ``namespace``, default the middleware's), or the
+        reason it bypasses the cache."""
         try:
             arguments = self.extractor(body, request)
         except RecursionError:
             log.warning("cachekit: the extractor hit the recursion limit; bypassing the cache")
-            return "extractor failed"
+            return Reason.EXTRACTOR_FAILED
         except Exception:
             log.exception("cachekit: the extractor raised; bypassing the cache for this request")
-            return "extractor failed"
+            return Reason.EXTRACTOR_FAILED
         if arguments is None:
-            return "extractor declined"
+            return Reason.EXTRACTOR_DECLINED
         if not isinstance(arguments, Mapping):
             log.error(
                 "cachekit: the extractor returned %s, not a mapping; bypassing the cache",
                 type(arguments).__name__,
             )
-            return "extractor failed"
+            return Reason.EXTRACTOR_FAILED
         # The path (and query, e.g. Azure's api-version) is part of the scope: a chat
         # completion and a legacy completion of the same prompt are different answers.
         function_id = f"http:{path}?{query}" if query else f"http:{path}"
         try:
             return build_manifest(
-                self.namespace,
+                namespace or self.namespace,
                 tenant,
                 arguments,
                 function_id=function_id,
@@ -243,4 +268,4 @@ class Config:
             )
         except CacheKeyError as exc:
             log.warning("cachekit: request has no stable key (%s); bypassing the cache", exc)
-            return "no key"
+            return Reason.NO_KEY

@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
+from .._reasons import Reason
 from ..result import NO_CONTROL, CacheControl
 
 __all__ = [
@@ -88,10 +89,11 @@ def api_key_tenant(request: Any) -> str | None:
 
 def parse_cache_control(value: str | None) -> CacheControl:
     """The request's ``Cache-Control`` as :class:`~cachekit.CacheControl`: ``no-cache``
-    skips the lookup, ``no-store`` the store, ``max-age=N`` rejects older entries."""
+    skips the lookup, ``no-store`` the store, ``max-age=N`` rejects older entries,
+    ``only-if-cached`` answers from the cache alone (RFC 9111 5.2.1.7)."""
     if not value:
         return NO_CONTROL
-    no_cache = no_store = False
+    no_cache = no_store = only_if_cached = False
     max_age: float | None = None
     for raw in value.split(","):
         name, _, arg = raw.strip().partition("=")
@@ -100,13 +102,17 @@ def parse_cache_control(value: str | None) -> CacheControl:
             no_cache = True
         elif name == "no-store":
             no_store = True
+        elif name == "only-if-cached":
+            only_if_cached = True
         elif name == "max-age":
             try:
                 seconds = int(arg.strip().strip('"'))
             except ValueError:
                 continue  # RFC 9111: an invalid max-age is ignored, not an error
             max_age = float(max(seconds, 0))
-    return CacheControl(skip_lookup=no_cache, skip_store=no_store, max_age=max_age)
+    return CacheControl(
+        skip_lookup=no_cache, skip_store=no_store, max_age=max_age, only_if_cached=only_if_cached
+    )
 
 
 def is_json_type(content_type: str | None) -> bool:
@@ -122,15 +128,15 @@ def is_json_type(content_type: str | None) -> bool:
 def parse_body(raw: bytes) -> dict[str, Any] | str:
     """The JSON object of a request body, or the reason it cannot be keyed."""
     if not raw.strip():
-        return "empty body"
+        return Reason.EMPTY_BODY
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        return "invalid JSON"
+        return Reason.INVALID_JSON
     except RecursionError:
         # json.loads recurses in C per level of nesting: a hostile body thousands of
         # levels deep must be passed to the app, not turned into a 500.
-        return "JSON nested too deeply"
+        return Reason.JSON_TOO_DEEP
     if not isinstance(body, dict):
-        return "JSON body is not an object"
+        return Reason.JSON_NOT_OBJECT
     return body

@@ -1,5 +1,5 @@
 """What the HTTP middlewares give the pipeline (how a response is stored) and the
-``X-Cache`` headers a handled request earns."""
+``X-Cache`` / ``Cache-Status`` / ``X-Cache-Key`` headers a handled request earns."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any
 from .._manifest import KeyManifest
 from .._ticket import Ticket
 from ._record import CachedResponse
+from ._status import cache_status
 
-__all__ = ["RESPONSES", "result_headers"]
+__all__ = ["RESPONSES", "refusal_headers", "result_headers"]
 
 
 class _ResponseCodec:
@@ -34,11 +35,20 @@ class _ResponseCodec:
 RESPONSES = _ResponseCodec()
 
 
-def result_headers(ticket: Ticket | None, label: str) -> list[tuple[bytes, bytes]]:
-    """``X-Cache`` and friends for one handled request."""
-    headers = [(b"x-cache", label.encode())]
+def result_headers(
+    ticket: Ticket | None, label: str, status: int | None = None, reason: str | None = None
+) -> list[tuple[bytes, bytes]]:
+    """``X-Cache`` and friends for one handled request: ``status`` is the response's code
+    (``fwd-status`` when it was forwarded), ``reason`` why a bypass bypassed."""
+    headers = [
+        (b"x-cache", label.encode()),
+        (b"cache-status", cache_status(ticket, label, status, reason)),
+    ]
     if ticket is None:
         return headers
+    # The request's exact digest: what `cachekit explain --key` takes. A hash of the
+    # request, never the tenant or the key's other (tenant-encoding) parts.
+    headers.append((b"x-cache-key", ticket.manifest.exact_digest.encode()))
     outcome = ticket.outcome
     if label == "HIT" and (outcome is None or outcome.entry is None):
         # Served by an identical request in flight: an exact match, fresh from the app.
@@ -53,4 +63,13 @@ def result_headers(ticket: Ticket | None, label: str) -> list[tuple[bytes, bytes
     # On a miss this is the nearest neighbour's similarity: what a threshold would need.
     if outcome.similarity is not None:
         headers.append((b"x-cache-similarity", f"{outcome.similarity:.4f}".encode()))
+    return headers
+
+
+def refusal_headers(ticket: Ticket | None, label: str) -> list[tuple[bytes, bytes]]:
+    """What a response the middleware made itself carries: ``X-Cache`` (and the key once
+    there is one), no ``Cache-Status`` (RFC 9211 section 2: not for generated responses)."""
+    headers = [(b"x-cache", label.encode())]
+    if ticket is not None:
+        headers.append((b"x-cache-key", ticket.manifest.exact_digest.encode()))
     return headers

@@ -15,11 +15,21 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Unpack
 
 from .._pipeline import Pipeline
+from .._reasons import Reason
 from .._report import report_bypass
 from .._ticket import Hit, Miss
+from ._control import Refusal, not_cached
 from ._options import Config, MiddlewareOptions
 from ._record import Recorder
-from ._wsgi_io import RecordingIterable, labelled, read_request, recording_start, serve
+from ._wsgi_io import (
+    Bypass,
+    RecordingIterable,
+    labelled,
+    read_request,
+    recording_start,
+    refuse,
+    serve,
+)
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -49,19 +59,29 @@ class WSGICacheMiddleware:
         if not opts.matches(environ.get("REQUEST_METHOD", "GET"), path):
             return self.app(environ, start_response)
         ticket = read_request(opts, environ, path, started)
-        if isinstance(ticket, str):
-            log.debug("cachekit: bypass %s: %s", path, ticket)
-            report_bypass(opts.pipeline.options, opts.cache, ticket, started)
-            return self.app(environ, labelled(start_response, None, "BYPASS"))
+        if isinstance(ticket, Refusal):  # a malformed cache control: the client's error
+            report_bypass(opts.pipeline.options, opts.cache, Reason.BAD_CACHE_CONTROL, started)
+            return refuse(start_response, ticket, None, "BYPASS")
+        if isinstance(ticket, Bypass):
+            log.debug("cachekit: bypass %s: %s", path, ticket.reason)
+            report_bypass(opts.pipeline.options, opts.cache, ticket.reason, started)
+            if ticket.only_if_cached:  # the cache cannot answer it and the app must not
+                why = f"the request cannot be answered from the cache ({ticket.reason})"
+                return refuse(start_response, not_cached(why), None, "BYPASS")
+            return self.app(environ, labelled(start_response, None, "BYPASS", ticket.reason))
         got = opts.pipeline.begin_sync(ticket)
         if isinstance(got, Hit):
             return serve(start_response, ticket, got.value)
+        if ticket.control.only_if_cached:  # never the app (RFC 9111 5.2.1.7)
+            opts.pipeline.abort(got, Reason.ONLY_IF_CACHED if got.used_cache else None)
+            refusal = not_cached() if got.used_cache else not_cached("the cache could not be read")
+            return refuse(start_response, refusal, ticket, "MISS")
         if not got.used_cache:
             opts.pipeline.abort(got)
             return self.app(environ, labelled(start_response, ticket, "BYPASS"))
         recorder = Recorder(opts.max_response_bytes)
         if ticket.control.skip_store:
-            recorder.reason = "no-store requested"
+            recorder.reason = Reason.NO_STORE
         try:
             app_iter = self.app(environ, recording_start(start_response, recorder, ticket))
         except BaseException:

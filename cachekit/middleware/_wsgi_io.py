@@ -11,24 +11,29 @@ import inspect
 import io
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .._reasons import Reason
 from .._ticket import Ticket
+from ._control import Refusal
 from ._options import Config
 from ._record import CachedResponse, Recorder
-from ._request import is_json_type, parse_cache_control
-from ._state import RESPONSES, result_headers
+from ._request import is_json_type
+from ._state import RESPONSES, refusal_headers, result_headers
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 __all__ = [
+    "Bypass",
     "RecordingIterable",
     "call_tenant",
     "labelled",
     "read_body",
     "read_request",
     "recording_start",
+    "refuse",
     "serve",
     "str_headers",
 ]
@@ -43,37 +48,66 @@ def str_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
 _REASONS = {200: "OK"}
 
 
+class Bypass(NamedTuple):
+    """Why a request bypasses the cache, and whether it may still reach the app."""
+
+    reason: str
+    #: ``only-if-cached``: the app must not answer; the client gets a 504.
+    only_if_cached: bool = False
+
+
 def read_request(
     options: Config, environ: WSGIEnvironment, path: str, started: float
-) -> Ticket | str:
-    """The request's ticket for the pipeline, or the reason it bypasses the cache.
+) -> Ticket | Bypass | Refusal:
+    """The request's ticket for the pipeline, why it bypasses the cache, or a 400.
 
     Cheap refusals first, before a byte of the body is read; the app still gets an
-    identical ``wsgi.input`` whatever happens here.
+    identical ``wsgi.input`` whatever happens here (without the body's cache field).
     """
+    control = options.control(environ.get("HTTP_CACHE_CONTROL"), environ.get("HTTP_X_CACHE_TTL"))
+    if isinstance(control, Refusal):
+        return control
+    offline = control.only_if_cached
     content_type = environ.get("CONTENT_TYPE") or None
     if content_type is not None and not is_json_type(content_type):
-        return "content-type"
-    control = parse_cache_control(environ.get("HTTP_CACHE_CONTROL"))
+        return Bypass(Reason.CONTENT_TYPE, offline)
     if control.skip_lookup and control.skip_store:
-        return "cache-control"
+        return Bypass(Reason.CACHE_CONTROL, offline)
     tenant, reason = call_tenant(options, environ)
     if reason is not None:
-        return reason
+        return Bypass(reason, offline)
     raw, reason = read_body(environ, options.max_body_bytes)
     if reason is not None:
-        return reason
-    manifest = options.key(raw, environ, tenant, path, environ.get("QUERY_STRING", ""))
-    if isinstance(manifest, str):
-        return manifest
-    return Ticket(manifest, RESPONSES, control, started)
+        return Bypass(reason, offline)
+    keyed = options.keyed(raw, environ, tenant, path, environ.get("QUERY_STRING", ""), control)
+    if isinstance(keyed, Refusal):
+        return keyed
+    if keyed.body is not None:
+        environ["wsgi.input"] = io.BytesIO(keyed.body)
+        environ["CONTENT_LENGTH"] = str(len(keyed.body))
+    control = keyed.control
+    if isinstance(keyed.key, str):
+        return Bypass(keyed.key, offline)
+    if control.skip_lookup and (control.skip_store or control.only_if_cached):
+        return Bypass(Reason.CACHE_CONTROL, offline)
+    return Ticket(keyed.key, RESPONSES, control, started)
 
 
 def serve(start_response: StartResponse, ticket: Ticket, cached: CachedResponse) -> list[bytes]:
     """Answer with a cached response."""
     data = cached.body_bytes()
-    headers = str_headers(cached.headers(len(data)) + result_headers(ticket, "HIT"))
-    start_response(f"{cached.status} {_REASONS.get(cached.status, 'Cached')}", headers)
+    headers = cached.headers(len(data)) + result_headers(ticket, "HIT", cached.status)
+    start_response(f"{cached.status} {_REASONS.get(cached.status, 'Cached')}", str_headers(headers))
+    return [data]
+
+
+def refuse(
+    start_response: StartResponse, refusal: Refusal, ticket: Ticket | None, label: str
+) -> list[bytes]:
+    """Answer without the app: a malformed control (400) or ``only-if-cached`` (504)."""
+    data = refusal.body()
+    headers = refusal.headers(len(data)) + refusal_headers(ticket, label)
+    start_response(f"{refusal.status} {HTTPStatus(refusal.status).phrase}", str_headers(headers))
     return [data]
 
 
@@ -85,19 +119,27 @@ def call_tenant(options: Config, environ: WSGIEnvironment) -> tuple[str | None, 
         value = fn(environ)
     except Exception:
         log.exception("cachekit: the tenant callback raised; bypassing the cache")
-        return None, "tenant failed"
+        return None, Reason.TENANT_FAILED
     if inspect.isawaitable(value):
         if inspect.iscoroutine(value):
             value.close()
         log.error("cachekit: WSGI tenant callbacks must be sync; bypassing the cache")
-        return None, "tenant failed"
+        return None, Reason.TENANT_FAILED
     return options.check_tenant(value)
 
 
-def labelled(start_response: StartResponse, ticket: Ticket | None, label: str) -> StartResponse:
-    extra = str_headers(result_headers(ticket, label))
+def _code(status: str) -> int:
+    try:
+        return int(status.split(" ", 1)[0])
+    except ValueError:
+        return 0
 
+
+def labelled(
+    start_response: StartResponse, ticket: Ticket | None, label: str, reason: str | None = None
+) -> StartResponse:
     def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        extra = str_headers(result_headers(ticket, label, _code(status), reason))
         return start_response(status, [*headers, *extra], exc_info)
 
     return start
@@ -140,22 +182,22 @@ def read_body(environ: WSGIEnvironment, limit: int) -> tuple[bytes, str | None]:
     """Read the body and put an identical ``wsgi.input`` back for the app."""
     stream = environ.get("wsgi.input")
     if stream is None:
-        return b"", "empty body"
+        return b"", Reason.EMPTY_BODY
     length = environ.get("CONTENT_LENGTH") or ""
     if length:
         if not length.isdigit():
-            return b"", "bad content-length"
+            return b"", Reason.BAD_CONTENT_LENGTH
         if int(length) > limit:
-            return b"", "body too large"  # not read at all: the app gets the stream
+            return b"", Reason.BODY_TOO_LARGE  # not read at all: the app gets the stream
         raw = _read_exactly(stream, int(length))
     elif environ.get("wsgi.input_terminated"):
         # Chunked upload: the server marks the end, so reading past the cap is safe.
         raw = stream.read(limit + 1)
         if len(raw) > limit:
             environ["wsgi.input"] = io.BufferedReader(_PrefixedInput(raw, stream))
-            return b"", "body too large"
+            return b"", Reason.BODY_TOO_LARGE
     else:
-        return b"", "empty body"  # no length and no terminator: reading could block
+        return b"", Reason.EMPTY_BODY  # no length and no terminator: reading could block
     environ["wsgi.input"] = io.BytesIO(raw)
     environ["CONTENT_LENGTH"] = str(len(raw))
     return raw, None
@@ -238,17 +280,14 @@ def recording_start(
     start_response: StartResponse, recorder: Recorder, ticket: Ticket
 ) -> StartResponse:
     """The app's ``start_response`` on a miss: label the response, start recording it."""
-    extra = str_headers(result_headers(ticket, "MISS"))
 
     def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        code = _code(status)
         if exc_info is not None:
             recorder.reason = "app error"
         elif not ticket.control.skip_store:
-            try:
-                code = int(status.split(" ", 1)[0])
-            except ValueError:
-                code = 0
             recorder.start(code, headers)
+        extra = str_headers(result_headers(ticket, "MISS", code))
         write = start_response(status, [*headers, *extra], exc_info)
 
         def write_unrecorded(data: bytes) -> object:
