@@ -301,3 +301,59 @@ def test_the_example_runs_in_a_fresh_process() -> None:
     ).stdout.splitlines()
     assert [line.split()[2] for line in out] == ["MISS", "HIT", "MISS", "HIT"], out
     assert all("echo:" in line for line in out)
+
+
+# -- standards and per-request control --------------------------------------------------------
+
+
+def test_only_if_cached_never_reaches_the_upstream(cache: LLMCache, up: LocalOpenAIServer) -> None:
+    client = sdk(up, cache)
+    offline = {"cache-control": "only-if-cached"}
+    with pytest.raises(openai.APIStatusError) as caught:
+        chat(client, "not cached yet", extra_headers=offline)
+    assert caught.value.status_code == 504
+    assert caught.value.response.headers["x-cache"] == "MISS"
+    assert up.count("/v1/chat/completions") == 0
+    chat(client, "not cached yet")
+    cache.drain_sync()
+    completion, headers = chat(client, "not cached yet", extra_headers=offline)
+    assert headers["x-cache"] == "HIT" and completion.choices[0].message.content
+    assert up.count("/v1/chat/completions") == 1
+
+
+def test_the_cache_body_field_is_honoured_and_never_sent_upstream(
+    cache: LLMCache, up: LocalOpenAIServer
+) -> None:
+    client = sdk(up, cache)
+    chat(client, "field", extra_body={"cache": {"no-store": True}})
+    sent = up.last_call
+    assert sent is not None and "cache" not in sent.json
+    cache.drain_sync()
+    # no-store kept it out of the cache; without the field the two requests share a key.
+    assert chat(client, "field")[1]["x-cache"] == "MISS"
+    cache.drain_sync()
+    completion, headers = chat(client, "field", extra_body={"cache": {"s-maxage": 3600}})
+    assert headers["x-cache"] == "HIT" and completion.choices[0].message.content
+    with pytest.raises(openai.BadRequestError, match="cache"):
+        chat(client, "field", extra_body={"cache": {"ttl": "soon"}})
+    assert up.count("/v1/chat/completions") == 2
+
+
+def test_cache_status_and_key_headers(cache: LLMCache, up: LocalOpenAIServer) -> None:
+    client = sdk(up, cache)
+    _, miss = chat(client, "standard headers")
+    assert miss["cache-status"].startswith("cachekit; fwd=uri-miss")
+    cache.drain_sync()
+    _, hit = chat(client, "standard headers")
+    assert hit["cache-status"].startswith("cachekit; hit")
+    assert hit["x-cache-key"] == miss["x-cache-key"] and len(hit["x-cache-key"]) >= 16
+
+
+def test_a_per_request_ttl_is_the_entry_ttl(
+    cache: LLMCache, up: LocalOpenAIServer, redis_sync: redis.Redis
+) -> None:
+    client = sdk(up, cache)
+    chat(client, "short lived", extra_headers={"x-cache-ttl": "120"})
+    cache.drain_sync()
+    (key,) = entry_keys(redis_sync)
+    assert 100 < redis_sync.ttl(key) <= 120

@@ -7,19 +7,35 @@ only steps that differ between the two colours, and they stay in the transports.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-from .._ticket import Ticket
+from .._pipeline import Pipeline
+from .._reasons import Reason
+from .._report import report_bypass
+from .._ticket import Miss, Ticket
+from ..middleware._control import TTL_HEADER, Refusal, not_cached
 from ..middleware._options import Config
 from ..middleware._record import CachedResponse, Recorder
-from ..middleware._request import is_json_type, parse_cache_control
-from ..middleware._state import RESPONSES, result_headers
+from ..middleware._request import is_json_type
+from ..middleware._state import RESPONSES, refusal_headers, result_headers
+from ..result import NO_CONTROL, CacheControl
 
-__all__ = ["Prepared", "decodable", "hit_response", "label", "matches", "prepare", "recorder_for"]
+__all__ = [
+    "Prepared",
+    "decodable",
+    "hit_response",
+    "label",
+    "matches",
+    "not_in_cache",
+    "recorder_for",
+]
+
+log = logging.getLogger("cachekit.transport")
 
 try:  # the encodings this httpx decodes (brotli/zstd only when their packages are installed)
     from httpx._decoders import SUPPORTED_DECODERS as _DECODERS
@@ -42,47 +58,115 @@ def matches(options: Config, request: httpx.Request) -> bool:
 
 
 class Prepared:
-    """A request about to meet the cache: its body and headers, read once."""
+    """A request about to meet the cache: its controls and body, read once.
+
+    The steps both transports share, free of I/O: what is refused or bypassed before the
+    tenant is known, the ticket (with the body's own ``cache`` field applied and taken out
+    of the request that goes upstream), and the responses the transport makes itself.
+    """
 
     __slots__ = ("control", "request", "started")
 
     def __init__(self, request: httpx.Request) -> None:
         self.request = request
         self.started = time.perf_counter()
-        self.control = parse_cache_control(request.headers.get("cache-control"))
+        self.control: CacheControl = NO_CONTROL
 
-    def refusal(self, options: Config) -> str | None:
-        """Why the request bypasses the cache before its body or tenant is looked at."""
-        content_type = self.request.headers.get("content-type")
+    def check(self, options: Config) -> Refusal | str | None:
+        """A refusal (bad control) or the reason the request bypasses, before the tenant
+        and the body are looked at; None to go on."""
+        headers = self.request.headers
+        control = options.control(headers.get("cache-control"), headers.get(TTL_HEADER))
+        if isinstance(control, Refusal):
+            return control
+        self.control = control
+        content_type = headers.get("content-type")
         if content_type is not None and not is_json_type(content_type):
-            return "content-type"
-        if self.control.skip_lookup and self.control.skip_store:
-            return "cache-control"
+            return Reason.CONTENT_TYPE
         if not isinstance(self.request.stream, httpx.ByteStream):
             # A generator body could be read only once: reading it here would take it
             # from the inner transport, and its size is unknown until it is read.
             return "streamed body"
-        length = self.request.headers.get("content-length")
+        length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > options.max_body_bytes):
-            return "body too large"
+            return Reason.BODY_TOO_LARGE
+        if control.skip_lookup and control.skip_store:
+            return Reason.CACHE_CONTROL
         return None
 
+    def ticket(self, options: Config, tenant: str | None) -> Ticket | Refusal | str:
+        """The request's ticket, a refusal, or the reason it bypasses the cache."""
+        request = self.request
+        raw = request.content  # a ByteStream body: already in memory, nothing is consumed
+        if len(raw) > options.max_body_bytes:
+            return Reason.BODY_TOO_LARGE
+        url = request.url
+        # The upstream's origin is part of the scope: one namespace in front of two APIs
+        # (or two deployments of one) never shares answers between them.
+        where = f"{url.scheme}://{url.netloc.decode('ascii')}{url.path}"
+        query = url.query.decode("ascii")
+        keyed = options.keyed(raw, request, tenant, where, query, self.control)
+        if isinstance(keyed, Refusal):
+            return keyed
+        if keyed.body is not None:
+            self.request = _with_body(request, keyed.body)
+        self.control = control = keyed.control
+        if isinstance(keyed.key, str):
+            return keyed.key
+        if control.skip_lookup and control.skip_store:
+            return Reason.CACHE_CONTROL
+        ticket = Ticket(keyed.key, RESPONSES, control, self.started)
+        if control.only_if_cached and control.skip_lookup:
+            return Reason.CACHE_CONTROL
+        return ticket
 
-def prepare(options: Config, prepared: Prepared, tenant: str | None) -> Ticket | str:
-    """The request's ticket for the pipeline, or the reason it bypasses the cache."""
-    request = prepared.request
-    raw = request.content  # a ByteStream body: already in memory, nothing is consumed
-    if len(raw) > options.max_body_bytes:
-        return "body too large"
-    url = request.url
-    # The upstream's origin is part of the scope: one namespace in front of two APIs (or
-    # two deployments of one) never shares answers between them.
-    where = f"{url.scheme}://{url.netloc.decode('ascii')}{url.path}"
-    query = url.query.decode("ascii")
-    manifest = options.key(raw, request, tenant, where, query)
-    if isinstance(manifest, str):
-        return manifest
-    return Ticket(manifest, RESPONSES, prepared.control, prepared.started)
+    def bypass(self, options: Config, reason: str, ticket: Ticket | None = None) -> Made:
+        """Count the bypass; a 504 when only the cache may answer, else None (forward)."""
+        log.debug("cachekit: bypass %s: %s", self.request.url.path, reason)
+        report_bypass(options.pipeline.options, options.cache, reason, self.started, ticket)
+        if self.control.only_if_cached:
+            why = f"the request cannot be answered from the cache ({reason})"
+            return refusal_response(not_cached(why), ticket, "BYPASS")
+        return None
+
+    def refuse(self, options: Config, refusal: Refusal) -> httpx.Response:
+        """A malformed cache control: the client's error, answered without the upstream."""
+        opts = options.pipeline.options
+        report_bypass(opts, options.cache, Reason.BAD_CACHE_CONTROL, self.started)
+        return refusal_response(refusal, None, "BYPASS")
+
+
+#: A response the transport made itself, or None: the request goes upstream.
+Made = httpx.Response | None
+
+
+def not_in_cache(pipeline: Pipeline, miss: Miss) -> httpx.Response:
+    """``only-if-cached`` and nothing to serve: 504, never the upstream (RFC 9111)."""
+    if miss.used_cache:
+        pipeline.abort(miss, Reason.ONLY_IF_CACHED)
+        refusal = not_cached()
+    else:  # the cache failed: the result says how
+        pipeline.abort(miss)
+        refusal = not_cached("the cache could not be read")
+    return refusal_response(refusal, miss.ticket, "MISS")
+
+
+def refusal_response(refusal: Refusal, ticket: Ticket | None, label: str) -> httpx.Response:
+    body = refusal.body()
+    headers = refusal.headers(len(body)) + refusal_headers(ticket, label)
+    return httpx.Response(refusal.status, headers=_str_headers(headers), content=body)
+
+
+def _with_body(request: httpx.Request, body: bytes) -> httpx.Request:
+    """``request`` with another body (the client's without the cache field)."""
+    headers = [
+        (k, v)
+        for k, v in request.headers.multi_items()
+        if k.lower() not in ("content-length", "transfer-encoding")
+    ]
+    return httpx.Request(
+        request.method, request.url, headers=headers, content=body, extensions=request.extensions
+    )
 
 
 def _str_headers(pairs: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
@@ -92,13 +176,19 @@ def _str_headers(pairs: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
 def hit_response(ticket: Ticket, cached: CachedResponse) -> httpx.Response:
     """A cached answer as the HTTP response the SDK would have got."""
     body = cached.body_bytes()
-    headers = cached.headers(len(body)) + result_headers(ticket, "HIT")
+    headers = cached.headers(len(body)) + result_headers(ticket, "HIT", cached.status)
     return httpx.Response(cached.status, headers=_str_headers(headers), content=body)
 
 
-def label(response: httpx.Response, ticket: Ticket | None, text: str) -> httpx.Response:
+def label(
+    response: httpx.Response, ticket: Ticket | None, text: str, reason: str | None = None
+) -> httpx.Response:
     """Add the ``X-Cache`` family to a response passed through."""
-    for name, value in _str_headers(result_headers(ticket, text)):
+    extra = result_headers(ticket, text, response.status_code, reason)
+    for name, value in _str_headers(extra):
+        if name == "cache-status" and "cache-status" in response.headers:
+            # RFC 9211: each cache appends its member; the upstream's come first.
+            value = f"{response.headers['cache-status']}, {value}"
         response.headers[name] = value
     return response
 
@@ -122,7 +212,7 @@ def recorder_for(
     recorder = Recorder(max_bytes)
     headers = [(k, v) for k, v in response.headers.multi_items()]
     if ticket.control.skip_store:
-        recorder.reason = "no-store requested"
+        recorder.reason = Reason.NO_STORE
         return recorder, headers
     if not decodable(response):
         recorder.reason = "content-encoding"

@@ -15,11 +15,12 @@ from typing import Unpack
 import httpx
 
 from .._pipeline import Pipeline
-from .._report import report_bypass
-from .._ticket import Hit, Miss
+from .._reasons import Reason
+from .._ticket import Hit, Miss, Ticket
+from ..middleware._control import Refusal
 from ..middleware._options import MiddlewareOptions
 from ..middleware._record import Recorder
-from ._common import Prepared, hit_response, label, matches, prepare, recorder_for
+from ._common import Prepared, hit_response, label, matches, not_in_cache, recorder_for
 from ._options import transport_config
 
 __all__ = ["CacheTransport"]
@@ -51,20 +52,26 @@ class CacheTransport(httpx.BaseTransport):
         if not matches(opts, request):
             return self.transport.handle_request(request)
         prepared = Prepared(request)
-        tenant, reason = None, prepared.refusal(opts)
-        if reason is None:
+        step: Ticket | Refusal | str | None = prepared.check(opts)
+        if step is None:
             tenant, reason = self._tenant(request)
-        got = prepare(opts, prepared, tenant) if reason is None else reason
-        if isinstance(got, str):
-            log.debug("cachekit: bypass %s: %s", request.url.path, got)
-            report_bypass(opts.pipeline.options, opts.cache, got, prepared.started)
-            return label(self.transport.handle_request(request), None, "BYPASS")
-        ticket = got
+            step = reason if reason is not None else prepared.ticket(opts, tenant)
+        if isinstance(step, Refusal):
+            return prepared.refuse(opts, step)
+        if isinstance(step, str):
+            made = prepared.bypass(opts, step)
+            if made is not None:
+                return made
+            return label(self.transport.handle_request(prepared.request), None, "BYPASS", step)
+        ticket = step
+        assert ticket is not None  # check() said go on, then ticket() answered
         begun = opts.pipeline.begin_sync(ticket)
         if isinstance(begun, Hit):
             return hit_response(ticket, begun.value)
+        if ticket.control.only_if_cached:
+            return not_in_cache(opts.pipeline, begun)
         try:
-            response = self.transport.handle_request(request)
+            response = self.transport.handle_request(prepared.request)
         except BaseException:
             opts.pipeline.abort(begun, "upstream raised")
             raise
@@ -89,12 +96,12 @@ class CacheTransport(httpx.BaseTransport):
             value = fn(request)
         except Exception:
             log.exception("cachekit: the tenant callback raised; bypassing the cache")
-            return None, "tenant failed"
+            return None, Reason.TENANT_FAILED
         if inspect.isawaitable(value):
             if inspect.iscoroutine(value):
                 value.close()
             log.error("cachekit: CacheTransport's tenant callback must be sync; bypassing")
-            return None, "tenant failed"
+            return None, Reason.TENANT_FAILED
         return self.options.check_tenant(value)
 
     def close(self) -> None:
