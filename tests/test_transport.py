@@ -357,3 +357,18 @@ def test_a_per_request_ttl_is_the_entry_ttl(
     cache.drain_sync()
     (key,) = entry_keys(redis_sync)
     assert 100 < redis_sync.ttl(key) <= 120
+
+
+def test_langchain_chat_openai_through_the_transport(
+    cache: LLMCache, up: LocalOpenAIServer
+) -> None:
+    langchain_openai = pytest.importorskip("langchain_openai")
+    http = httpx.Client(transport=CacheTransport(cache=cache, namespace="lc"))
+    llm = langchain_openai.ChatOpenAI(
+        model=MODEL, base_url=up.base_url, api_key="sk-lc", http_client=http, max_retries=0
+    )
+    first = llm.invoke("What is the capital of Italy?")
+    cache.drain_sync()
+    second = llm.invoke("What is the capital of Italy?")
+    assert first.content == second.content == "echo: What is the capital of Italy?"
+    assert up.count("/v1/chat/completions") == 1
