@@ -34,6 +34,7 @@ _EXACT_STATUS: Final = {"epoch": "stale-epoch", "generation": "stale-generation"
 _SKIPPED: Final = {
     "no-embedder": "skipped: no embedder (--embedder none)",
     "no-prompt": "skipped: the request has no prompt text (exact layer only)",
+    "exact-only": "skipped: this endpoint's answers are never shared by similarity",
     "no-threshold": "skipped: no threshold (exact matches only)",
 }
 

@@ -97,7 +97,7 @@ class Lookup:
         if embedder is None:
             return result
         if not manifest.has_prompt_text:
-            result.semantic = "no-prompt"
+            result.semantic = "exact-only" if manifest.exact_only else "no-prompt"
             return result
         if meta.get("model") and meta["model"] != embedder.model_id:
             result.semantic, result.detail = "index-model", meta["model"]
@@ -149,8 +149,9 @@ class Peek:
     ``dangling``, ``corrupt``, ``epoch``, ``generation``, ``foreign``, ...);
     ``exact_entry_id`` / ``exact_row``: the entry it points to and its fields.
     ``semantic``: ``hit``, ``below-threshold``, ``empty-scope``, or why the layer did not
-    run: ``no-embedder``, ``no-prompt``, ``index-model`` (the index holds another model's
-    vectors, see ``detail``), ``search-failed`` (``detail``: the error), ``no-threshold``.
+    run: ``no-embedder``, ``no-prompt``, ``exact-only``, ``index-model`` (the index holds
+    another model's vectors, see ``detail``), ``search-failed`` (``detail``: the error),
+    ``no-threshold``.
     ``neighbours``: the nearest entries of the scope, best first, each judged as the
     lookup judges them. ``outcome``: what :meth:`Lookup.lookup` would return.
     """

@@ -62,16 +62,21 @@ class KeyManifest:
     scope: Mapping[str, Any] = field(repr=False)
     scope_digest: str
     exact_digest: str
+    #: The answer belongs to this exact request alone (an embedding is the vector of one
+    #: text): no semantic lookup, no vector stored, whatever the entry point's threshold.
+    exact_only: bool = False
 
     @property
     def has_prompt_text(self) -> bool:
-        return bool(self.prompt and self.prompt.strip())
+        """Is there prompt text for the semantic layer? The one gate of every embedding,
+        search and vector store: False for an :attr:`exact_only` key."""
+        return not self.exact_only and bool(self.prompt and self.prompt.strip())
 
     def explain(self) -> dict[str, Any]:
         return {
             **pick_attrs(self, "namespace", "tenant", "prompt", "normalized_prompt", "model"),
             "scope": dict(self.scope),
-            **pick_attrs(self, "scope_digest", "exact_digest"),
+            **pick_attrs(self, "scope_digest", "exact_digest", "exact_only"),
         }
 
 
@@ -189,11 +194,13 @@ def build_manifest(
     prompt_param: str | None = None,
     ignore: Iterable[str] = (),
     normalize: Callable[[str], str] | None = default_normalize,
+    exact_only: bool = False,
 ) -> KeyManifest:
     """Build the manifest of one call from its bound arguments (defaults applied).
 
-    Raises CacheKeyError for arguments with no stable key, including values nested
-    deeper than :data:`~cachekit._canonical.MAX_DEPTH`.
+    ``exact_only``: the prompt is keyed but never embedded (see
+    :attr:`KeyManifest.exact_only`). Raises CacheKeyError for arguments with no stable
+    key, including values nested deeper than :data:`~cachekit._canonical.MAX_DEPTH`.
     """
     try:
         prompt, scope_args = _split(arguments, prompt_param, ignore)
@@ -224,6 +231,7 @@ def build_manifest(
         scope=scope,
         scope_digest=scope_digest,
         exact_digest=exact_digest,
+        exact_only=exact_only,
     )
 
 
