@@ -38,6 +38,10 @@ class Reason(StrEnum):
     EXTRACTOR_FAILED = "extractor failed"
     EXTRACTOR_DECLINED = "extractor declined"
     NO_KEY = "no key"
+    #: ``previous_response_id``, a conversation, a stored prompt...: the answer depends
+    #: on more than the request (cachekit/middleware/_apis.py names the fields).
+    PROVIDER_STATE = "the answer depends on state the provider keeps"
+    RESERVED_FIELD = "a body field has a name the key reserves"
     # -- the runtime ----------------------------------------------------------------------
     WOULD_BLOCK = "would block the event loop"
 

@@ -18,6 +18,7 @@ from .._reasons import Reason
 from .._report import report_bypass
 from .._ticket import Hit, Miss, Ticket
 from ..result import NO_CONTROL
+from ._apis import api_for
 from ._control import TTL_HEADER, Refusal, not_cached
 from ._options import Config
 from ._record import CachedResponse, Recorder
@@ -202,7 +203,7 @@ class Responder:
 
     async def miss(self, scope: Scope, send: Send, miss: Miss) -> None:
         pipeline, ticket = self.options.pipeline, miss.ticket
-        recorder = Recorder(self.options.max_response_bytes)
+        recorder = Recorder(self.options.max_response_bytes, api_for(scope["path"]))
         if ticket.control.skip_store:
             recorder.reason = Reason.NO_STORE
         done = False

@@ -1,15 +1,27 @@
-"""What a recorded response body says: its SSE events, token usage and model."""
+"""What a recorded response body says: its SSE events, token usage and model.
+
+These readers know no API: :mod:`._answers` says, per API, which events make a stream
+complete and where its usage is.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from .._usage import usage_of
 
-__all__ = ["is_final_event", "model_of", "model_of_events", "parse_sse", "usage_of_events"]
+__all__ = [
+    "SseEvent",
+    "model_of",
+    "model_of_events",
+    "parse_sse",
+    "sse_event",
+    "usage_of_events",
+]
 
 _NEWLINES = re.compile(r"\r\n|\r")
 
@@ -40,20 +52,6 @@ def parse_sse(data: bytes) -> list[str] | None:
             continue
         events.append(block)
     return events or None
-
-
-#: ``event:`` types after which a stream says nothing more (Anthropic, OpenAI Responses).
-_FINAL_TYPES = frozenset({"message_stop", "response.completed"})
-
-
-def is_final_event(event: str) -> bool:
-    """Is this the event a stream of its API ends with (``data: [DONE]`` for chat)?"""
-    for line in event.split("\n"):
-        name, _, value = line.partition(":")
-        value = value.strip()
-        if (name == "data" and value == "[DONE]") or (name == "event" and value in _FINAL_TYPES):
-            return True
-    return False
 
 
 def _event_data(events: list[str], marker: str) -> Iterator[Any]:
@@ -91,3 +89,42 @@ def model_of_events(events: list[str]) -> str | None:
         if model is not None:
             return model
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class SseEvent:
+    """One event of a recorded stream: its ``event:`` name, its ``data:`` text and that
+    text as JSON (None when it is not JSON: ``[DONE]``, or no data)."""
+
+    name: str | None
+    data: str
+    value: Any = None
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        """What the event says it is: its ``event:`` name and its data's ``"type"``. Typed
+        APIs send both; a stream that disagrees with itself is judged by either."""
+        kinds = {self.name} if self.name else set()
+        if isinstance(self.value, dict) and isinstance(self.value.get("type"), str):
+            kinds.add(self.value["type"])
+        return frozenset(kinds)
+
+
+def sse_event(block: str) -> SseEvent:
+    """Read one event block of :func:`parse_sse` as the SSE spec does: the last
+    ``event:`` line names it, its ``data:`` lines are joined by newlines."""
+    name: str | None = None
+    lines: list[str] = []
+    for line in block.split("\n"):
+        field, _, rest = line.partition(":")
+        rest = rest.removeprefix(" ")
+        if field == "event":
+            name = rest
+        elif field == "data":
+            lines.append(rest)
+    data = "\n".join(lines)
+    try:
+        value = json.loads(data) if data else None
+    except (ValueError, RecursionError):
+        value = None
+    return SseEvent(name, data, value)

@@ -18,6 +18,7 @@ from .._reasons import Reason
 from ..cache import LLMCache
 from ..errors import CacheConfigError, CacheKeyError
 from ..result import NO_CONTROL, CacheControl, CacheResult
+from ._apis import API_PATHS, api_for
 from ._control import BODY_FIELD, Refusal
 from ._keyed import Keyed, key_body, read_control
 from ._request import default_extractor
@@ -43,7 +44,7 @@ log = logging.getLogger("cachekit.middleware")
 Default = NotGiven
 DEFAULT: Final = NOT_GIVEN
 
-DEFAULT_PATHS: Final[tuple[str, ...]] = ("/v1/chat/completions", "/v1/completions")
+DEFAULT_PATHS: Final[tuple[str, ...]] = API_PATHS
 DEFAULT_METHODS: Final[tuple[str, ...]] = ("POST",)
 #: Request bodies larger than this are passed through untouched (BYPASS).
 DEFAULT_MAX_BODY_BYTES = 1 << 20
@@ -238,6 +239,11 @@ class Config:
     ) -> KeyManifest | str:
         """The request's key manifest (in ``namespace``, default the middleware's), or the
         reason it bypasses the cache."""
+        api = api_for(path)  # what the body means: see ._apis
+        state = api.refuse(body)
+        if state is not None:
+            log.debug("cachekit: %s refers to state the provider keeps; bypassing", state)
+            return Reason.PROVIDER_STATE
         try:
             arguments = self.extractor(body, request)
         except RecursionError:
@@ -254,6 +260,9 @@ class Config:
                 type(arguments).__name__,
             )
             return Reason.EXTRACTOR_FAILED
+        shaped = api.key_arguments(arguments, request)
+        if shaped is None:
+            return Reason.RESERVED_FIELD
         # The path (and query, e.g. Azure's api-version) is part of the scope: a chat
         # completion and a legacy completion of the same prompt are different answers.
         function_id = f"http:{path}?{query}" if query else f"http:{path}"
@@ -261,10 +270,11 @@ class Config:
             return build_manifest(
                 namespace or self.namespace,
                 tenant,
-                arguments,
+                shaped,
                 function_id=function_id,
                 ignore=self.ignore,
-                normalize=self.normalize,
+                normalize=None if api.exact_only else self.normalize,
+                exact_only=api.exact_only,
             )
         except CacheKeyError as exc:
             log.warning("cachekit: request has no stable key (%s); bypassing the cache", exc)

@@ -3,8 +3,10 @@
 A response is recorded while it is forwarded (never delaying a byte to the client) and
 becomes a cache entry only when it is worth reusing: status 200, a JSON or
 ``text/event-stream`` body, not compressed, no ``Cache-Control: no-store``/``private``
-from the app, under the size cap, and complete: the app sent its last body message and,
-for a stream, the last event was terminated. Anything else is forwarded and forgotten.
+from the app, under the size cap, and complete: the app sent its last body message, for
+a stream the last event was terminated, and the request's API (:mod:`._answers`) calls
+it a whole answer (a chat stream's ``[DONE]``, ``response.completed``,
+``message_stop``). Anything else is forwarded and forgotten.
 
 The stored payload is JSON data through :mod:`cachekit._codec` (never pickle)::
 
@@ -20,7 +22,7 @@ still decode; older readers ignore it.
 
 JSON bodies are kept as the exact text the app sent, so a hit is byte-identical to the
 original answer. SSE events are kept verbatim (``event:``/``id:`` lines included), so a
-replay is the same stream, ending with the same ``data: [DONE]``.
+replay is the same stream, ending with the same ``data: [DONE]`` (or ``message_stop``...).
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import _codec
-from .._usage import usage_of
 from ..errors import CodecError
-from ._content import is_final_event, model_of, model_of_events, parse_sse, usage_of_events
+from ._answers import Answer
+from ._apis import GENERIC, Api
+from ._content import parse_sse
 from ._headers import Kind, cache_directives, replayable, response_kind
 
 __all__ = ["CachedResponse", "Recorder", "cache_directives", "parse_sse"]
@@ -123,6 +126,7 @@ class Recorder:
     __slots__ = (
         "_chunks",
         "_size",
+        "api",
         "complete",
         "content_type",
         "kind",
@@ -131,8 +135,10 @@ class Recorder:
         "replay",
     )
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, api: Api = GENERIC) -> None:
         self.max_bytes = max_bytes
+        #: The request's API (``api_for(path)``): what a whole answer looks like.
+        self.api = api
         self.kind: Kind | None = None
         self.content_type = ""
         self.replay: tuple[tuple[str, str], ...] = ()
@@ -187,12 +193,12 @@ class Recorder:
         self._chunks.append(bytes(chunk))
 
     def stream_finished(self) -> bool:
-        """Has an event stream sent its final event? A reader (the openai SDK) may stop
-        and close at ``data: [DONE]`` before it reads the end of the body."""
+        """Has an event stream sent its API's final event? A reader (the openai SDK) may
+        stop and close at ``data: [DONE]`` before it reads the end of the body."""
         if self.reason is not None or self.kind != "sse":
             return False
         events = parse_sse(b"".join(self._chunks))
-        return bool(events) and is_final_event(events[-1])  # type: ignore[index]
+        return bool(events) and self.api.is_final(events[-1])  # type: ignore[index]
 
     def result(self) -> CachedResponse | None:
         """The response to store, or None (``reason`` says why)."""
@@ -210,25 +216,31 @@ class Recorder:
             except (UnicodeDecodeError, ValueError):
                 self.reason = "response body is not JSON"
                 return None
-            return CachedResponse(
-                "json",
-                200,
-                self.content_type,
-                body=text,
-                usage=usage_of(value),
-                model=model_of(value),
-                replay=self.replay,
-            )
+            return self._answer(self.api.read_json(value), body=text)
         events = parse_sse(data)
         if events is None:
             self.reason = "incomplete event stream"
             return None
+        return self._answer(self.api.read_stream(events), events=tuple(events))
+
+    def _answer(
+        self,
+        answer: Answer | str,
+        *,
+        body: str | None = None,
+        events: tuple[str, ...] | None = None,
+    ) -> CachedResponse | None:
+        if isinstance(answer, str):
+            self.reason = answer
+            return None
+        kind: Kind = "json" if body is not None else "sse"
         return CachedResponse(
-            "sse",
+            kind,
             200,
             self.content_type,
-            events=tuple(events),
-            usage=usage_of_events(events),
-            model=model_of_events(events),
+            body=body,
+            events=events,
+            usage=answer.usage,
+            model=answer.model,
             replay=self.replay,
         )

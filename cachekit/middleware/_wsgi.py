@@ -18,6 +18,7 @@ from .._pipeline import Pipeline
 from .._reasons import Reason
 from .._report import report_bypass
 from .._ticket import Hit, Miss
+from ._apis import api_for
 from ._control import Refusal, not_cached
 from ._options import Config, MiddlewareOptions
 from ._record import Recorder
@@ -79,7 +80,7 @@ class WSGICacheMiddleware:
         if not got.used_cache:
             opts.pipeline.abort(got)
             return self.app(environ, labelled(start_response, ticket, "BYPASS"))
-        recorder = Recorder(opts.max_response_bytes)
+        recorder = Recorder(opts.max_response_bytes, api_for(path))
         if ticket.control.skip_store:
             recorder.reason = Reason.NO_STORE
         try:

@@ -78,7 +78,9 @@ class AsyncCacheTransport(httpx.AsyncBaseTransport):
         if not begun.used_cache:
             opts.pipeline.abort(begun)
             return label(response, ticket, "BYPASS")
-        recorder, headers = recorder_for(response, ticket, opts.max_response_bytes)
+        recorder, headers = recorder_for(
+            prepared.request, response, ticket, opts.max_response_bytes
+        )
         if not recorder.recording:
             opts.pipeline.abort(begun, recorder.reason)
             return label(response, ticket, "MISS")

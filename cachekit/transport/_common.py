@@ -18,6 +18,7 @@ from .._pipeline import Pipeline
 from .._reasons import Reason
 from .._report import report_bypass
 from .._ticket import Miss, Ticket
+from ..middleware._apis import api_for
 from ..middleware._control import TTL_HEADER, Refusal, not_cached
 from ..middleware._options import Config
 from ..middleware._record import CachedResponse, Recorder
@@ -201,15 +202,16 @@ def decodable(response: httpx.Response) -> bool:
 
 
 def recorder_for(
-    response: httpx.Response, ticket: Ticket, max_bytes: int
+    request: httpx.Request, response: httpx.Response, ticket: Ticket, max_bytes: int
 ) -> tuple[Recorder, list[tuple[str, str]]]:
-    """Start recording ``response``: the recorder, and the headers the caller will see.
+    """Start recording ``response`` to ``request`` (whose path says the API: what a whole
+    answer is): the recorder, and the headers the caller will see.
 
     A recorded body is handed on decoded (the caller and the cache get the same bytes),
     so its ``Content-Encoding`` and ``Content-Length`` go: httpx recomputes neither for a
     streamed body, and a stale length would truncate or hang a reader.
     """
-    recorder = Recorder(max_bytes)
+    recorder = Recorder(max_bytes, api_for(request.url.path))
     headers = [(k, v) for k, v in response.headers.multi_items()]
     if ticket.control.skip_store:
         recorder.reason = Reason.NO_STORE
