@@ -51,26 +51,34 @@ def default_extractor(body: dict[str, Any], request: Any) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in EXTRACT_IGNORE}
 
 
-def _bearer_or_key(headers: Mapping[str, str]) -> str | None:
+def _credential(headers: Mapping[str, str]) -> str | None:
+    """Every credential the request carries, as one string (None: no credential)."""
+    found: list[tuple[str, str]] = []
     auth = (headers.get("authorization") or "").strip()
     if auth:
         scheme, _, token = auth.partition(" ")
-        if scheme.lower() == "bearer":
-            return token.strip() or None  # "Bearer " with no token is no credential
-        # A non-bearer scheme (Basic, ...) is still a credential: key on all of it.
-        return auth
+        if scheme.lower() != "bearer":
+            # A non-bearer scheme (Basic, ...) is still a credential: key on all of it.
+            found.append(("authorization", auth))
+        elif token.strip():  # "Bearer " with no token is no credential
+            found.append(("authorization", token.strip()))
     for name in ("api-key", "x-api-key"):
-        value = headers.get(name)
-        if value and value.strip():
-            return value.strip()
-    return None
+        value = (headers.get(name) or "").strip()
+        if value:
+            found.append((name, value))
+    if len(found) == 1:
+        return found[0][1]
+    # Several: the upstream may read any one of them (Anthropic reads x-api-key, OpenAI
+    # the bearer), so all of them make the tenant; header values hold no newline.
+    return "\n".join(f"{name}={value}" for name, value in found) or None
 
 
 def api_key_tenant(request: Any) -> str | None:
     """Tenant = a SHA-256 digest of the caller's API key; None without a key.
 
-    Reads ``Authorization: Bearer <key>`` (OpenAI), ``api-key`` (Azure) or ``x-api-key``
-    (Anthropic). Two keys never share entries and the key itself never reaches Redis.
+    Reads ``Authorization: Bearer <key>`` (OpenAI), ``api-key`` (Azure) and ``x-api-key``
+    (Anthropic); a request carrying several is keyed on all of them. Two keys never
+    share entries and the key itself never reaches Redis.
     Works with a Starlette ``Request`` and with a WSGI ``environ``.
     """
     if isinstance(request, dict):  # WSGI environ
@@ -81,7 +89,7 @@ def api_key_tenant(request: Any) -> str | None:
         }
     else:
         headers = request.headers
-    key = _bearer_or_key(headers)
+    key = _credential(headers)
     if key is None:
         return None
     return "key:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
