@@ -2,12 +2,16 @@
 
     cachekit proxy --upstream https://api.openai.com/v1 --port 8080
     client = OpenAI(base_url="http://localhost:8080/v1")
+    claude = Anthropic(base_url="http://localhost:8080")  # with --upstream https://api.anthropic.com
 
 Every request is forwarded to the upstream with the caller's own credentials
-(``Authorization``, ``OpenAI-Organization``, ``OpenAI-Project``, ``api-key``, ...); the
-proxy holds no API key. ``POST /v1/chat/completions`` and ``/v1/completions`` (streamed
-or not) go through :class:`~cachekit.middleware.CacheMiddleware`; everything else
-(models, embeddings, files, ...) is passed through uncached. By default the tenant is a
+(``Authorization``, ``OpenAI-Organization``, ``OpenAI-Project``, ``api-key``,
+``x-api-key``, ...); the proxy holds no API key. ``POST /v1/chat/completions``,
+``/v1/completions``, ``/v1/responses`` (OpenAI Responses), ``/v1/messages`` (Anthropic
+Messages) and ``/v1/embeddings`` (exact matches only), streamed or not, go through
+:class:`~cachekit.middleware.CacheMiddleware` (what each API's requests and responses
+mean: :mod:`cachekit.middleware._apis`); everything else (models, files, ...) is passed
+through uncached. By default the tenant is a
 SHA-256 digest of the caller's API key, so two keys never share an answer and a request
 without a key is never cached.
 

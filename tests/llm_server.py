@@ -1,4 +1,4 @@
-"""A real local HTTP server speaking the OpenAI wire format, for tests and benchmarks.
+"""A real local HTTP server speaking the OpenAI (and Anthropic) wire format, for tests.
 
 It is not a mock: a Starlette app runs under uvicorn on a loopback port and is driven over HTTP
 by the real ``openai`` SDK (or anything else that speaks the protocol)::
@@ -8,13 +8,27 @@ by the real ``openai`` SDK (or anything else that speaks the protocol)::
         reply = client.chat.completions.create(model="gpt-4o-mini", messages=[...])
         assert srv.count("/v1/chat/completions") == 1
 
-Answers are deterministic functions of the request: chat and legacy completions echo the last
-user message (``"echo: <text>"``) unless a ``responder`` is given; embeddings are unit vectors
-seeded from the SHA-256 of each input text. Token usage is counted in whitespace-separated words.
+Endpoints: ``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``, ``/v1/models``,
+OpenAI Responses ``/v1/responses`` and Anthropic Messages ``/v1/messages`` (the ``anthropic``
+SDK's ``base_url`` is ``url``, without ``/v1``; it needs the ``anthropic-version`` header, as
+the real API does). Streams are SSE: ``data:`` chunks ending with ``data: [DONE]`` for chat and
+completions, typed ``event:`` + ``data:`` events for Responses (``response.created`` ...
+``response.completed``) and Messages (``message_start`` ... ``message_stop``).
 
-Faults can be injected from the test thread while the server runs: ``fail_next`` (OpenAI-shaped
-error responses), ``break_stream_after`` (the connection drops mid-stream), ``delay`` (latency
-before each answer), ``stream_delay`` (latency between stream chunks) and ``require_api_key``.
+Answers are deterministic functions of the request: chat, legacy completions, Responses and
+Messages echo the last user message (``"echo: <text>"``, plus ``" (after <id>)"`` for a
+Responses ``previous_response_id``) unless a ``responder`` is given; embeddings are unit vectors
+seeded from the SHA-256 of each input text. Token usage is counted in whitespace-separated words;
+ids count up (``chatcmpl-1``, ``resp_2``, ``msg_3``), so a replayed answer is told by its id.
+``max_tokens`` / ``max_output_tokens`` cut the answer (``finish_reason="length"``, a Responses
+status ``incomplete`` with a ``response.incomplete`` event, Anthropic's ``max_tokens``).
+
+Faults can be injected from the test thread while the server runs: ``fail_next`` (error
+responses, Anthropic-shaped on ``/v1/messages``), ``break_stream_after`` (the connection drops
+mid-stream), ``fail_stream_next`` (a stream ends with the API's own failure: an ``error`` chunk,
+``response.failed``, an ``error`` event), ``delay`` (latency before each answer),
+``stream_delay`` (latency between stream chunks) and ``require_api_key`` (a bearer token, or
+``x-api-key`` on ``/v1/messages``).
 
 Run ``python tests/llm_server.py --port 8099`` to serve in the foreground (benchmarks).
 """
@@ -45,6 +59,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+try:
+    from tests import llm_wire as wire
+except ModuleNotFoundError:  # run as a script: python tests/llm_server.py
+    import llm_wire as wire  # type: ignore[no-redef, import-not-found]
 
 __all__ = [
     "DEFAULT_EMBEDDING_DIMENSIONS",
@@ -111,7 +130,7 @@ class RecordedCall:
     body: Any
     #: Request headers, names lowercased.
     headers: dict[str, str]
-    #: The bearer token of the Authorization header, if any.
+    #: The bearer token of the Authorization header, else the ``x-api-key`` header, if any.
     api_key: str | None
     time: float = field(default_factory=time.time)
 
@@ -180,9 +199,12 @@ def _prompt_text(prompt: Any) -> str:
 
 
 def default_responder(body: dict[str, Any]) -> str:
-    """``"echo: <last user message>"`` for chat, ``"echo: <prompt>"`` for legacy completions."""
+    """``"echo: <last user message>"`` for chat, Messages and Responses (its last user item of
+    ``input``), ``"echo: <prompt>"`` for legacy completions."""
     if "messages" in body:
         return f"echo: {_last_user_text(body['messages'])}"
+    if "input" in body:
+        return f"echo: {wire.input_text(body['input'])}"
     return f"echo: {_prompt_text(body.get('prompt', ''))}"
 
 
@@ -248,6 +270,20 @@ def _error(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _anthropic_error(
+    status: int,
+    message: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    kinds = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error"}
+    kinds |= {429: "rate_limit_error", 529: "overloaded_error"}
+    kind = kinds.get(status, "api_error")
+    return JSONResponse(wire.anthropic_error(kind, message), status_code=status, headers=headers)
+
+
 def _bearer(authorization: str | None) -> str | None:
     if not authorization:
         return None
@@ -302,6 +338,7 @@ class LocalOpenAIServer:
         self._calls: list[RecordedCall] = []
         self._faults: list[_Fault] = []
         self._stream_breaks: list[int] = []
+        self._stream_failures = 0
         self._ids = itertools.count(1)
 
         self.app = Starlette(routes=[Route("/{path:path}", self._endpoint, methods=_HTTP_METHODS)])
@@ -452,6 +489,7 @@ class LocalOpenAIServer:
             self._calls.clear()
             self._faults.clear()
             self._stream_breaks.clear()
+            self._stream_failures = 0
 
     # ----------------------------------------------------------------- fault injection
 
@@ -484,6 +522,22 @@ class LocalOpenAIServer:
         with self._lock:
             self._stream_breaks.extend([n_chunks] * times)
 
+    def fail_stream_next(self, times: int = 1) -> None:
+        """End the next ``times`` streamed answers with the API's own failure instead of their
+        last event: an ``{"error": ...}`` chunk and no ``[DONE]`` (chat, completions), a
+        ``response.failed`` event (Responses), an ``error`` event (Messages). The HTTP status is
+        200 and the connection closes cleanly: only the events say the answer failed.
+        """
+        with self._lock:
+            self._stream_failures += times
+
+    def _take_stream_failure(self) -> bool:
+        with self._lock:
+            if self._stream_failures <= 0:
+                return False
+            self._stream_failures -= 1
+            return True
+
     def _take_fault(self, path: str) -> _Fault | None:
         with self._lock:
             for fault in self._faults:
@@ -515,7 +569,7 @@ class LocalOpenAIServer:
             except (ValueError, RecursionError):  # RecursionError: nested thousands deep
                 bad_json = True
         headers = {name.lower(): value for name, value in request.headers.items()}
-        api_key = _bearer(headers.get("authorization"))
+        api_key = _bearer(headers.get("authorization")) or headers.get("x-api-key") or None
         with self._lock:
             self._calls.append(RecordedCall(method, path, body, headers, api_key))
 
@@ -526,54 +580,88 @@ class LocalOpenAIServer:
             return JSONResponse({"status": "ok"})
         if not path.startswith("/v1/"):
             return _error(404, f"Invalid URL ({method} {path})")
+        # Anthropic's API answers in its own error shape and insists on its version header.
+        error = _anthropic_error if path == "/v1/messages" else _error
 
         required = self.require_api_key
         if required and (api_key is None or (isinstance(required, str) and api_key != required)):
             shown = f"{api_key[:6]}***" if api_key else "none"
-            return _error(401, f"Incorrect API key provided: {shown}.")
+            return error(401, f"Incorrect API key provided: {shown}.")
 
         fault = self._take_fault(path)
         if fault is not None:
             message = fault.message or f"Injected fault: HTTP {fault.status}"
-            return _error(fault.status, message, headers=fault.headers)
+            return error(fault.status, message, headers=fault.headers)
 
         routes: dict[str, tuple[str, Callable[[dict[str, Any]], Response]]] = {
             "/v1/chat/completions": ("POST", self._chat),
             "/v1/completions": ("POST", self._completions),
             "/v1/embeddings": ("POST", self._embeddings),
+            "/v1/responses": ("POST", self._responses),
+            "/v1/messages": ("POST", self._messages),
         }
         if path in routes:
             allowed, handler = routes[path]
             if method != allowed:
-                return _error(405, f"Method {method} not allowed for {path}.")
+                return error(405, f"Method {method} not allowed for {path}.")
+            if path == "/v1/messages" and not headers.get("anthropic-version"):
+                return error(400, "anthropic-version: header is required")
             if bad_json:
-                return _error(400, "We could not parse the JSON body of your request.")
+                return error(400, "We could not parse the JSON body of your request.")
             if not isinstance(body, dict):
-                return _error(400, "The request body must be a JSON object.")
+                return error(400, "The request body must be a JSON object.")
             try:
                 return handler(body)
             except _BadRequest as exc:
-                return _error(400, exc.message, param=exc.param)
+                return error(400, exc.message, param=exc.param)
         if method == "GET" and path == "/v1/models":
             return JSONResponse({"object": "list", "data": [_model(m) for m in MODEL_IDS]})
         if method == "GET" and path.startswith("/v1/models/"):
             return JSONResponse(_model(path.removeprefix("/v1/models/")))
         return _error(404, f"Invalid URL ({method} {path})")
 
-    def _sse(self, events: Iterable[dict[str, Any]]) -> StreamingResponse:
+    def _sse(
+        self,
+        events: Iterable[dict[str, Any]],
+        *,
+        failure: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> StreamingResponse:
+        """Stream ``events``: as ``data:`` chunks and ``[DONE]`` (chat, completions), or, given
+        the API's ``failure`` event, as typed ``event:`` + ``data:`` events with no ``[DONE]``
+        and a ``sequence_number`` on each (Responses; Messages events ignore it)."""
         break_after = self._take_stream_break()
+        items = list(events)
+        typed = failure is not None
+        injected = self._take_stream_failure()
+        if injected:
+            if failure is None:
+                message = "Injected stream failure"
+                items.append({"error": {"message": message, "type": "server_error"}})
+            else:
+                items[-1] = failure(items)
+
+        def frame(number: int, event: dict[str, Any]) -> bytes:
+            if not typed:
+                return f"data: {json.dumps(event)}\n\n".encode()
+            if str(event.get("type", "")).startswith("response"):
+                event = {**event, "sequence_number": number}
+            return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
 
         async def generate() -> AsyncIterator[bytes]:
-            for sent, event in enumerate(events):
+            for sent, event in enumerate(items):
                 if break_after is not None and sent >= break_after:
                     raise StreamAborted(f"stream broken after {sent} chunks")
                 if sent and self.stream_delay > 0:
                     await asyncio.sleep(self.stream_delay)
-                yield f"data: {json.dumps(event)}\n\n".encode()
-            yield b"data: [DONE]\n\n"
+                yield frame(sent, event)
+            if not typed and not injected:
+                yield b"data: [DONE]\n\n"
 
         return StreamingResponse(
-            generate(), media_type="text/event-stream", headers={"cache-control": "no-cache"}
+            generate(),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", **(headers or {})},
         )
 
     def _answers(self, body: dict[str, Any], n: int) -> list[tuple[str, str]]:
@@ -686,6 +774,57 @@ class LocalOpenAIServer:
                 yield {**common, "choices": [], "usage": usage}
 
         return self._sse(events())
+
+    def _answer(self, body: dict[str, Any], limit: Any) -> tuple[str, bool]:
+        """The responder's text cut at ``limit`` words, and whether it was cut."""
+        text, reason = _truncate(self.responder(body), limit)
+        return text, reason == "length"
+
+    def _responses(self, body: dict[str, Any]) -> Response:
+        model, items = body.get("model"), body.get("input")
+        if not isinstance(model, str) or not model:
+            raise _BadRequest("you must provide a model parameter", "model")
+        if not isinstance(items, str | list) or not items:
+            raise _BadRequest("'input' must be a string or a non-empty array", "input")
+        text, truncated = self._answer(body, body.get("max_output_tokens"))
+        previous = body.get("previous_response_id")
+        if isinstance(previous, str) and previous:
+            text += f" (after {previous})"  # the answer depends on the server's own state
+        usage = (wire.responses_prompt_tokens(body, word_count), word_count(text))
+        fields: dict[str, Any] = {
+            "response_id": f"resp_{self._next_id()}",
+            "text": text,
+            "truncated": truncated,
+            "usage": usage,
+        }
+        if not body.get("stream"):
+            return JSONResponse(wire.response_body(body, **fields))
+        events = wire.response_events(body, **fields, split=_split_words)
+        return self._sse(events, failure=wire.response_failed_event)
+
+    def _messages(self, body: dict[str, Any]) -> Response:
+        model, messages = body.get("model"), body.get("messages")
+        if not isinstance(model, str) or not model:
+            raise _BadRequest("model: Field required", "model")
+        if not isinstance(messages, list) or not messages:
+            raise _BadRequest("messages: at least one message is required", "messages")
+        limit = body.get("max_tokens")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise _BadRequest("max_tokens: Field required (a positive integer)", "max_tokens")
+        text, truncated = self._answer(body, limit)
+        usage = (wire.messages_prompt_tokens(body, word_count), word_count(text))
+        number = self._next_id()
+        fields: dict[str, Any] = {
+            "message_id": f"msg_{number:024d}",
+            "text": text,
+            "truncated": truncated,
+            "usage": usage,
+        }
+        headers = {"request-id": f"req_{number:024d}"}
+        if not body.get("stream"):
+            return JSONResponse(wire.messages_body(body, **fields), headers=headers)
+        events = wire.messages_events(body, **fields, split=_split_words)
+        return self._sse(events, failure=wire.anthropic_error_event, headers=headers)
 
     def _embeddings(self, body: dict[str, Any]) -> Response:
         raw_input = body.get("input")

@@ -12,12 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx
 import numpy as np
 import openai
 import pytest
+from anthropic.types import Message
 from openai.types import Completion
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.responses import Response
 
 from tests.llm_server import LocalOpenAIServer, hash_embedding
 
@@ -421,6 +424,128 @@ def test_require_api_key(srv: LocalOpenAIServer, client: openai.OpenAI, http: ht
         client.with_options(api_key="sk-any").embeddings.create(model="e", input="x")
     client.with_options(api_key="sk-right").embeddings.create(model="e", input="x")
     assert [call.api_key for call in srv.calls] == [None, "sk-any", "sk-any", "sk-right"]
+
+
+# --------------------------------------------------------------------------- Responses, Messages
+
+
+@pytest.fixture(scope="module")
+def claude(upstream: LocalOpenAIServer) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=upstream.url, api_key="ak-test", max_retries=0) as c:
+        yield c
+
+
+def test_responses_non_stream_and_stream(
+    srv: LocalOpenAIServer, client: openai.OpenAI, http: httpx.Client
+) -> None:
+    reply = client.responses.create(model="m", instructions="Be terse.", input="Hi there")
+    assert isinstance(reply, Response) and reply.status == "completed"
+    assert reply.output_text == "echo: Hi there" and reply.id.startswith("resp_")
+    assert reply.usage is not None
+    assert (reply.usage.input_tokens, reply.usage.output_tokens) == (4, 3)
+    items = [{"role": "user", "content": [{"type": "input_text", "text": "stream it"}]}]
+    events = list(client.responses.create(model="m", input=items, stream=True))
+    assert events[0].type == "response.created" and events[-1].type == "response.completed"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    final = events[-1].response  # type: ignore[union-attr]
+    assert final.output_text == "echo: stream it" and final.id != reply.id
+    with client.responses.stream(model="m", input="helper") as stream:
+        assert stream.get_final_response().output_text == "echo: helper"
+    raw = http.post(f"{srv.base_url}/responses", json={"model": "m", "input": "x", "stream": True})
+    assert raw.text.startswith("event: response.created\ndata: {") and "[DONE]" not in raw.text
+
+
+def test_responses_state_and_truncation(client: openai.OpenAI) -> None:
+    after = client.responses.create(model="m", input="next", previous_response_id="resp_9")
+    assert after.output_text == "echo: next (after resp_9)"
+    cut = client.responses.create(model="m", input="one two three", max_output_tokens=2)
+    assert cut.status == "incomplete" and cut.output_text == "echo: one"
+    assert cut.incomplete_details is not None
+    assert cut.incomplete_details.reason == "max_output_tokens"
+    events = list(
+        client.responses.create(model="m", input="a b c", max_output_tokens=1, stream=True)
+    )
+    assert events[-1].type == "response.incomplete"
+
+
+def test_messages_create_and_stream(
+    srv: LocalOpenAIServer, claude: anthropic.Anthropic, http: httpx.Client
+) -> None:
+    raw = claude.messages.with_raw_response.create(
+        model="claude-sonnet-4",
+        max_tokens=50,
+        system="Be terse.",
+        messages=[{"role": "user", "content": "Hi Claude"}],
+    )
+    message = raw.parse()
+    assert isinstance(message, Message) and message.content[0].type == "text"
+    assert message.content[0].text == "echo: Hi Claude" and message.stop_reason == "end_turn"
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (4, 3)
+    assert raw.headers["request-id"].startswith("req_")
+    call = srv.last_call
+    assert call is not None and call.api_key == "ak-test" and call.headers["anthropic-version"]
+    blocks = [{"type": "text", "text": "stream please"}]
+    with claude.messages.stream(
+        model="claude-sonnet-4", max_tokens=50, messages=[{"role": "user", "content": blocks}]
+    ) as stream:
+        assert "".join(stream.text_stream) == "echo: stream please"
+        final = stream.get_final_message()
+    assert final.id != message.id and final.usage.output_tokens == 3
+    body = {
+        "model": "c",
+        "max_tokens": 5,
+        "stream": True,
+        "messages": [{"role": "user", "content": "x"}],
+    }
+    text = http.post(f"{srv.url}/v1/messages", json=body, headers={"anthropic-version": "v"}).text
+    assert text.startswith("event: message_start\n") and text.endswith(
+        'event: message_stop\ndata: {"type": "message_stop"}\n\n'
+    )
+    short = claude.messages.create(
+        model="c", max_tokens=1, messages=[{"role": "user", "content": "a b"}]
+    )
+    assert short.stop_reason == "max_tokens" and short.content[0].text == "echo:"  # type: ignore[union-attr]
+
+
+def test_messages_errors_are_anthropic_shaped(
+    srv: LocalOpenAIServer, claude: anthropic.Anthropic, http: httpx.Client
+) -> None:
+    body = {"model": "c", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+    reply = http.post(f"{srv.url}/v1/messages", json=body)
+    assert reply.status_code == 400
+    assert reply.json()["error"]["type"] == "invalid_request_error"
+    srv.require_api_key = "ak-right"
+    with pytest.raises(anthropic.AuthenticationError):
+        claude.messages.create(**body)  # type: ignore[arg-type]
+    claude.with_options(api_key="ak-right").messages.create(**body)  # type: ignore[arg-type]
+    srv.require_api_key = False
+    srv.fail_next(529, path="/v1/messages")
+    with pytest.raises(anthropic.APIStatusError) as info:
+        claude.messages.create(**body)  # type: ignore[arg-type]
+    assert info.value.status_code == 529
+    assert info.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
+
+
+def test_fail_stream_next(
+    srv: LocalOpenAIServer, client: openai.OpenAI, claude: anthropic.Anthropic
+) -> None:
+    srv.fail_stream_next(3)
+    with pytest.raises(openai.APIError, match="Injected stream failure"):
+        list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True))
+    events = list(client.responses.create(model="m", input="x", stream=True))
+    assert events[-1].type == "response.failed"
+    assert [e.type for e in events].count("response.completed") == 0
+    with pytest.raises(anthropic.APIStatusError, match="overloaded_error"):
+        list(
+            claude.messages.create(
+                model="c", max_tokens=5, messages=[{"role": "user", "content": "x"}], stream=True
+            )
+        )
+    # One-shot: the next stream completes again.
+    assert (
+        _reassemble(list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True)))
+        == ANSWER
+    )
 
 
 # --------------------------------------------------------------------------- CLI
