@@ -105,7 +105,7 @@ def response_body(
         "truncation": "disabled",
         "usage": {
             "input_tokens": tin,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens": tout,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": tin + tout,
