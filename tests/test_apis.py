@@ -1,9 +1,10 @@
 """OpenAI Responses, Anthropic Messages and embeddings, cached end to end.
 
-The real ``openai`` and ``anthropic`` SDKs talk over HTTP to a caching front served by
-uvicorn: the proxy (``create_proxy_app``) or ``CacheMiddleware`` in front of the test
-server's own Starlette app, both on a real Redis. The upstream is
-``tests/llm_server.py``, whose ids count up: a hit is told by the same id coming back.
+The real ``openai`` and ``anthropic`` SDKs talk to a caching front on a real Redis: the
+proxy (``create_proxy_app``) or ``CacheMiddleware`` in front of the test server's own
+Starlette app, both served by uvicorn, or the httpx ``CacheTransport`` inside the
+client. The upstream is ``tests/llm_server.py``, whose ids count up: a hit is told by
+the same id coming back.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from starlette.testclient import TestClient
 from cachekit import LLMCache
 from cachekit.middleware import CacheMiddleware, api_key_tenant
 from cachekit.proxy import create_proxy_app
+from cachekit.transport import CacheTransport
 from tests._helpers import GENEROUS, MakeCache, bow_embedder
 from tests.llm_server import LocalOpenAIServer
 from tests.test_proxy import Served
@@ -33,8 +35,37 @@ from tests.test_proxy import Served
 MODEL, CLAUDE, EMBED = "gpt-4o-mini", "claude-sonnet-4", "text-embedding-3-small"
 NS = "apis"
 
-#: ``front(cache, **options) -> URL`` of a caching front over the test server.
-MakeFront = Callable[..., str]
+
+class Front:
+    """A caching front over the test server, and clients that go through it."""
+
+    def __init__(self, kind: str, url: str, transport: Callable[[], CacheTransport] | None):
+        self.kind, self.url, self._transport = kind, url, transport
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(transport=self._transport() if self._transport else None)
+
+    def gpt(self, key: str = "sk-alpha", **options: Any) -> openai.OpenAI:
+        return openai.OpenAI(
+            base_url=f"{self.url}/v1",
+            api_key=key,
+            max_retries=0,
+            http_client=self.http(),
+            **options,
+        )
+
+    def claude(self, key: str = "ak-alpha", **options: Any) -> anthropic.Anthropic:
+        if self._transport is not None:
+            pytest.skip("anthropic 2.x takes only httpx2 clients; CacheTransport is httpx's")
+        return anthropic.Anthropic(base_url=self.url, api_key=key, max_retries=0, **options)
+
+    def post(self, path: str, body: Any, headers: dict[str, str]) -> httpx.Response:
+        with self.http() as client:
+            return client.post(f"{self.url}{path}", json=body, headers=headers)
+
+
+#: ``make_front(cache, **options) -> Front`` over the test server.
+MakeFront = Callable[..., Front]
 
 
 @pytest.fixture
@@ -44,18 +75,20 @@ def llm(upstream: LocalOpenAIServer) -> Iterator[LocalOpenAIServer]:
     upstream.reset()
 
 
-@pytest.fixture(params=["proxy", "asgi"])
+@pytest.fixture(params=["proxy", "asgi", "transport"])
 def make_front(request: pytest.FixtureRequest, llm: LocalOpenAIServer) -> Iterator[MakeFront]:
     served: list[Served] = []
 
-    def make(cache: LLMCache, **options: Any) -> str:
+    def make(cache: LLMCache, **options: Any) -> Front:
         options.setdefault("namespace", NS)
+        if request.param == "transport":
+            return Front("transport", llm.url, lambda: CacheTransport(cache=cache, **options))
         if request.param == "proxy":
             app: Any = create_proxy_app(cache, llm.base_url, **options)
         else:
             app = CacheMiddleware(llm.app, cache=cache, tenant=api_key_tenant, **options)
         served.append(Served(app))
-        return served[-1].url
+        return Front(request.param, served[-1].url, None)
 
     yield make
     for one in served:
@@ -68,16 +101,8 @@ def cache(make_cache: MakeCache) -> LLMCache:
 
 
 @pytest.fixture
-def front(make_front: MakeFront, cache: LLMCache) -> str:
+def front(make_front: MakeFront, cache: LLMCache) -> Front:
     return make_front(cache)
-
-
-def gpt(url: str, key: str = "sk-alpha", **options: Any) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, **options)
-
-
-def claude(url: str, key: str = "ak-alpha", **options: Any) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=url, api_key=key, max_retries=0, **options)
 
 
 def respond(client: openai.OpenAI, **params: Any) -> tuple[Any, str]:
@@ -104,9 +129,9 @@ def message(client: anthropic.Anthropic, prompt: Any = "Hi Claude", **params: An
 
 
 def test_responses_repeat_is_a_hit_with_the_same_response(
-    front: str, llm: LocalOpenAIServer
+    front: Front, llm: LocalOpenAIServer
 ) -> None:
-    client = gpt(front)
+    client = front.gpt()
     first, label = respond(client, instructions="Be terse.", input="What is Redis?")
     assert label == "MISS" and first.output_text == "echo: What is Redis?"
     again, label = respond(client, instructions="Be terse.", input="what is  redis?")
@@ -123,8 +148,8 @@ def test_responses_repeat_is_a_hit_with_the_same_response(
     assert llm.count("/v1/responses") == 2
 
 
-def test_responses_stream_replays_the_same_events(front: str, llm: LocalOpenAIServer) -> None:
-    client = gpt(front)
+def test_responses_stream_replays_the_same_events(front: Front, llm: LocalOpenAIServer) -> None:
+    client = front.gpt()
     first, label = respond_stream(client, input="stream me")
     assert label == "MISS" and first[-1].type == "response.completed"
     again, label = respond_stream(client, input="stream me")
@@ -139,8 +164,8 @@ def test_responses_stream_replays_the_same_events(front: str, llm: LocalOpenAISe
     assert llm.count("/v1/responses") == 2
 
 
-def test_responses_scope_is_exact(front: str, llm: LocalOpenAIServer) -> None:
-    client = gpt(front)
+def test_responses_scope_is_exact(front: Front, llm: LocalOpenAIServer) -> None:
+    client = front.gpt()
     turn = [{"role": "user", "content": "What is 2+2?"}]
     earlier = [
         {"role": "user", "content": "Count in base 3."},
@@ -161,8 +186,8 @@ def test_responses_scope_is_exact(front: str, llm: LocalOpenAIServer) -> None:
     assert llm.count("/v1/responses") == len(variants)
 
 
-def test_server_side_state_bypasses(front: str, llm: LocalOpenAIServer) -> None:
-    client = gpt(front)
+def test_server_side_state_bypasses(front: Front, llm: LocalOpenAIServer) -> None:
+    client = front.gpt()
     first, _ = respond(client, input="Go on.")
     for previous in (first.id, first.id, "resp_other"):
         reply, label = respond(client, input="Go on.", previous_response_id=previous)
@@ -178,8 +203,10 @@ def test_server_side_state_bypasses(front: str, llm: LocalOpenAIServer) -> None:
     assert llm.count("/v1/responses") == 7
 
 
-def test_failed_or_incomplete_responses_are_not_stored(front: str, llm: LocalOpenAIServer) -> None:
-    client = gpt(front)
+def test_failed_or_incomplete_responses_are_not_stored(
+    front: Front, llm: LocalOpenAIServer
+) -> None:
+    client = front.gpt()
     llm.fail_stream_next()
     events, label = respond_stream(client, input="fail once")
     assert label == "MISS" and events[-1].type == "response.failed"
@@ -203,8 +230,10 @@ def test_failed_or_incomplete_responses_are_not_stored(front: str, llm: LocalOpe
 # -- Anthropic Messages -------------------------------------------------------------------------
 
 
-def test_messages_repeat_is_a_hit_with_the_same_message(front: str, llm: LocalOpenAIServer) -> None:
-    client = claude(front)
+def test_messages_repeat_is_a_hit_with_the_same_message(
+    front: Front, llm: LocalOpenAIServer
+) -> None:
+    client = front.claude()
     first, label, request_id = message(client, system="Be terse.")
     assert label == "MISS" and first.content[0].text == "echo: Hi Claude"
     again, label, again_id = message(client, "hi   claude", system="Be terse.")
@@ -215,8 +244,8 @@ def test_messages_repeat_is_a_hit_with_the_same_message(front: str, llm: LocalOp
     assert llm.count("/v1/messages") == 2
 
 
-def test_messages_stream_replays(front: str, llm: LocalOpenAIServer) -> None:
-    client = claude(front)
+def test_messages_stream_replays(front: Front, llm: LocalOpenAIServer) -> None:
+    client = front.claude()
     finals, labels = [], []
     for _ in range(2):
         with client.messages.stream(
@@ -240,11 +269,11 @@ def test_messages_stream_replays(front: str, llm: LocalOpenAIServer) -> None:
     assert llm.count("/v1/messages") == 1
 
 
-def test_messages_scope_and_version_headers(front: str, llm: LocalOpenAIServer) -> None:
-    client = claude(front)
-    beta = claude(front, default_headers={"anthropic-beta": "feature-a,feature-b"})
-    other_beta = claude(front, default_headers={"anthropic-beta": "feature-a"})
-    old = claude(front, default_headers={"anthropic-version": "2023-06-01"})
+def test_messages_scope_and_version_headers(front: Front, llm: LocalOpenAIServer) -> None:
+    client = front.claude()
+    beta = front.claude(default_headers={"anthropic-beta": "feature-a,feature-b"})
+    other_beta = front.claude(default_headers={"anthropic-beta": "feature-a"})
+    old = front.claude(default_headers={"anthropic-version": "2023-06-01"})
     asks: list[tuple[anthropic.Anthropic, dict[str, Any]]] = [
         (client, {}),
         (client, {"system": "Be terse."}),
@@ -258,7 +287,7 @@ def test_messages_scope_and_version_headers(front: str, llm: LocalOpenAIServer) 
     assert [message(c, **p)[1] for c, p in asks] == ["MISS"] * len(asks)
     assert [message(c, **p)[1] for c, p in asks] == ["HIT"] * len(asks)
     # The same betas in another order are the same request.
-    swapped = claude(front, default_headers={"anthropic-beta": "feature-b, feature-a"})
+    swapped = front.claude(default_headers={"anthropic-beta": "feature-b, feature-a"})
     assert message(swapped)[1] == "HIT"
     # An image in the last turn: no prompt text, so the whole turn is exact scope.
     image = {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}
@@ -267,8 +296,8 @@ def test_messages_scope_and_version_headers(front: str, llm: LocalOpenAIServer) 
     assert llm.count("/v1/messages") == len(asks) + 1
 
 
-def test_errored_message_stream_is_not_stored(front: str, llm: LocalOpenAIServer) -> None:
-    client = claude(front)
+def test_errored_message_stream_is_not_stored(front: Front, llm: LocalOpenAIServer) -> None:
+    client = front.claude()
     ask = {"model": CLAUDE, "max_tokens": 64, "messages": [{"role": "user", "content": "x y"}]}
     llm.fail_stream_next()
     with (
@@ -285,9 +314,11 @@ def test_errored_message_stream_is_not_stored(front: str, llm: LocalOpenAIServer
 # -- chat completions: the stream must end with its [DONE] ---------------------------------------
 
 
-def test_chat_stream_with_an_error_chunk_is_not_stored(front: str, llm: LocalOpenAIServer) -> None:
+def test_chat_stream_with_an_error_chunk_is_not_stored(
+    front: Front, llm: LocalOpenAIServer
+) -> None:
     """The upstream's 200 stream ends cleanly but with an error chunk and no [DONE]."""
-    client = gpt(front)
+    client = front.gpt()
     ask = {"model": MODEL, "messages": [{"role": "user", "content": "hello"}], "stream": True}
     llm.fail_stream_next()
     with pytest.raises(openai.APIError, match="Injected stream failure"):
@@ -324,7 +355,7 @@ def test_embeddings_are_exact_only(
     make_front: MakeFront, make_cache: MakeCache, llm: LocalOpenAIServer, redis_sync: redis.Redis
 ) -> None:
     semantic = make_cache(embedder=bow_embedder(), budgets=GENEROUS)
-    client = gpt(make_front(semantic, threshold=0.5))
+    client = make_front(semantic, threshold=0.5).gpt()
 
     def embed(text: str) -> tuple[list[float], str]:
         raw = client.embeddings.with_raw_response.create(model=EMBED, input=text, dimensions=8)
@@ -353,56 +384,72 @@ def test_embeddings_are_exact_only(
 # -- tenants and savings ------------------------------------------------------------------------
 
 
-def test_two_api_keys_never_share(front: str, llm: LocalOpenAIServer) -> None:
+ANTHROPIC_VERSION = {"anthropic-version": "2023-06-01"}
+ANTHROPIC_VERSION_KEY = {**ANTHROPIC_VERSION, "x-api-key": "ak-alpha"}
+
+
+def test_two_api_keys_never_share(front: Front, llm: LocalOpenAIServer) -> None:
     for key, label in (("sk-one", "MISS"), ("sk-one", "HIT"), ("sk-two", "MISS")):
-        assert respond(gpt(front, key), input="tenant test")[1] == label
-    for key, label in (("ak-one", "MISS"), ("ak-one", "HIT"), ("ak-two", "MISS")):
-        assert message(claude(front, key), "tenant test")[1] == label
-    # One shared Authorization header does not join two x-api-keys (Anthropic reads the
-    # x-api-key), nor does either combination share with the header alone.
+        assert respond(front.gpt(key), input="tenant test")[1] == label
     body = {"model": CLAUDE, "max_tokens": 9, "messages": [{"role": "user", "content": "mix"}]}
-    version = {"anthropic-version": "2023-06-01", "authorization": "Bearer shared"}
-    labels = [
-        httpx.post(f"{front}/v1/messages", json=body, headers={**version, **extra}).headers[
+
+    def ask(**credentials: str) -> str:
+        return front.post("/v1/messages", body, {**ANTHROPIC_VERSION, **credentials}).headers[
             "x-cache"
         ]
+
+    labels = [ask(**{"x-api-key": key}) for key in ("ak-one", "ak-one", "ak-two")]
+    assert labels == ["MISS", "HIT", "MISS"]
+    # One shared Authorization header does not join two x-api-keys (Anthropic reads the
+    # x-api-key), nor does either combination share with the header alone.
+    shared = {"authorization": "Bearer shared"}
+    labels = [
+        ask(**shared, **extra)
         for extra in ({"x-api-key": "ak-victim"}, {"x-api-key": "ak-attacker"}, {})
     ]
     assert labels == ["MISS", "MISS", "MISS"]
     assert llm.count("/v1/responses") == 2 and llm.count("/v1/messages") == 5
 
 
-def test_hits_count_the_tokens_the_responses_report(front: str, cache: LLMCache) -> None:
-    openai_client, claude_client = gpt(front), claude(front)
-    reply = respond(openai_client, input="price me", instructions="Be terse.")[0]
-    streamed = respond_stream(openai_client, input="price my stream")[0][-1].response
-    sent = message(claude_client, "price me too", system="Be terse.")[0]
-    with claude_client.messages.stream(
-        model=CLAUDE, max_tokens=64, messages=[{"role": "user", "content": "stream price"}]
-    ) as stream:
-        streamed_message = stream.get_final_message()
-    vector = openai_client.embeddings.create(model=EMBED, input="price a vector", dimensions=8)
-    respond(openai_client, input="price me", instructions="Be terse.")
-    respond_stream(openai_client, input="price my stream")
-    message(claude_client, "price me too", system="Be terse.")
-    with claude_client.messages.stream(
-        model=CLAUDE, max_tokens=64, messages=[{"role": "user", "content": "stream price"}]
-    ) as stream:
-        stream.get_final_message()
-    openai_client.embeddings.create(model=EMBED, input="price a vector", dimensions=8)
+def message_usage(reply: httpx.Response) -> tuple[int, int]:
+    """(input, output) tokens of a Messages reply, JSON or stream, as the API sent it."""
+    if not reply.headers["content-type"].startswith("text/event-stream"):
+        usage = reply.json()["usage"]
+        return usage["input_tokens"], usage["output_tokens"]
+    data = [json.loads(line[6:]) for line in reply.text.splitlines() if line.startswith("data: ")]
+    start = next(d for d in data if d["type"] == "message_start")
+    delta = [d for d in data if d["type"] == "message_delta"][-1]
+    return start["message"]["usage"]["input_tokens"], delta["usage"]["output_tokens"]
+
+
+def test_hits_count_the_tokens_the_responses_report(front: Front, cache: LLMCache) -> None:
+    client = front.gpt()
+    ask = {
+        "model": CLAUDE,
+        "max_tokens": 64,
+        "system": "Be terse.",
+        "messages": [{"role": "user", "content": "price me too"}],
+    }
+    claude_asks = [ask, {**ask, "stream": True}]  # sent raw: any front, the transport too
+    totals = {MODEL: [0, 0], CLAUDE: [0, 0], EMBED: [0, 0]}
+    for repeat in (False, True):
+        reply = respond(client, input="price me", instructions="Be terse.")[0]
+        streamed = respond_stream(client, input="price my stream")[0][-1].response
+        vector = client.embeddings.create(model=EMBED, input="price a vector", dimensions=8)
+        claude = [front.post("/v1/messages", one, ANTHROPIC_VERSION_KEY) for one in claude_asks]
+        if repeat:  # what the hits saved: the usage their first answers reported
+            assert {r.headers["x-cache"] for r in claude} == {"HIT"}
+            for done in (reply, streamed):
+                totals[MODEL][0] += done.usage.input_tokens
+                totals[MODEL][1] += done.usage.output_tokens
+            for answer in claude:
+                tin, tout = message_usage(answer)
+                totals[CLAUDE][0] += tin
+                totals[CLAUDE][1] += tout
+            totals[EMBED][0] += vector.usage.prompt_tokens
 
     row = cache.run_sync(cache.stats, NS, timeout=10).totals
     assert (row.exact, row.miss) == (5, 5)
-    expected = {
-        MODEL: [
-            reply.usage.input_tokens + streamed.usage.input_tokens,
-            reply.usage.output_tokens + streamed.usage.output_tokens,
-        ],
-        CLAUDE: [
-            sent.usage.input_tokens + streamed_message.usage.input_tokens,
-            sent.usage.output_tokens + streamed_message.usage.output_tokens,
-        ],
-        EMBED: [vector.usage.prompt_tokens, 0],
-    }
-    assert row.tokens == expected and not row.estimated_tokens
+    assert row.tokens == totals and not row.estimated_tokens
+    assert all(tin > 0 for tin, _ in totals.values())
     assert row.usd_saved > 0 and not row.unpriced_models

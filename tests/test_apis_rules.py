@@ -10,6 +10,7 @@ import httpx
 import pytest
 from starlette.requests import Request
 
+from cachekit._reasons import Reason
 from cachekit.middleware._answers import Answer
 from cachekit.middleware._apis import GENERIC, api_for, request_header
 from cachekit.middleware._content import sse_event
@@ -76,12 +77,16 @@ def test_responses_keys() -> None:
     image = {"type": "input_image", "image_url": "https://example.com/a.png"}
     pictured = [{"role": "user", "content": [{"type": "input_text", "text": "What?"}, image]}]
     assert manifest("/v1/responses", {"model": "m", "input": pictured}).prompt is None
-    for state in (
-        {"previous_response_id": "resp_1"},
-        {"conversation": {"id": "conv_1"}},
-        {"prompt": {"id": "pmpt_1", "variables": {}}},
+    reference = [{"type": "item_reference", "id": "msg_1"}]
+    for field, state in (
+        ("previous_response_id", {"previous_response_id": "resp_1"}),
+        ("conversation", {"conversation": {"id": "conv_1"}}),
+        ("prompt", {"prompt": {"id": "pmpt_1", "variables": {}}}),
+        ("input[].item_reference", {"input": reference}),
     ):
-        assert "provider" in manifest("/v1/responses", {"model": "m", "input": "x", **state})
+        body = {"model": "m", "input": "x", **state}
+        assert api_for("/v1/responses").refuse(body) == field
+        assert manifest("/v1/responses", body) is Reason.PROVIDER_STATE
     pinned = {"model": "m", "input": "x", "prompt": {"id": "pmpt_1", "version": "3"}}
     assert manifest("/v1/responses", pinned).prompt == "x"
 
@@ -92,9 +97,10 @@ def test_messages_keys_and_reserved_header_fields() -> None:
     versioned = manifest("/v1/messages", body, {"HTTP_ANTHROPIC_VERSION": "2023-06-01"})
     assert base.prompt == versioned.prompt == "Hi"
     assert base.scope_digest != versioned.scope_digest
-    assert manifest("/v1/messages", {**body, "container": "ctr_1"}).startswith("container")
+    assert api_for("/v1/messages").refuse({**body, "container": "ctr_1"}) == "container"
+    assert manifest("/v1/messages", {**body, "container": "ctr_1"}) is Reason.PROVIDER_STATE
     forged = {**body, "header:anthropic-version": "2023-06-01"}
-    assert manifest("/v1/messages", forged) == "body field 'header:anthropic-version' is reserved"
+    assert manifest("/v1/messages", forged) is Reason.RESERVED_FIELD
     # Elsewhere such a field is just a field.
     assert manifest("/v1/chat/completions", forged).prompt == "Hi"
 
@@ -166,6 +172,23 @@ def test_embeddings_answers() -> None:
     body = {"model": "e", "data": [], "usage": {"prompt_tokens": 4, "total_tokens": 4}}
     assert read(body) == Answer((4, 0), "e")
     assert read({"model": "e", "data": []}) == Answer(None, "e")
+
+
+def test_final_events_per_api() -> None:
+    done, stop, completed = (
+        "data: [DONE]",
+        *sse({"type": "message_stop"}, {"type": "response.completed"}),
+    )
+    finals = {
+        path: [api_for(path).is_final(e) for e in (done, stop, completed)]
+        for path in ("/v1/chat/completions", "/v1/messages", "/v1/responses", "/ask")
+    }
+    assert finals == {
+        "/v1/chat/completions": [True, False, False],
+        "/v1/messages": [False, True, False],
+        "/v1/responses": [False, False, True],
+        "/ask": [True, True, True],
+    }
 
 
 def test_sse_event_follows_the_spec() -> None:

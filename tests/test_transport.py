@@ -266,11 +266,10 @@ def test_request_cache_control_is_honoured(cache: LLMCache, up: LocalOpenAIServe
 
 
 def test_other_endpoints_pass_through_untouched(cache: LLMCache, up: LocalOpenAIServer) -> None:
+    # Embeddings are cached now (exact only: tests/test_apis.py); other endpoints are not.
     client = sdk(up, cache)
-    raw = client.embeddings.with_raw_response.create(model="text-embedding-3-small", input="hi")
-    assert "x-cache" not in raw.headers and len(raw.parse().data[0].embedding) > 0
     raw_models = client.models.with_raw_response.list()
-    assert "x-cache" not in raw_models.headers
+    assert "x-cache" not in raw_models.headers and len(raw_models.parse().data) > 0
 
 
 def test_a_base_url_with_a_prefix_still_matches(cache: LLMCache, up: LocalOpenAIServer) -> None:
