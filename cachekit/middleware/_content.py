@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from .._usage import usage_of
 
 __all__ = [
     "SseEvent",
+    "event_kind",
     "model_of",
     "model_of_events",
     "parse_sse",
@@ -91,23 +91,48 @@ def model_of_events(events: list[str]) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
 class SseEvent:
-    """One event of a recorded stream: its ``event:`` name, its ``data:`` text and that
-    text as JSON (None when it is not JSON: ``[DONE]``, or no data)."""
+    """One event of a recorded stream: its ``event:`` name and ``data:`` text; ``value``
+    is that text as JSON (None when it is not JSON: ``[DONE]``, or no data), parsed on
+    first use: a reader looks at the few events it needs, not at every delta."""
 
-    name: str | None
-    data: str
-    value: Any = None
+    __slots__ = ("_value", "data", "name")
+
+    def __init__(self, name: str | None, data: str) -> None:
+        self.name = name
+        self.data = data
+        self._value: Any = _UNPARSED
 
     @property
-    def kinds(self) -> frozenset[str]:
-        """What the event says it is: its ``event:`` name and its data's ``"type"``. Typed
-        APIs send both; a stream that disagrees with itself is judged by either."""
-        kinds = {self.name} if self.name else set()
-        if isinstance(self.value, dict) and isinstance(self.value.get("type"), str):
-            kinds.add(self.value["type"])
-        return frozenset(kinds)
+    def value(self) -> Any:
+        if self._value is _UNPARSED:
+            try:
+                self._value = json.loads(self.data) if self.data else None
+            except (ValueError, RecursionError):
+                self._value = None
+        return self._value
+
+    @property
+    def kind(self) -> str | None:
+        """What the event says it is: its ``event:`` name, else its data's ``"type"``."""
+        if self.name:
+            return self.name
+        kind = self.value.get("type") if isinstance(self.value, dict) else None
+        return kind if isinstance(kind, str) else None
+
+
+_UNPARSED: Any = object()
+
+
+def event_kind(block: str) -> str | None:
+    """:attr:`SseEvent.kind` of an event block, without reading its data when its first
+    line names it (as typed APIs send them): deltas, the bulk of a stream, cost a slice."""
+    if block.startswith("event:"):
+        end = block.find("\n")
+        name = (block[6:] if end < 0 else block[6:end]).strip()
+        if name:
+            return name
+    return sse_event(block).kind
 
 
 def sse_event(block: str) -> SseEvent:
@@ -122,9 +147,4 @@ def sse_event(block: str) -> SseEvent:
             name = rest
         elif field == "data":
             lines.append(rest)
-    data = "\n".join(lines)
-    try:
-        value = json.loads(data) if data else None
-    except (ValueError, RecursionError):
-        value = None
-    return SseEvent(name, data, value)
+    return SseEvent(name, "\n".join(lines))
