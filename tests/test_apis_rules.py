@@ -30,6 +30,8 @@ def sse(*events: dict[str, Any], done: bool = False, named: bool = True) -> list
         ("/v1/completions", "completions"),
         ("/v1/responses", "responses"),
         ("/openai/v1/responses/", "responses"),
+        ("/openai/responses", "responses"),
+        ("/my/responses", "generic"),
         ("/v1/messages", "messages"),
         ("/v1/embeddings", "embeddings"),
         ("/openai/deployments/ada/embeddings", "embeddings"),

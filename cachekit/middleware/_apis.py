@@ -184,6 +184,7 @@ _BY_SUFFIX: Final[tuple[tuple[str, Api], ...]] = (
     ("/chat/completions", _CHAT),
     ("/completions", _COMPLETIONS),
     ("/v1/responses", _RESPONSES),
+    ("/openai/responses", _RESPONSES),  # Azure's preview path (?api-version=...)
     ("/v1/messages", _MESSAGES),
     ("/embeddings", _EMBEDDINGS),
 )
