@@ -15,6 +15,7 @@ from typing import Any
 
 import anthropic
 import httpx
+import httpx2
 import openai
 import pytest
 import redis
@@ -28,6 +29,7 @@ from cachekit import LLMCache
 from cachekit.middleware import CacheMiddleware, api_key_tenant
 from cachekit.proxy import create_proxy_app
 from cachekit.transport import CacheTransport
+from cachekit.transport.httpx2 import CacheTransport as Httpx2CacheTransport
 from tests._helpers import GENEROUS, MakeCache, bow_embedder
 from tests.llm_server import LocalOpenAIServer
 from tests.test_proxy import Served
@@ -39,8 +41,15 @@ NS = "apis"
 class Front:
     """A caching front over the test server, and clients that go through it."""
 
-    def __init__(self, kind: str, url: str, transport: Callable[[], CacheTransport] | None):
+    def __init__(
+        self,
+        kind: str,
+        url: str,
+        transport: Callable[[], CacheTransport] | None,
+        transport2: Callable[[], Httpx2CacheTransport] | None = None,
+    ):
         self.kind, self.url, self._transport = kind, url, transport
+        self._transport2 = transport2
 
     def http(self) -> httpx.Client:
         return httpx.Client(transport=self._transport() if self._transport else None)
@@ -55,8 +64,9 @@ class Front:
         )
 
     def claude(self, key: str = "ak-alpha", **options: Any) -> anthropic.Anthropic:
-        if self._transport is not None:
-            pytest.skip("anthropic 2.x takes only httpx2 clients; CacheTransport is httpx's")
+        if self._transport2 is not None:
+            # anthropic 2.x takes only httpx2 clients: cachekit.transport.httpx2's flavour.
+            options["http_client"] = httpx2.Client(transport=self._transport2())
         return anthropic.Anthropic(base_url=self.url, api_key=key, max_retries=0, **options)
 
     def post(self, path: str, body: Any, headers: dict[str, str]) -> httpx.Response:
@@ -82,7 +92,12 @@ def make_front(request: pytest.FixtureRequest, llm: LocalOpenAIServer) -> Iterat
     def make(cache: LLMCache, **options: Any) -> Front:
         options.setdefault("namespace", NS)
         if request.param == "transport":
-            return Front("transport", llm.url, lambda: CacheTransport(cache=cache, **options))
+            return Front(
+                "transport",
+                llm.url,
+                lambda: CacheTransport(cache=cache, **options),
+                lambda: Httpx2CacheTransport(cache=cache, **options),
+            )
         if request.param == "proxy":
             app: Any = create_proxy_app(cache, llm.base_url, **options)
         else:

@@ -371,3 +371,36 @@ def test_langchain_chat_openai_through_the_transport(
     second = llm.invoke("What is the capital of Italy?")
     assert first.content == second.content == "echo: What is the capital of Italy?"
     assert up.count("/v1/chat/completions") == 1
+
+
+async def test_anthropic_async_through_the_httpx2_transport(
+    cache: LLMCache, up: LocalOpenAIServer
+) -> None:
+    anthropic = pytest.importorskip("anthropic")
+    httpx2 = pytest.importorskip("httpx2")
+    from cachekit.transport.httpx2 import AsyncCacheTransport as Httpx2AsyncCacheTransport
+
+    http = httpx2.AsyncClient(transport=Httpx2AsyncCacheTransport(cache=cache, namespace="a"))
+    client = anthropic.AsyncAnthropic(
+        base_url=up.url, api_key="ak-async", max_retries=0, http_client=http
+    )
+    params: dict[str, Any] = {"model": "claude-sonnet-4", "max_tokens": 64}
+    labels, texts = [], []
+    for _ in range(2):
+        raw = await client.messages.with_raw_response.create(
+            messages=[{"role": "user", "content": "Hi async Claude"}], **params
+        )
+        labels.append(raw.headers["x-cache"])
+        texts.append((await raw.parse()).content[0].text)
+        await cache.drain()
+    for _ in range(2):
+        async with client.messages.stream(
+            messages=[{"role": "user", "content": "Stream, async Claude"}], **params
+        ) as stream:
+            texts.append("".join([t async for t in stream.text_stream]))
+            labels.append(stream.response.headers["x-cache"])
+        await cache.drain()
+    assert labels == ["MISS", "HIT", "MISS", "HIT"]
+    assert texts == ["echo: Hi async Claude"] * 2 + ["echo: Stream, async Claude"] * 2
+    assert up.count("/v1/messages") == 2
+    await client.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import AsyncIterator
-from typing import Unpack
+from typing import Any, ClassVar, Unpack
 
 import httpx
 
@@ -20,36 +20,33 @@ from .._ticket import Hit, Miss, Ticket
 from ..middleware._control import Refusal
 from ..middleware._options import MiddlewareOptions
 from ..middleware._record import Recorder
-from ._common import Prepared, hit_response, label, matches, not_in_cache, recorder_for
+from ._common import HTTPX, Prepared, Wire, hit_response, label, matches, not_in_cache, recorder_for
 from ._options import transport_config
 
-__all__ = ["AsyncCacheTransport"]
+__all__ = ["AsyncCacheTransport", "AsyncCore", "AsyncRecordingStream"]
 
 log = logging.getLogger("cachekit.transport")
 
 
-class AsyncCacheTransport(httpx.AsyncBaseTransport):
-    """Cache LLM API calls made through an ``httpx.AsyncClient``::
+class AsyncCore:
+    """The transport's logic for one HTTP library (``wire``); see :class:`AsyncCacheTransport`."""
 
-        http = httpx.AsyncClient(transport=AsyncCacheTransport(cache=cache, namespace="chat"))
-        client = AsyncOpenAI(http_client=http)
-
-    Same options as :class:`~cachekit.transport.CacheTransport`; ``tenant`` may be async.
-    """
+    wire: ClassVar[Wire]
+    recording: ClassVar[type[Any]]
 
     def __init__(
         self,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Any = None,
         **options: Unpack[MiddlewareOptions],
     ) -> None:
         self.options = transport_config(options)
-        self.transport = transport if transport is not None else httpx.AsyncHTTPTransport()
+        self.transport = transport if transport is not None else self.wire.hx.AsyncHTTPTransport()
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: Any) -> Any:
         opts = self.options
         if not matches(opts, request):
             return await self.transport.handle_async_request(request)
-        prepared = Prepared(request)
+        prepared = Prepared(request, self.wire)
         step: Ticket | Refusal | str | None = prepared.check(opts)
         if step is None:
             tenant, reason = await self._tenant(request)
@@ -67,9 +64,9 @@ class AsyncCacheTransport(httpx.AsyncBaseTransport):
         assert ticket is not None  # check() said go on, then ticket() answered
         begun = await opts.pipeline.begin(ticket)
         if isinstance(begun, Hit):
-            return hit_response(ticket, begun.value)
+            return hit_response(self.wire, ticket, begun.value)
         if ticket.control.only_if_cached:
-            return not_in_cache(opts.pipeline, begun)
+            return not_in_cache(self.wire, opts.pipeline, begun)
         try:
             response = await self.transport.handle_async_request(prepared.request)
         except BaseException:
@@ -79,18 +76,18 @@ class AsyncCacheTransport(httpx.AsyncBaseTransport):
             opts.pipeline.abort(begun)
             return label(response, ticket, "BYPASS")
         recorder, headers = recorder_for(
-            prepared.request, response, ticket, opts.max_response_bytes
+            self.wire, prepared.request, response, ticket, opts.max_response_bytes
         )
         if not recorder.recording:
             opts.pipeline.abort(begun, recorder.reason)
             return label(response, ticket, "MISS")
-        stream = _AsyncRecordingStream(response, recorder, opts.pipeline, begun)
-        out = httpx.Response(
+        stream = self.recording(response, recorder, opts.pipeline, begun)
+        out = self.wire.hx.Response(
             response.status_code, headers=headers, stream=stream, extensions=response.extensions
         )
         return label(out, ticket, "MISS")
 
-    async def _tenant(self, request: httpx.Request) -> tuple[str | None, str | None]:
+    async def _tenant(self, request: Any) -> tuple[str | None, str | None]:
         fn = self.options.tenant
         if fn is None:
             return None, None
@@ -107,13 +104,11 @@ class AsyncCacheTransport(httpx.AsyncBaseTransport):
         await self.transport.aclose()
 
 
-class _AsyncRecordingStream(httpx.AsyncByteStream):
+class AsyncRecordingStream:
     """The upstream body, decoded, recorded as the caller reads it; stored at its end
     (before the last chunk is handed on, so a caller that asks again gets a hit)."""
 
-    def __init__(
-        self, response: httpx.Response, recorder: Recorder, pipeline: Pipeline, miss: Miss
-    ) -> None:
+    def __init__(self, response: Any, recorder: Recorder, pipeline: Pipeline, miss: Miss) -> None:
         self._response = response
         self._recorder = recorder
         self._pipeline = pipeline
@@ -172,3 +167,20 @@ class _AsyncRecordingStream(httpx.AsyncByteStream):
         if self._miss is not None:
             self._recorder.reason = self._recorder.reason or "response dropped without close()"
             self._abort()
+
+
+class _HttpxRecording(AsyncRecordingStream, httpx.AsyncByteStream):
+    pass
+
+
+class AsyncCacheTransport(AsyncCore, httpx.AsyncBaseTransport):
+    """Cache LLM API calls made through an ``httpx.AsyncClient``::
+
+        http = httpx.AsyncClient(transport=AsyncCacheTransport(cache=cache, namespace="chat"))
+        client = AsyncOpenAI(http_client=http)
+
+    Same options as :class:`~cachekit.transport.CacheTransport`; ``tenant`` may be async.
+    """
+
+    wire = HTTPX
+    recording = _HttpxRecording

@@ -7,6 +7,7 @@ only steps that differ between the two colours, and they stay in the transports.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -38,15 +39,32 @@ __all__ = [
 
 log = logging.getLogger("cachekit.transport")
 
-try:  # the encodings this httpx decodes (brotli/zstd only when their packages are installed)
-    from httpx._decoders import SUPPORTED_DECODERS as _DECODERS
 
-    _DECODABLE = frozenset(_DECODERS)
-except ImportError:  # pragma: no cover - a future httpx that moved it
-    _DECODABLE = frozenset({"identity", "gzip", "deflate"})
+class Wire:
+    """The HTTP library a transport speaks: ``httpx``, or ``httpx2`` (the Anthropic SDK's).
+
+    The two share one API, but their objects do not mix: a response, a request or a byte
+    stream must be of the caller's library.
+    """
+
+    __slots__ = ("decodable", "hx")
+
+    def __init__(self, hx: Any) -> None:
+        self.hx = hx
+        try:  # what this library decodes (brotli/zstd only with their packages installed)
+            decoders = importlib.import_module(f"{hx.__name__}._decoders").SUPPORTED_DECODERS
+            self.decodable = frozenset(decoders)
+        except (ImportError, AttributeError):  # pragma: no cover - moved in a future release
+            self.decodable = frozenset({"identity", "gzip", "deflate"})
+
+    def response(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> Any:
+        return self.hx.Response(status, headers=_str_headers(headers), content=body)
 
 
-def matches(options: Config, request: httpx.Request) -> bool:
+HTTPX = Wire(httpx)
+
+
+def matches(options: Config, request: Any) -> bool:
     """Is ``request`` one this transport caches?
 
     An SDK's ``base_url`` may carry a prefix of its own (``https://host/openai/v1``), so an
@@ -66,9 +84,10 @@ class Prepared:
     of the request that goes upstream), and the responses the transport makes itself.
     """
 
-    __slots__ = ("control", "request", "started")
+    __slots__ = ("control", "request", "started", "wire")
 
-    def __init__(self, request: httpx.Request) -> None:
+    def __init__(self, request: Any, wire: Wire = HTTPX) -> None:
+        self.wire = wire
         self.request = request
         self.started = time.perf_counter()
         self.control: CacheControl = NO_CONTROL
@@ -84,7 +103,7 @@ class Prepared:
         content_type = headers.get("content-type")
         if content_type is not None and not is_json_type(content_type):
             return Reason.CONTENT_TYPE
-        if not isinstance(self.request.stream, httpx.ByteStream):
+        if not isinstance(self.request.stream, self.wire.hx.ByteStream):
             # A generator body could be read only once: reading it here would take it
             # from the inner transport, and its size is unknown until it is read.
             return "streamed body"
@@ -110,7 +129,7 @@ class Prepared:
         if isinstance(keyed, Refusal):
             return keyed
         if keyed.body is not None:
-            self.request = _with_body(request, keyed.body)
+            self.request = _with_body(self.wire, request, keyed.body)
         self.control = control = keyed.control
         if isinstance(keyed.key, str):
             return keyed.key
@@ -127,21 +146,21 @@ class Prepared:
         report_bypass(options.pipeline.options, options.cache, reason, self.started, ticket)
         if self.control.only_if_cached:
             why = f"the request cannot be answered from the cache ({reason})"
-            return refusal_response(not_cached(why), ticket, "BYPASS")
+            return refusal_response(self.wire, not_cached(why), ticket, "BYPASS")
         return None
 
-    def refuse(self, options: Config, refusal: Refusal) -> httpx.Response:
+    def refuse(self, options: Config, refusal: Refusal) -> Any:
         """A malformed cache control: the client's error, answered without the upstream."""
         opts = options.pipeline.options
         report_bypass(opts, options.cache, Reason.BAD_CACHE_CONTROL, self.started)
-        return refusal_response(refusal, None, "BYPASS")
+        return refusal_response(self.wire, refusal, None, "BYPASS")
 
 
 #: A response the transport made itself, or None: the request goes upstream.
-Made = httpx.Response | None
+Made = Any
 
 
-def not_in_cache(pipeline: Pipeline, miss: Miss) -> httpx.Response:
+def not_in_cache(wire: Wire, pipeline: Pipeline, miss: Miss) -> Any:
     """``only-if-cached`` and nothing to serve: 504, never the upstream (RFC 9111)."""
     if miss.used_cache:
         pipeline.abort(miss, Reason.ONLY_IF_CACHED)
@@ -149,23 +168,24 @@ def not_in_cache(pipeline: Pipeline, miss: Miss) -> httpx.Response:
     else:  # the cache failed: the result says how
         pipeline.abort(miss)
         refusal = not_cached("the cache could not be read")
-    return refusal_response(refusal, miss.ticket, "MISS")
+    return refusal_response(wire, refusal, miss.ticket, "MISS")
 
 
-def refusal_response(refusal: Refusal, ticket: Ticket | None, label: str) -> httpx.Response:
+def refusal_response(wire: Wire, refusal: Refusal, ticket: Ticket | None, label: str) -> Any:
     body = refusal.body()
-    headers = refusal.headers(len(body)) + refusal_headers(ticket, label)
-    return httpx.Response(refusal.status, headers=_str_headers(headers), content=body)
+    return wire.response(
+        refusal.status, refusal.headers(len(body)) + refusal_headers(ticket, label), body
+    )
 
 
-def _with_body(request: httpx.Request, body: bytes) -> httpx.Request:
+def _with_body(wire: Wire, request: Any, body: bytes) -> Any:
     """``request`` with another body (the client's without the cache field)."""
     headers = [
         (k, v)
         for k, v in request.headers.multi_items()
         if k.lower() not in ("content-length", "transfer-encoding")
     ]
-    return httpx.Request(
+    return wire.hx.Request(
         request.method, request.url, headers=headers, content=body, extensions=request.extensions
     )
 
@@ -174,16 +194,14 @@ def _str_headers(pairs: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
     return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in pairs]
 
 
-def hit_response(ticket: Ticket, cached: CachedResponse) -> httpx.Response:
+def hit_response(wire: Wire, ticket: Ticket, cached: CachedResponse) -> Any:
     """A cached answer as the HTTP response the SDK would have got."""
     body = cached.body_bytes()
     headers = cached.headers(len(body)) + result_headers(ticket, "HIT", cached.status)
-    return httpx.Response(cached.status, headers=_str_headers(headers), content=body)
+    return wire.response(cached.status, headers, body)
 
 
-def label(
-    response: httpx.Response, ticket: Ticket | None, text: str, reason: str | None = None
-) -> httpx.Response:
+def label(response: Any, ticket: Ticket | None, text: str, reason: str | None = None) -> Any:
     """Add the ``X-Cache`` family to a response passed through."""
     extra = result_headers(ticket, text, response.status_code, reason)
     for name, value in _str_headers(extra):
@@ -194,15 +212,15 @@ def label(
     return response
 
 
-def decodable(response: httpx.Response) -> bool:
+def decodable(wire: Wire, response: Any) -> bool:
     """Can the body be recorded as text? httpx decodes every encoding it advertised."""
     encoding = response.headers.get("content-encoding", "")
     tokens = [t.strip().lower() for t in encoding.split(",") if t.strip()]
-    return all(t in _DECODABLE for t in tokens)
+    return all(t in wire.decodable for t in tokens)
 
 
 def recorder_for(
-    request: httpx.Request, response: httpx.Response, ticket: Ticket, max_bytes: int
+    wire: Wire, request: Any, response: Any, ticket: Ticket, max_bytes: int
 ) -> tuple[Recorder, list[tuple[str, str]]]:
     """Start recording ``response`` to ``request`` (whose path says the API: what a whole
     answer is): the recorder, and the headers the caller will see.
@@ -216,7 +234,7 @@ def recorder_for(
     if ticket.control.skip_store:
         recorder.reason = Reason.NO_STORE
         return recorder, headers
-    if not decodable(response):
+    if not decodable(wire, response):
         recorder.reason = "content-encoding"
         return recorder, headers
     plain = [(k, v) for k, v in headers if k.lower() not in ("content-encoding", "content-length")]

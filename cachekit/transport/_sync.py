@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Iterator
-from typing import Unpack
+from typing import Any, ClassVar, Unpack
 
 import httpx
 
@@ -20,38 +20,33 @@ from .._ticket import Hit, Miss, Ticket
 from ..middleware._control import Refusal
 from ..middleware._options import MiddlewareOptions
 from ..middleware._record import Recorder
-from ._common import Prepared, hit_response, label, matches, not_in_cache, recorder_for
+from ._common import HTTPX, Prepared, Wire, hit_response, label, matches, not_in_cache, recorder_for
 from ._options import transport_config
 
-__all__ = ["CacheTransport"]
+__all__ = ["CacheTransport", "RecordingStream", "SyncCore"]
 
 log = logging.getLogger("cachekit.transport")
 
 
-class CacheTransport(httpx.BaseTransport):
-    """Cache LLM API calls made through a sync ``httpx.Client``::
+class SyncCore:
+    """The transport's logic for one HTTP library (``wire``); see :class:`CacheTransport`."""
 
-        client = OpenAI(http_client=httpx.Client(transport=CacheTransport(cache=cache)))
-
-    Options are the middleware's (:class:`~cachekit.middleware.CacheMiddleware`);
-    ``tenant`` receives the ``httpx.Request`` and defaults to
-    :func:`~cachekit.middleware.api_key_tenant` (a digest of the API key). ``transport``
-    is the inner transport (default: a new ``httpx.HTTPTransport``), closed with this one.
-    """
+    wire: ClassVar[Wire]
+    recording: ClassVar[type[Any]]
 
     def __init__(
         self,
-        transport: httpx.BaseTransport | None = None,
+        transport: Any = None,
         **options: Unpack[MiddlewareOptions],
     ) -> None:
         self.options = transport_config(options)
-        self.transport = transport if transport is not None else httpx.HTTPTransport()
+        self.transport = transport if transport is not None else self.wire.hx.HTTPTransport()
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
+    def handle_request(self, request: Any) -> Any:
         opts = self.options
         if not matches(opts, request):
             return self.transport.handle_request(request)
-        prepared = Prepared(request)
+        prepared = Prepared(request, self.wire)
         step: Ticket | Refusal | str | None = prepared.check(opts)
         if step is None:
             tenant, reason = self._tenant(request)
@@ -67,9 +62,9 @@ class CacheTransport(httpx.BaseTransport):
         assert ticket is not None  # check() said go on, then ticket() answered
         begun = opts.pipeline.begin_sync(ticket)
         if isinstance(begun, Hit):
-            return hit_response(ticket, begun.value)
+            return hit_response(self.wire, ticket, begun.value)
         if ticket.control.only_if_cached:
-            return not_in_cache(opts.pipeline, begun)
+            return not_in_cache(self.wire, opts.pipeline, begun)
         try:
             response = self.transport.handle_request(prepared.request)
         except BaseException:
@@ -79,18 +74,18 @@ class CacheTransport(httpx.BaseTransport):
             opts.pipeline.abort(begun)
             return label(response, ticket, "BYPASS")
         recorder, headers = recorder_for(
-            prepared.request, response, ticket, opts.max_response_bytes
+            self.wire, prepared.request, response, ticket, opts.max_response_bytes
         )
         if not recorder.recording:
             opts.pipeline.abort(begun, recorder.reason)
             return label(response, ticket, "MISS")
-        stream = _RecordingStream(response, recorder, opts.pipeline, begun)
-        out = httpx.Response(
+        stream = self.recording(response, recorder, opts.pipeline, begun)
+        out = self.wire.hx.Response(
             response.status_code, headers=headers, stream=stream, extensions=response.extensions
         )
         return label(out, ticket, "MISS")
 
-    def _tenant(self, request: httpx.Request) -> tuple[str | None, str | None]:
+    def _tenant(self, request: Any) -> tuple[str | None, str | None]:
         fn = self.options.tenant
         if fn is None:
             return None, None
@@ -110,16 +105,14 @@ class CacheTransport(httpx.BaseTransport):
         self.transport.close()
 
 
-class _RecordingStream(httpx.SyncByteStream):
+class RecordingStream:
     """The upstream body, decoded, recorded as the caller reads it; stored at its end.
 
     Only a body read to its end is complete: a caller that closes early, or an upstream
     that fails mid-stream, stores nothing, and the flight is released either way.
     """
 
-    def __init__(
-        self, response: httpx.Response, recorder: Recorder, pipeline: Pipeline, miss: Miss
-    ) -> None:
+    def __init__(self, response: Any, recorder: Recorder, pipeline: Pipeline, miss: Miss) -> None:
         self._response = response
         self._recorder = recorder
         self._pipeline = pipeline
@@ -168,3 +161,22 @@ class _RecordingStream(httpx.SyncByteStream):
         if self._miss is not None:
             self._recorder.reason = self._recorder.reason or "response dropped without close()"
             self._settle()
+
+
+class _HttpxRecording(RecordingStream, httpx.SyncByteStream):
+    pass
+
+
+class CacheTransport(SyncCore, httpx.BaseTransport):
+    """Cache LLM API calls made through a sync ``httpx.Client``::
+
+        client = OpenAI(http_client=httpx.Client(transport=CacheTransport(cache=cache)))
+
+    Options are the middleware's (:class:`~cachekit.middleware.CacheMiddleware`);
+    ``tenant`` receives the ``httpx.Request`` and defaults to
+    :func:`~cachekit.middleware.api_key_tenant` (a digest of the API key). ``transport``
+    is the inner transport (default: a new ``httpx.HTTPTransport``), closed with this one.
+    """
+
+    wire = HTTPX
+    recording = _HttpxRecording
