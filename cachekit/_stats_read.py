@@ -78,6 +78,7 @@ async def stats(
         generated_at=now,
         pricing_as_of=table.as_of,
         skipped_keys=skipped,
+        pricing_source=table.source,
     )
 
 
