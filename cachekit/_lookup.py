@@ -54,7 +54,8 @@ class Lookup:
         """Exact layer, then (when configured and the call has prompt text) semantic."""
         with tracing.stage("cache.lookup", _EXACT) as span:
             outcome = await self._exact.read(manifest, space, max_age)
-            tracing.note(span, tracing.STATUS, "hit" if outcome.entry is not None else "miss")
+            if span is not None:
+                span.set_attribute(tracing.STATUS, "hit" if outcome.entry else "miss")
         if outcome.entry is not None or outcome.generation < 0:
             return outcome
         if threshold is None or self._sem is None or not manifest.has_prompt_text:

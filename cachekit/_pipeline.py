@@ -58,31 +58,28 @@ class Pipeline:
         """Look up ``ticket``'s answer. Runs on the caller's loop (async callers) or the
         home loop (``begin_sync``, which publishes a hit itself, in the caller's context:
         ``last_result()`` is a context variable)."""
-        with tracing.getting(ticket):
-            return await self._begin(ticket, publish)
-
-    async def _begin(self, ticket: Ticket, publish: bool) -> Hit | Miss:
-        cache, flights = self.cache, self.options.single_flight
-        if flights and may_follow(cache, ticket):
-            # An identical call of this process is running, or its store is still on the
-            # way: its answer is served from memory, with no lookup (nor a semantic
-            # search that could find the leader's fresh entry and call it "semantic").
-            local = cache.flights.peek(flight_key(cache, ticket))
-            if local is not None and await follow(cache, ticket, local):
+        with tracing.getting(ticket):  # a no-op unless the application traces
+            cache, flights = self.cache, self.options.single_flight
+            if flights and may_follow(cache, ticket):
+                # An identical call of this process is running, or its store is still on the
+                # way: its answer is served from memory, with no lookup (nor a semantic
+                # search that could find the leader's fresh entry and call it "semantic").
+                local = cache.flights.peek(flight_key(cache, ticket))
+                if local is not None and await follow(cache, ticket, local):
+                    return self._hit(cache, ticket, publish)
+            await self._lookup(cache, ticket)
+            if ticket.value is not NOT_GIVEN:
                 return self._hit(cache, ticket, publish)
-        await self._lookup(cache, ticket)
-        if ticket.value is not NOT_GIVEN:
-            return self._hit(cache, ticket, publish)
-        # No flight, no lock: single-flight is off, or nothing will answer (only-if-cached).
-        if not flights or ticket.control.only_if_cached:
+            # No flight, no lock: single-flight is off, or nothing will answer (only-if-cached).
+            if not flights or ticket.control.only_if_cached:
+                return self._missed(ticket)
+            try:
+                if await lead(cache, ticket, self.options.goes_to):
+                    return self._hit(cache, ticket, publish)
+            except BaseException:
+                drop_flight(cache, ticket)  # cancelled while leading: free the followers
+                raise
             return self._missed(ticket)
-        try:
-            if await lead(cache, ticket, self.options.goes_to):
-                return self._hit(cache, ticket, publish)
-        except BaseException:
-            drop_flight(cache, ticket)  # cancelled while leading: free the followers
-            raise
-        return self._missed(ticket)
 
     def begin_sync(self, ticket: Ticket) -> Hit | Miss:
         """:meth:`begin` from sync code: one crossing to the home loop.

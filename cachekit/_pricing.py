@@ -168,7 +168,9 @@ def _primary(source: str) -> PriceSource | None:
         return None
 
 
-def _overrides(overrides: Mapping[str, Any] | str | os.PathLike[str]) -> tuple[PriceTable, Any]:
+def _overrides(
+    overrides: Mapping[str, Any] | str | os.PathLike[str],
+) -> tuple[PriceTable, str | None]:
     """The overrides as a table, and the date their file gives (else None)."""
     origin = "pricing overrides"
     if isinstance(overrides, str | os.PathLike):
