@@ -14,14 +14,15 @@ import logging
 import time
 from typing import Any
 
+from . import _tracing as tracing
 from ._flight import IN_FLIGHT, LeaderFailedError, observe
 from ._schema import EXACT_HITS
 from ._ticket import Ticket
-from ._xflight import OTHER_PROCESS, Claim, claim
+from ._xflight import OTHER_PROCESS, Claim, claim, release
 from .cache import CACHE_ERRORS, LLMCache
 from .errors import CodecError
 
-__all__ = ["flight_key", "follow", "lead", "may_follow"]
+__all__ = ["drop_flight", "flight_key", "follow", "lead", "may_follow"]
 
 log = logging.getLogger("cachekit")
 
@@ -72,7 +73,8 @@ async def lead(cache: LLMCache, ticket: Ticket, goes_to: str) -> bool:
     if not leader:
         return await follow(cache, ticket, fut)
     ticket.flight, ticket.flight_key = fut, key
-    got = await cache.run(_claim, cache, ticket, goes_to)  # the lock lives on the home loop
+    with tracing.stage("cache.lock"):  # the lock, and a last look for another's answer
+        got = await cache.run(_claim, cache, ticket, goes_to)  # the lock lives on the home loop
     ticket.lock = got.lock
     if got.found is None:
         return False
@@ -82,6 +84,19 @@ async def lead(cache: LLMCache, ticket: Ticket, goes_to: str) -> bool:
     ticket.flight = None
     ticket.reason = OTHER_PROCESS
     return True
+
+
+def drop_flight(cache: LLMCache, ticket: Ticket) -> None:
+    """Fail the flight ``ticket`` leads (its followers call for themselves), or forget it
+    once resolved, and free the lock."""
+    flight, ticket.flight = ticket.flight, None
+    if flight is not None:
+        if flight.done():
+            cache.flights.land(ticket.flight_key, flight)
+        else:
+            cache.flights.fail(ticket.flight_key, flight)
+    lock, ticket.lock = ticket.lock, None
+    release(cache, lock)
 
 
 async def _claim(cache: LLMCache, ticket: Ticket, goes_to: str) -> Claim[tuple[Any]]:
@@ -114,6 +129,7 @@ async def _claim(cache: LLMCache, ticket: Ticket, goes_to: str) -> Claim[tuple[A
         # Redis misbehaves (or a bug): the call fails open and stores nothing.
         if not isinstance(exc, CACHE_ERRORS):
             log.exception("cachekit: unexpected error in single-flight; skipping the cache")
+        tracing.failed(ticket, exc)
         ticket.failed = cache.failed("single-flight", exc, b.command, goes_to=goes_to)
         return Claim()
     # Held by the ticket from here, on the home loop: a caller cancelled before this

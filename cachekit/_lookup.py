@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
+from . import _tracing as tracing
 from ._cache_config import CacheConfig
 from ._clients import no_touch
 from ._entry import LookupOutcome
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from .embedders import Embedder
 
 __all__ = ["Lookup", "Peek"]
+
+_EXACT: Final = {tracing.LAYER: "exact"}
 
 
 class Lookup:
@@ -49,7 +52,10 @@ class Lookup:
         self, manifest: KeyManifest, space: Space, threshold: float | None, max_age: float | None
     ) -> LookupOutcome:
         """Exact layer, then (when configured and the call has prompt text) semantic."""
-        outcome = await self._exact.read(manifest, space, max_age)
+        with tracing.stage("cache.lookup", _EXACT) as span:
+            outcome = await self._exact.read(manifest, space, max_age)
+            if span is not None:
+                span.set_attribute(tracing.STATUS, "hit" if outcome.entry else "miss")
         if outcome.entry is not None or outcome.generation < 0:
             return outcome
         if threshold is None or self._sem is None or not manifest.has_prompt_text:

@@ -12,9 +12,18 @@ import asyncio
 import logging
 import threading
 
-__all__ = ["LoopThread"]
+__all__ = ["LoopThread", "on_a_loop"]
 
 log = logging.getLogger("cachekit.loop")
+
+
+def on_a_loop() -> bool:
+    """Is an event loop running on this thread?"""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class LoopThread:

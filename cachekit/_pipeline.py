@@ -20,13 +20,14 @@ import logging
 import time
 from typing import Any
 
-from ._flow import flight_key, follow, lead, may_follow
+from . import _tracing as tracing
+from ._flow import drop_flight, flight_key, follow, lead, may_follow
+from ._loop import on_a_loop
 from ._options import NOT_GIVEN, EntryOptions
 from ._reasons import Reason
 from ._report import report
 from ._storing import encode, store
 from ._ticket import Hit, Miss, Ticket
-from ._xflight import release
 from .cache import CACHE_ERRORS, LLMCache, WouldBlockError
 from .errors import CodecError
 
@@ -37,14 +38,6 @@ log = logging.getLogger("cachekit")
 _CIRCUIT_OPEN = "circuit open: the cache is skipped after repeated failures"
 #: What a sync caller waits beyond the lookup budget for the home loop to report back.
 _SLACK = 0.05
-
-
-def _on_a_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 class Pipeline:
@@ -65,27 +58,28 @@ class Pipeline:
         """Look up ``ticket``'s answer. Runs on the caller's loop (async callers) or the
         home loop (``begin_sync``, which publishes a hit itself, in the caller's context:
         ``last_result()`` is a context variable)."""
-        cache, flights = self.cache, self.options.single_flight
-        if flights and may_follow(cache, ticket):
-            # An identical call of this process is running, or its store is still on the
-            # way: its answer is served from memory, with no lookup (nor a semantic
-            # search that could find the leader's fresh entry and call it "semantic").
-            local = cache.flights.peek(flight_key(cache, ticket))
-            if local is not None and await follow(cache, ticket, local):
+        with tracing.getting(ticket):  # a no-op unless the application traces
+            cache, flights = self.cache, self.options.single_flight
+            if flights and may_follow(cache, ticket):
+                # An identical call of this process is running, or its store is still on the
+                # way: its answer is served from memory, with no lookup (nor a semantic
+                # search that could find the leader's fresh entry and call it "semantic").
+                local = cache.flights.peek(flight_key(cache, ticket))
+                if local is not None and await follow(cache, ticket, local):
+                    return self._hit(cache, ticket, publish)
+            await self._lookup(cache, ticket)
+            if ticket.value is not NOT_GIVEN:
                 return self._hit(cache, ticket, publish)
-        await self._lookup(cache, ticket)
-        if ticket.value is not NOT_GIVEN:
-            return self._hit(cache, ticket, publish)
-        # No flight, no lock: single-flight is off, or nothing will answer (only-if-cached).
-        if not flights or ticket.control.only_if_cached:
+            # No flight, no lock: single-flight is off, or nothing will answer (only-if-cached).
+            if not flights or ticket.control.only_if_cached:
+                return self._missed(ticket)
+            try:
+                if await lead(cache, ticket, self.options.goes_to):
+                    return self._hit(cache, ticket, publish)
+            except BaseException:
+                drop_flight(cache, ticket)  # cancelled while leading: free the followers
+                raise
             return self._missed(ticket)
-        try:
-            if await lead(cache, ticket, self.options.goes_to):
-                return self._hit(cache, ticket, publish)
-        except BaseException:
-            self._release(cache, ticket)  # cancelled while leading: free the followers
-            raise
-        return self._missed(ticket)
 
     def begin_sync(self, ticket: Ticket) -> Hit | Miss:
         """:meth:`begin` from sync code: one crossing to the home loop.
@@ -93,8 +87,12 @@ class Pipeline:
         The wait is bounded by the lookup budget, extended by the single-flight wait
         only once the call joins a flight (so a stuck loop costs a lookup budget).
         """
+        with tracing.getting(ticket):  # here, in the caller's context: its span is the parent
+            return self._begin_sync(ticket)
+
+    def _begin_sync(self, ticket: Ticket) -> Hit | Miss:
         cache = self.cache
-        ticket.wait = not _on_a_loop()
+        ticket.wait = not on_a_loop()
         if cache.breaker_for(ticket.manifest).state == "open":
             ticket.failed = _CIRCUIT_OPEN  # no crossing at all while Redis is known down
             return self._missed(ticket)
@@ -108,7 +106,7 @@ class Pipeline:
                 except concurrent.futures.TimeoutError:
                     if time.monotonic() < ticket.deadline or not fut.cancel():
                         continue  # joined a flight meanwhile (its budget applies), or done
-                    self._release(cache, ticket)
+                    drop_flight(cache, ticket)
                     raise
                 if isinstance(got, Hit):
                     self._hit(cache, ticket, True)
@@ -151,6 +149,7 @@ class Pipeline:
         self, cache: LLMCache, ticket: Ticket, exc: Exception, budget: float
     ) -> None:
         """Fail open: Redis trouble counts against the breaker, a bug is logged whole."""
+        tracing.failed(ticket, exc)
         if isinstance(exc, CACHE_ERRORS):
             cache.breaker_for(ticket.manifest).failure()
             ticket.failed = cache.failed("lookup", exc, budget, goes_to=self.options.goes_to)
@@ -165,7 +164,8 @@ class Pipeline:
             ticket.outcome = await cache.prepare(ticket.manifest)
             return
         threshold = self.options.effective_threshold(cache) if ticket.semantic else None
-        outcome = await cache.lookup(ticket.manifest, threshold=threshold, max_age=ctl.max_age)
+        with tracing.current(ticket):  # the stages' spans are children of cache.get
+            outcome = await cache.lookup(ticket.manifest, threshold=threshold, max_age=ctl.max_age)
         ticket.outcome = outcome
         if outcome.entry is None:
             return
@@ -201,7 +201,7 @@ class Pipeline:
             except BaseException:
                 # Cancelled: the store may never land, so the value must not stay in
                 # memory as this key's answer (the flight goes, its lock is freed).
-                self._release(cache, ticket)
+                drop_flight(cache, ticket)
                 raise
             else:
                 self._landed(cache, ticket, None)
@@ -220,7 +220,7 @@ class Pipeline:
             except Exception as exc:  # noqa: BLE001 - named in the result, never raised
                 failure = exc
             except BaseException:
-                self._release(cache, ticket)  # interrupted: as for a cancelled complete
+                drop_flight(cache, ticket)  # interrupted: as for a cancelled complete
                 raise
             self._landed(cache, ticket, failure)
         self._completed(cache, ticket, resumed, True)
@@ -235,7 +235,7 @@ class Pipeline:
         response cannot be recorded): release the followers, free the lock. With a
         ``reason`` (or after a cache failure) the result is published."""
         ticket, cache = miss.ticket, self.cache
-        self._release(cache, ticket)
+        drop_flight(cache, ticket)
         if not ticket.reported and (reason is not None or not miss.used_cache):
             report(
                 self.options, cache, ticket, ticket.status(), reason=reason, overhead=ticket.spent
@@ -254,7 +254,7 @@ class Pipeline:
             cache.flights.resolve(ticket.flight, value)
         payload = encode(cache, self.options, ticket, value)
         if payload is None:
-            self._release(cache, ticket)
+            drop_flight(cache, ticket)
             return None
         wait = self.options.wait_for_store
         if wait if wait is not None else not cache.background_stores:
@@ -266,7 +266,7 @@ class Pipeline:
             ticket.stored = True  # handed to the store (CacheResult.stored says so)
         else:
             cache.warn("dropped", "cachekit: store queue full; a result was not cached")
-            self._release(cache, ticket)
+            drop_flight(cache, ticket)
         return None
 
     def _store_budget(self, cache: LLMCache, ticket: Ticket) -> float:
@@ -283,19 +283,8 @@ class Pipeline:
                 log.error("cachekit: unexpected error storing a result", exc_info=exc)
             budget = cache.store_budget(ticket.manifest, ticket.outcome)
             ticket.failed = cache.failed("store", exc, budget, goes_to=self.options.goes_to)
-        self._release(cache, ticket)  # the flight was resolved: it just lands
+        drop_flight(cache, ticket)  # the flight was resolved: it just lands
 
     def _report_miss(self, cache: LLMCache, ticket: Ticket) -> None:
         if not ticket.reported:
             report(self.options, cache, ticket, ticket.status(), overhead=ticket.spent)
-
-    def _release(self, cache: LLMCache, ticket: Ticket) -> None:
-        """Fail the flight (its followers call for themselves) and free the lock."""
-        flight, ticket.flight = ticket.flight, None
-        if flight is not None:
-            if flight.done():
-                cache.flights.land(ticket.flight_key, flight)
-            else:
-                cache.flights.fail(ticket.flight_key, flight)
-        lock, ticket.lock = ticket.lock, None
-        release(cache, lock)

@@ -1,4 +1,9 @@
-"""Model prices: the bundled table (``cachekit/pricing.json``), overrides, name matching, USD.
+"""Model prices: one seam, two sources, chosen once at construction.
+
+A :class:`PriceSource` maps a model name (and a time) to a price: the bundled table
+(``cachekit/pricing.json``, :mod:`cachekit._price_table`) or genai-prices (the ``prices``
+extra, :mod:`cachekit._prices_genai`). :class:`Pricing` asks your overrides first, then
+the chosen source, then the bundled table, and says which one priced each model.
 
 Part of :mod:`cachekit.stats` (import from there).
 """
@@ -6,156 +11,184 @@ Part of :mod:`cachekit.stats` (import from there).
 from __future__ import annotations
 
 import json
+import logging
 import os
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal, NamedTuple, Protocol
 
+from ._price_table import ModelPrice, PriceTable, parse_models
 from .errors import CacheConfigError
 
-__all__ = ["ModelPrice", "Pricing"]
+__all__ = ["SOURCES", "ModelPrice", "PriceMatch", "PriceSource", "Pricing", "SourceName"]
+
+log = logging.getLogger("cachekit.stats")
+
+SourceName = Literal["auto", "bundled", "genai-prices"]
+#: What ``Pricing.load(source=)`` takes; "auto" is genai-prices when installed.
+SOURCES: Final = ("auto", "bundled", "genai-prices")
 
 
-@dataclass(frozen=True, slots=True)
-class ModelPrice:
-    """List price of one model in USD per 1M tokens."""
+class PriceSource(Protocol):
+    """Prices of models by name. No I/O: lookups run on the hit path (metrics)."""
 
-    input: float
-    output: float
+    #: How reports name this source ("bundled", "genai-prices", "overrides").
+    name: str
+
+    @property
+    def as_of(self) -> str | None:
+        """The date of its prices."""
+
+    def lookup(self, model: str, at: float | None = None) -> tuple[str, ModelPrice] | None:
+        """``(priced name, price)`` at Unix time ``at`` (default now), or None."""
 
 
-# What may follow a priced name for the price to still apply: dated snapshots
-# (-2024-07-18, -20241022, -0613), -latest / -preview aliases, Anthropic's -0 aliases,
-# Bedrock/Vertex version tags (-v2:0, @20241022). Anything else (-realtime, -32k, -audio,
-# a minor version like -4-5) is another product with another price: left unpriced rather
-# than guessed.
-_SUFFIX_RE: Final = re.compile(
-    r"^(?:-(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|0|latest|preview|v\d+(?::\d+)?))*(?:@[\w.-]*)?$"
-)
-# Routing prefixes that do not change the model: "openai/gpt-4o", "anthropic.claude-...",
-# "us.anthropic.claude-..." (Bedrock cross-region).
-_PROVIDER_RE: Final = re.compile(
-    r"^(?:[\w.-]+/)+|^(?:[a-z]{2,4}\.)?(?:anthropic|openai|meta|mistral|cohere|amazon)\."
-)
+class PriceMatch(NamedTuple):
+    """A model's price, the name it was priced as, and the source that priced it."""
+
+    name: str
+    price: ModelPrice
+    source: str
+
+    def usd(self, tokens_in: int, tokens_out: int) -> float:
+        return (tokens_in * self.price.input + tokens_out * self.price.output) / 1_000_000
 
 
 class Pricing:
-    """Per-model prices, matched by name, dated snapshot names included.
+    """Per-model prices from ``sources``, asked in order: the first that knows a model wins.
 
-    ``Pricing.load()`` is the bundled table (``cachekit/pricing.json``, list prices on the
-    date in :attr:`as_of`); ``Pricing.load(overrides)`` merges yours on top, from a
-    mapping ``{"model": {"input": 0.15, "output": 0.6}}`` (or ``[0.15, 0.6]``), or from the
-    path of a JSON file holding such a mapping or ``{"models": {...}, "as_of": "..."}``.
+    Build it with :meth:`load`: ``Pricing.load()`` (genai-prices when installed, else the
+    bundled table), ``Pricing.load(source="bundled")``, ``Pricing.load(overrides)`` with
+    yours on top, from a mapping ``{"model": {"input": 0.15, "output": 0.6}}`` (or
+    ``[0.15, 0.6]``), or from the path of a JSON file holding such a mapping or
+    ``{"models": {...}, "as_of": "..."}``. Prices are USD per 1M tokens.
     """
 
-    def __init__(
-        self,
-        models: Mapping[str, ModelPrice],
-        *,
-        as_of: str | None = None,
-        source: str | None = None,
-    ) -> None:
-        self.models: dict[str, ModelPrice] = {k.lower(): v for k, v in models.items()}
-        self.as_of = as_of
-        self.source = source
-        # Longest names first, so "gpt-4o-mini-2024-07-18" finds gpt-4o-mini, not gpt-4o.
-        self._by_length = sorted(self.models, key=len, reverse=True)
-        self._memo: dict[str, tuple[str, ModelPrice] | None] = {}
-
-    @classmethod
-    def bundled(cls) -> Pricing:
-        raw = resources.files("cachekit").joinpath("pricing.json").read_text(encoding="utf-8")
-        data = json.loads(raw)
-        return cls(
-            _parse_models(data["models"], "cachekit/pricing.json"),
-            as_of=data.get("as_of"),
-            source=data.get("source"),
-        )
+    def __init__(self, *sources: PriceSource, as_of: str | None = None) -> None:
+        if not sources:
+            raise CacheConfigError("Pricing needs at least one price source")
+        self.sources: tuple[PriceSource, ...] = sources
+        self._as_of = as_of
+        self._memo: dict[str, PriceMatch | None] = {}
+        # Tables price a name the same at any time: their answers can be kept.
+        self._fixed = all(isinstance(s, PriceTable) for s in sources)
 
     @classmethod
     def load(
-        cls, overrides: Pricing | Mapping[str, Any] | str | os.PathLike[str] | None = None
+        cls,
+        overrides: Pricing | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+        *,
+        source: SourceName = "auto",
     ) -> Pricing:
-        """The bundled table with ``overrides`` (a mapping or a JSON file path) on top."""
+        """Prices from ``source`` (``auto``, ``bundled``, ``genai-prices``), the bundled
+        table for models it does not know, and ``overrides`` on top."""
         if isinstance(overrides, Pricing):
             return overrides
-        base = cls.bundled()
-        if overrides is None:
-            return base
-        as_of = base.as_of
-        origin = "pricing overrides"
-        if isinstance(overrides, str | os.PathLike):
-            path = Path(overrides)
-            origin = str(path)
-            try:
-                data: Any = json.loads(path.read_text(encoding="utf-8"))
-            except OSError as exc:
-                raise CacheConfigError(f"cannot read pricing file {path}: {exc}") from exc
-            except ValueError as exc:
-                raise CacheConfigError(f"pricing file {path} is not valid JSON: {exc}") from exc
-        else:
-            data = overrides
-        if not isinstance(data, Mapping):
-            raise CacheConfigError(f"{origin}: expected a JSON object of model prices")
-        if "models" in data and isinstance(data["models"], Mapping):
-            as_of = str(data.get("as_of") or "custom")
-            data = data["models"]
-        else:
-            as_of = f"{base.as_of} + overrides"
-        merged = dict(base.models)
-        merged.update(_parse_models(data, origin))
-        return cls(merged, as_of=as_of, source=base.source)
+        chain: list[PriceSource] = []
+        as_of = None
+        if overrides is not None:
+            table, as_of = _overrides(overrides)
+            chain.append(table)
+        primary = _primary(source)
+        if primary is not None:
+            chain.append(primary)
+        chain.append(PriceTable.bundled())
+        return cls(*chain, as_of=as_of)
 
-    def lookup(self, model: str) -> tuple[str, ModelPrice] | None:
-        """``(priced name, price)`` for a model name as callers spell it, or None."""
-        if model in self._memo:
+    @property
+    def source(self) -> str:
+        """The chosen source (after overrides): ``genai-prices`` or ``bundled``."""
+        named = [s for s in self.sources if s.name != "overrides"]
+        return (named or list(self.sources))[0].name
+
+    @property
+    def as_of(self) -> str | None:
+        """The date of the prices: an overrides file's own, else the chosen source's."""
+        if self._as_of is not None:
+            return self._as_of
+        base = next((s for s in self.sources if s.name == self.source), self.sources[0])
+        overridden = any(s.name == "overrides" for s in self.sources)
+        return f"{base.as_of} + overrides" if overridden else base.as_of
+
+    @property
+    def models(self) -> dict[str, ModelPrice]:
+        """The fixed tables' prices merged (overrides over the bundled table)."""
+        merged: dict[str, ModelPrice] = {}
+        for table in reversed(self.sources):
+            if isinstance(table, PriceTable):
+                merged.update(table.models)
+        return merged
+
+    def match(self, model: str, at: float | None = None) -> PriceMatch | None:
+        """The price of ``model`` at Unix time ``at`` (default now), and who priced it."""
+        if self._fixed and model in self._memo:
             return self._memo[model]
-        found = self._match(model.strip().lower())
-        if found is None:
-            stripped = _PROVIDER_RE.sub("", model.strip().lower())
-            if stripped != model.strip().lower():
-                found = self._match(stripped)
-        if len(self._memo) < 4096:  # model names are few; bound it anyway
+        found = None
+        for src in self.sources:
+            got = src.lookup(model, at)
+            if got is not None:
+                found = PriceMatch(got[0], got[1], src.name)
+                break
+        if self._fixed and len(self._memo) < 4096:
             self._memo[model] = found
         return found
 
-    def _match(self, name: str) -> tuple[str, ModelPrice] | None:
-        price = self.models.get(name)
-        if price is not None:
-            return name, price
-        for known in self._by_length:
-            if name.startswith(known) and _SUFFIX_RE.match(name[len(known) :]):
-                return known, self.models[known]
+    def lookup(self, model: str, at: float | None = None) -> tuple[str, ModelPrice] | None:
+        """``(priced name, price)`` for a model name as callers spell it, or None."""
+        found = self.match(model, at)
+        return None if found is None else (found.name, found.price)
+
+    def cost(
+        self, model: str, tokens_in: int, tokens_out: int, at: float | None = None
+    ) -> float | None:
+        """USD for these tokens at the price in force at ``at`` (default now), or None
+        for an unpriced model."""
+        found = self.match(model, at)
+        return None if found is None else found.usd(tokens_in, tokens_out)
+
+
+def _primary(source: str) -> PriceSource | None:
+    """The chosen source, or None when that is the bundled table (always last)."""
+    if source not in SOURCES:
+        raise CacheConfigError(f"price source must be one of {', '.join(SOURCES)}, got {source!r}")
+    if source == "bundled":
+        return None
+    from . import _prices_genai
+
+    if source == "genai-prices":
+        return _prices_genai.GenaiPrices()
+    if not _prices_genai.available():
+        return None
+    try:
+        return _prices_genai.GenaiPrices()
+    except Exception as exc:  # noqa: BLE001 - a broken optional install must not stop stats
+        log.warning(
+            "cachekit: genai-prices is installed but failed (%s); using bundled prices", exc
+        )
         return None
 
-    def cost(self, model: str, tokens_in: int, tokens_out: int) -> float | None:
-        """USD for these tokens at list price, or None for an unpriced model."""
-        found = self.lookup(model)
-        if found is None:
-            return None
-        price = found[1]
-        return (tokens_in * price.input + tokens_out * price.output) / 1_000_000
 
-
-def _parse_models(data: Mapping[str, Any], origin: str) -> dict[str, ModelPrice]:
-    out: dict[str, ModelPrice] = {}
-    for name, value in data.items():
-        if isinstance(value, Mapping):
-            pair = (value.get("input"), value.get("output", 0.0))
-        elif isinstance(value, list | tuple) and len(value) == 2:
-            pair = (value[0], value[1])
-        else:
-            raise CacheConfigError(
-                f"{origin}: price of {name!r} must be {{'input': x, 'output': y}} or [x, y] "
-                f"(USD per 1M tokens), got {value!r}"
-            )
-        for part in pair:
-            if isinstance(part, bool) or not isinstance(part, int | float) or part < 0:
-                raise CacheConfigError(
-                    f"{origin}: prices of {name!r} must be non-negative numbers, got {value!r}"
-                )
-        out[str(name).lower()] = ModelPrice(float(pair[0]), float(pair[1]))  # type: ignore[arg-type]
-    return out
+def _overrides(
+    overrides: Mapping[str, Any] | str | os.PathLike[str],
+) -> tuple[PriceTable, str | None]:
+    """The overrides as a table, and the date their file gives (else None)."""
+    origin = "pricing overrides"
+    if isinstance(overrides, str | os.PathLike):
+        path = Path(overrides)
+        origin = str(path)
+        try:
+            data: Any = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise CacheConfigError(f"cannot read pricing file {path}: {exc}") from exc
+        except ValueError as exc:
+            raise CacheConfigError(f"pricing file {path} is not valid JSON: {exc}") from exc
+    else:
+        data = overrides
+    if not isinstance(data, Mapping):
+        raise CacheConfigError(f"{origin}: expected a JSON object of model prices")
+    as_of = None
+    if "models" in data and isinstance(data["models"], Mapping):
+        as_of = str(data.get("as_of") or "custom")
+        data = data["models"]
+    models = parse_models(data, origin)
+    return PriceTable(models, name="overrides", as_of=as_of, origin=origin), as_of

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import _tracing as tracing
 from ._batching import BatchingEmbedder
 from ._cache_config import CacheConfig
 from ._entry import LookupOutcome
@@ -181,8 +182,9 @@ class SemanticLayer:
         """Embed one prompt through the coalescing batcher, within the embed budget."""
         assert self._batcher is not None
         try:
-            async with asyncio.timeout(self.budgets.embed):
-                return await self._batcher.embed_one(text)
+            with tracing.stage("cache.embed"):
+                async with asyncio.timeout(self.budgets.embed):
+                    return await self._batcher.embed_one(text)
         except TimeoutError as exc:
             raise CacheTimeoutError("embedding the prompt", self.budgets.embed) from exc
 
@@ -207,8 +209,13 @@ class SemanticLayer:
         outcome.vector = vector
         scope = space.scope(outcome.generation, manifest.scope_digest)
         try:
-            async with asyncio.timeout(self.budgets.search):
-                found = await index.search(scope, vector, self.config.candidates)
+            with tracing.stage("cache.search") as span:
+                async with asyncio.timeout(self.budgets.search):
+                    found = await index.search(scope, vector, self.config.candidates)
+                tracing.note(span, "cachekit.candidates", len(found))
+                tracing.note(
+                    span, tracing.SIMILARITY, float(found[0].similarity) if found else None
+                )
         except TimeoutError as exc:
             raise CacheTimeoutError("the vector search", self.budgets.search) from exc
         above = [c for c in found if c.similarity >= threshold]
@@ -222,9 +229,11 @@ class SemanticLayer:
             return
         dangling: list[str] = []
         corrupt: list[str] = []
-        neighbours = await read_neighbours(self._redis(), space, above, outcome, max_age)
+        with tracing.stage("cache.verify") as span:
+            neighbours = await read_neighbours(self._redis(), space, above, outcome, max_age)
+            checked = verify_neighbours(neighbours, self.config.verifier, manifest, threshold=None)
+            tracing.note(span, "cachekit.candidates", len(checked))
         own = manifest.exact_digest
-        checked = verify_neighbours(neighbours, self.config.verifier, manifest, threshold=None)
         for cand in checked:
             if cand.verdict == "dangling":
                 dangling.append(cand.entry_id)

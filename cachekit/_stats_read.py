@@ -45,6 +45,9 @@ async def stats(
     it; ``tenant_token`` the encoded form, e.g. ``"_"`` for calls without a tenant).
     Without both it SCANs ``ck:{*}:stats`` (every primary on a cluster), which costs time
     proportional to the key count: run it from a dashboard job, not per request.
+    ``pricing``: a :class:`Pricing` or what ``Pricing.load`` takes (default: genai-prices
+    when installed, else the bundled table); saved tokens are priced at the report's time
+    and each row's ``priced_by`` names the source of each model.
     """
     if namespace is not None and not NAMESPACE_RE.match(namespace):
         raise CacheConfigError(f"namespace must match {NAMESPACE_RE.pattern}, got {namespace!r}")
@@ -78,6 +81,7 @@ async def stats(
         generated_at=now,
         pricing_as_of=table.as_of,
         skipped_keys=skipped,
+        pricing_source=table.source,
     )
 
 

@@ -78,6 +78,8 @@ class StatsRow:
     #: Part of :attr:`usd_saved` that comes from estimated token counts.
     usd_saved_estimated: float = 0.0
     unpriced_models: set[str] = field(default_factory=set)
+    #: ``model -> source`` of each priced model: ``genai-prices``, ``bundled``, ``overrides``.
+    priced_by: dict[str, str] = field(default_factory=dict)
     since: float | None = None
     projected_monthly_usd: float | None = None
 
@@ -128,6 +130,7 @@ class StatsRow:
         self.usd_saved += other.usd_saved
         self.usd_saved_estimated += other.usd_saved_estimated
         self.unpriced_models |= other.unpriced_models
+        self.priced_by.update(other.priced_by)
         if other.since is not None:
             self.since = other.since if self.since is None else min(self.since, other.since)
         if other.projected_monthly_usd is not None:
@@ -146,6 +149,7 @@ class StatsRow:
             "usd_saved": round(self.usd_saved, 6),
             "usd_saved_estimated_part": round(self.usd_saved_estimated, 6),
             "unpriced_models": sorted(self.unpriced_models),
+            "priced_by": dict(sorted(self.priced_by.items())),
             "since": self.since,
             "projected_monthly_usd": (
                 None if self.projected_monthly_usd is None else round(self.projected_monthly_usd, 2)
@@ -179,11 +183,15 @@ class StatsReport:
     generated_at: float
     pricing_as_of: str | None
     skipped_keys: list[SkippedKey] = field(default_factory=list)
+    #: The price source chosen (``genai-prices`` or ``bundled``); each row's
+    #: :attr:`StatsRow.priced_by` says which source priced each of its models.
+    pricing_source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "generated_at": self.generated_at,
             "pricing_as_of": self.pricing_as_of,
+            "pricing_source": self.pricing_source,
             "rows": [r.to_dict() for r in self.rows],
             "totals": self.totals.to_dict(),
             "skipped_keys": [k.to_dict() for k in self.skipped_keys],
@@ -228,11 +236,14 @@ def parse_stats_hash(
                 malformed.append(f"{name}={text[:40]!r}")
     for table, estimated in ((row.tokens, False), (row.estimated_tokens, True)):
         for model, (tin, tout) in table.items():
-            usd = pricing.cost(model, tin, tout)
-            if usd is None:
+            # Tokens add up across calls: they are priced at the report's time.
+            found = pricing.match(model, at=now)
+            if found is None:
                 if tin or tout:
                     row.unpriced_models.add(model)
                 continue
+            row.priced_by[model] = found.source
+            usd = found.usd(tin, tout)
             row.usd_saved += usd
             if estimated:
                 row.usd_saved_estimated += usd

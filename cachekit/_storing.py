@@ -7,6 +7,7 @@ import logging
 import threading
 from typing import Any
 
+from . import _tracing as tracing
 from ._options import EntryOptions
 from ._ticket import NotStoredError, Ticket
 from ._xflight import unlock
@@ -90,16 +91,17 @@ async def store(
         # A per-call TTL (cache_control(ttl=), X-Cache-TTL, the body's cache.ttl) wins
         # over the entry point's: the caller knows how long this answer stays true.
         ttl = ticket.control.ttl if ticket.control.ttl is not None else options.ttl
-        async with asyncio.timeout(cache.store_budget(ticket.manifest, ticket.outcome)):
-            ticket.stored = await cache.store(
-                ticket.manifest,
-                ticket.outcome,
-                payload,
-                ttl=ttl,
-                usage=usage,
-                usage_estimated=estimated,
-                model=ticket.manifest.model or ticket.codec.model(value, ticket.manifest),
-            )
+        with tracing.putting(ticket):
+            async with asyncio.timeout(cache.store_budget(ticket.manifest, ticket.outcome)):
+                ticket.stored = await cache.store(
+                    ticket.manifest,
+                    ticket.outcome,
+                    payload,
+                    ttl=ttl,
+                    usage=usage,
+                    usage_estimated=estimated,
+                    model=ticket.manifest.model or ticket.codec.model(value, ticket.manifest),
+                )
     finally:
         # Here, within its own command budget (errors logged, the lease as the backstop):
         # not queued behind other stores, where a full queue would drop it.

@@ -57,9 +57,11 @@ class Ticket:
         "reported",
         "semantic",
         "skipped",
+        "span",
         "spent",
         "started",
         "stored",
+        "trace_parent",
         "value",
         "wait",
     )
@@ -94,6 +96,15 @@ class Ticket:
         #: When a sync caller stops waiting for ``begin`` (monotonic; moved on by a wait
         #: for a flight, which has a budget of its own).
         self.deadline = 0.0
+        #: Tracing (``_tracing``): the ``cache.get`` span and the caller's context it was
+        #: opened in (None: not traced), the parent of the ``cache.put`` span.
+        self.span: Any = None
+        self.trace_parent: Any = None
+
+    @property
+    def answered(self) -> bool:
+        """Has the call found its answer (in Redis or from an identical call)?"""
+        return self.value is not NOT_GIVEN
 
     def status(self) -> Status:
         """What a miss reports: skipped on purpose, failed, or a plain miss."""

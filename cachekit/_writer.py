@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from . import _tracing as tracing
 from ._cache_config import CacheConfig
 from ._entry import LookupOutcome
 from ._layout import Space
@@ -110,7 +111,10 @@ class Writer:
         for name, value in fields.items():
             args += [name, value]
         client = self._redis()
-        if not await run_script(client, STORE_SHA, STORE_LUA, keys, args):
+        with tracing.stage("cache.store") as span:
+            landed = await run_script(client, STORE_SHA, STORE_LUA, keys, args)
+            tracing.note(span, tracing.STATUS, "stored" if landed else "stale")
+        if not landed:
             self._counts.stale_stores += 1
             log.debug("cachekit: not storing an answer of an invalidated generation")
             return False
@@ -120,10 +124,11 @@ class Writer:
             # exact hits included. Outside one, VADD ... CAS does that search on a
             # thread. One client's pipelined commands still run in order, and a vector
             # without its entry is a dangling pointer the lookup already removes.
-            async with client.pipeline(transaction=False) as pipe:
-                scope = space.scope(outcome.generation, manifest.scope_digest)
-                index.add(pipe, scope, entry_id, vector, ttl)
-                await pipe.execute()
+            with tracing.stage("cache.index"):
+                async with client.pipeline(transaction=False) as pipe:
+                    scope = space.scope(outcome.generation, manifest.scope_digest)
+                    index.add(pipe, scope, entry_id, vector, ttl)
+                    await pipe.execute()
         return True
 
     async def count(self, manifest: KeyManifest, field: str) -> None:

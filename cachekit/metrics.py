@@ -53,7 +53,6 @@ from .errors import CacheConfigError
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from ._pricing import Pricing
     from .cache import LLMCache
     from .result import CacheResult
 
@@ -93,20 +92,19 @@ class MetricsObserver:
     """A ``cache.observers`` entry that turns each :class:`~cachekit.CacheResult` into metrics.
 
     ``pricing`` (a :class:`~cachekit.Pricing` or what ``Pricing.load`` takes) prices the
-    saved tokens; default the bundled table.
+    saved tokens at the time of each hit; default ``Pricing.load()`` (genai-prices when
+    installed, else the bundled table).
     """
 
     def __init__(self, registry: CollectorRegistry | None = None, pricing: Any = None) -> None:
+        from ._pricing import Pricing
+
         self.registry, self._m = _metrics_for(registry)
-        self._pricing_spec = pricing
-        self._pricing: Pricing | None = None
+        # Loaded here, not on the first hit: genai-prices takes ~0.25 s to load.
+        self._pricing: Pricing = Pricing.load(pricing)
 
     def _price(self, model: str, tokens: tuple[int, int]) -> float | None:
-        if self._pricing is None:
-            from ._pricing import Pricing
-
-            self._pricing = Pricing.load(self._pricing_spec)
-        return self._pricing.cost(model, *tokens)
+        return self._pricing.cost(model, *tokens)  # at the hit's time: now
 
     def __call__(self, result: CacheResult) -> None:
         # Observers run on the caller's path: no I/O here, and never raise.

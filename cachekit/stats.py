@@ -18,10 +18,12 @@ field                     meaning
 ========================  ==============================================================
 
 :func:`stats` reads them all (SCAN, cluster-safe) and prices the saved tokens with
-:class:`Pricing` (``cachekit/pricing.json``, overridable).
+:class:`Pricing`: genai-prices when installed (the ``prices`` extra), else the bundled
+``cachekit/pricing.json``, which also prices what genai-prices does not know; overridable.
 
 The code lives in private modules by job, all re-exported here: ``_pricing`` (the price
-table), ``_tokens`` (token estimates), ``_stats_report`` (rows, parsing, projection),
+seam, over ``_price_table`` and ``_prices_genai``), ``_tokens`` (token estimates),
+``_stats_report`` (rows, parsing, projection),
 ``_stats_read`` (reading the hashes from Redis), ``_outcomes`` (bypass/error counting).
 """
 
@@ -30,7 +32,7 @@ from __future__ import annotations
 import logging
 
 from ._outcomes import OutcomeCounter, track_outcomes
-from ._pricing import ModelPrice, Pricing
+from ._pricing import ModelPrice, PriceMatch, PriceSource, Pricing
 from ._stats_read import stats
 from ._stats_read import stats_pattern as stats_pattern
 from ._stats_report import COUNTERS as COUNTERS
@@ -50,6 +52,8 @@ log = logging.getLogger("cachekit.stats")
 __all__ = [
     "ModelPrice",
     "OutcomeCounter",
+    "PriceMatch",
+    "PriceSource",
     "Pricing",
     "SkippedKey",
     "StatsReport",

@@ -51,6 +51,10 @@ def wait_entries(r: redis.Redis, pattern: str, n: int, timeout: float = 10.0) ->
 
 
 # ------------------------------------------------------------------------- pricing
+# These tests are about the bundled table (its names, its refusals, overrides on it), so
+# they ask for it: with genai-prices installed the default source is genai-prices.
+
+BUNDLED = Pricing.load(source="bundled")
 
 
 @pytest.mark.parametrize(
@@ -78,7 +82,7 @@ def wait_entries(r: redis.Redis, pattern: str, n: int, timeout: float = 10.0) ->
     ],
 )
 def test_pricing_matches_dated_and_routed_names(model: str, priced_as: str) -> None:
-    found = Pricing.load().lookup(model)
+    found = BUNDLED.lookup(model)
     assert found is not None and found[0] == priced_as
 
 
@@ -86,12 +90,12 @@ def test_pricing_matches_dated_and_routed_names(model: str, priced_as: str) -> N
     "model", ["gpt-4o-realtime-preview", "gpt-4-32k", "claude-sonnet-4-5", "my-model", "o3x"]
 )
 def test_pricing_refuses_to_guess_other_products(model: str) -> None:
-    assert Pricing.load().lookup(model) is None
-    assert Pricing.load().cost(model, 1000, 1000) is None
+    assert BUNDLED.lookup(model) is None
+    assert BUNDLED.cost(model, 1000, 1000) is None
 
 
 def test_pricing_table_has_the_well_known_prices_and_a_date() -> None:
-    p = Pricing.load()
+    p = BUNDLED
     assert p.as_of and len(p.as_of) == 10
     assert p.models["gpt-4o-mini"].input == 0.15 and p.models["gpt-4o-mini"].output == 0.60
     assert p.models["gpt-4o"].input == 2.50 and p.models["gpt-4o"].output == 10.00
@@ -103,13 +107,13 @@ def test_pricing_table_has_the_well_known_prices_and_a_date() -> None:
 
 
 def test_pricing_overrides_from_a_dict_and_a_file(tmp_path: Path) -> None:
-    p = Pricing.load({"gpt-4o-mini": {"input": 1, "output": 2}, "my-llm": [3, 4]})
+    p = Pricing.load({"gpt-4o-mini": {"input": 1, "output": 2}, "my-llm": [3, 4]}, source="bundled")
     assert p.cost("gpt-4o-mini-2024-07-18", 1_000_000, 0) == 1.0
     assert p.cost("my-llm", 0, 1_000_000) == 4.0
     assert p.cost("gpt-4o", 1_000_000, 0) == 2.5  # the rest of the table stays
     path = tmp_path / "prices.json"
     path.write_text(json.dumps({"as_of": "2030-01-01", "models": {"my-llm": {"input": 5}}}))
-    q = Pricing.load(path)
+    q = Pricing.load(path, source="bundled")
     assert q.as_of == "2030-01-01"
     assert q.cost("my-llm", 1_000_000, 1_000_000) == 5.0
     assert Pricing.load(str(path)).cost("my-llm", 1_000_000, 0) == 5.0

@@ -21,15 +21,25 @@ if TYPE_CHECKING:
     type=click.Path(exists=True, dir_okay=False),
     help="JSON file of model prices (USD per 1M tokens) overriding the bundled table.",
 )
+@click.option(
+    "--price-source",
+    type=click.Choice(["auto", "bundled", "genai-prices"]),
+    default="auto",
+    show_default=True,
+    help="Where prices come from: genai-prices (the 'prices' extra), the bundled table, "
+    "or auto (genai-prices when installed). The bundled table prices what it does not know.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @redis_url_option
-def stats(scope: ScopeArgs, pricing: str | None, as_json: bool, redis_url: str) -> None:
+def stats(
+    scope: ScopeArgs, pricing: str | None, price_source: Any, as_json: bool, redis_url: str
+) -> None:
     """Hits, misses, tokens and dollars saved, per namespace and tenant (all workers)."""
     from ..errors import CacheConfigError
     from ..stats import Pricing
 
     try:
-        table = Pricing.load(pricing)
+        table = Pricing.load(pricing, source=price_source)
     except CacheConfigError as exc:
         raise InputError(str(exc)) from None
     report, known = run(_stats(redis_url, scope.namespace, scope.token, table))
@@ -125,9 +135,18 @@ def _print_stats(report: StatsReport) -> None:
         return
     t = report.totals
     notes = [
-        f"Hit rate = (exact + semantic) / (exact + semantic + miss). Prices: list prices as of "
-        f"{report.pricing_as_of} (override with --pricing)."
+        "Hit rate = (exact + semantic) / (exact + semantic + miss). Prices: list prices as of "
+        f"{report.pricing_as_of} from {report.pricing_source} (override with --pricing).",
     ]
+    by_source: dict[str, list[str]] = {}
+    for model, source in sorted(t.priced_by.items()):
+        by_source.setdefault(source, []).append(model)
+    if by_source:
+        notes.append(
+            "Priced by: "
+            + "; ".join(f"{src} ({', '.join(by_source[src])})" for src in sorted(by_source))
+            + "."
+        )
     if t.has_estimates:
         notes.append("* includes token counts estimated from the text (no usage was reported).")
     if t.unpriced_models:
