@@ -4,7 +4,8 @@ Same run, same Redis 8 server (started here on a free loopback port). A vector s
 random 384-d vectors is built first. Then exact hits through ``@cached_llm`` are timed:
 
 * idle: nobody writes;
-* ``multi``: a writer adds 50 vectors/s the way cachekit did before issue #12
+* ``multi``: a writer (another process, as another worker would be) adds 50 vectors/s
+  the way cachekit did before issue #12
   (``MULTI; VADD ... Q8; EXPIRE NX; EXPIRE GT; EXEC``: Redis runs the graph search on
   its main thread and serves nobody meanwhile);
 * ``pipelined``: the same writer the way cachekit's store does it now (``VADD ... CAS Q8``
@@ -18,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import multiprocessing
 import os
 import shlex
 import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -58,22 +60,24 @@ async def build(r: aredis.Redis, n: int, rng: np.random.Generator) -> float:
     return time.perf_counter() - started
 
 
-async def writer(r: aredis.Redis, mode: str, stop: asyncio.Event, rng: np.random.Generator) -> int:
-    """50 adds a second until ``stop``; returns how many it made."""
-    made = 0
+def writer(url: str, mode: str, stop: Any, made: Any, seed: int) -> None:
+    """Another process (as another worker would be): 50 adds a second until ``stop``."""
+    import redis
+
+    r = redis.Redis.from_url(url)
+    rng = np.random.default_rng(seed)
     while not stop.is_set():
         v = rng.standard_normal(DIMS).astype("<f4")
         blob = (v / np.linalg.norm(v)).tobytes()
         pipe = r.pipeline(transaction=(mode == "multi"))
         cas = () if mode == "multi" else ("CAS",)
-        pipe.execute_command("VADD", KEY, "FP32", blob, f"w{mode}{made}", *cas, "Q8")
+        pipe.execute_command("VADD", KEY, "FP32", blob, f"w{mode}{seed}:{made.value}", *cas, "Q8")
         pipe.execute_command("EXPIRE", KEY, 86400, "NX")
         pipe.execute_command("EXPIRE", KEY, 86400, "GT")
-        await pipe.execute()
-        made += 1
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 0.02)
-    return made
+        pipe.execute()
+        made.value += 1
+        stop.wait(0.02)
+    r.close()
 
 
 async def hits(ask: object, seconds: float) -> list[float]:
@@ -99,15 +103,21 @@ async def main(args: argparse.Namespace) -> str:
 
         await ask("the exact question")
         await cache.drain()
-        await hits(ask, 1.0)  # warm
+        await hits(ask, 3.0)  # warm (the first seconds after the build are noisy)
         rows = []
-        for mode in ["idle", "multi", "pipelined"] * args.rounds:
-            stop = asyncio.Event()
-            w = None if mode == "idle" else asyncio.create_task(writer(r, mode, stop, rng))
+        for n, mode in enumerate(["idle", "multi", "pipelined"] * args.rounds):
+            stop, made = multiprocessing.Event(), multiprocessing.Value("i", 0)
+            w = None
+            if mode != "idle":
+                w = multiprocessing.Process(
+                    target=writer, args=(server.url, mode, stop, made, n), daemon=True
+                )
+                w.start()
             samples = await hits(ask, args.seconds)
             stop.set()
-            made = 0 if w is None else await w
-            rows.append((mode, samples, made))
+            if w is not None:
+                w.join(10)
+            rows.append((mode, samples, int(made.value)))
         card = await r.execute_command("VCARD", KEY)
         await cache.aclose()
         await r.aclose()
