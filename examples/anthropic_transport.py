@@ -10,40 +10,15 @@ CACHEKIT_REDIS_URL, else REDIS_URL, else a throwaway Redis 8 started for the run
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import anthropic
 import httpx2
+from _backends import backends
 
 from cachekit import LLMCache
-from cachekit._defaults import configured_redis_url
 from cachekit.transport.httpx2 import AsyncCacheTransport, CacheTransport
 
 MODEL = "claude-sonnet-4"
-
-
-@contextlib.contextmanager
-def backends() -> Iterator[tuple[str, str | None, str]]:
-    """(redis_url, base_url or None for Anthropic's own, api_key)."""
-    with contextlib.ExitStack() as stack:
-        redis_url = configured_redis_url()
-        if not redis_url:
-            from cachekit._server import RedisServer
-
-            redis_url = stack.enter_context(RedisServer()).url
-        key = os.environ.get("ANTHROPIC_API_KEY")
-        if key:
-            yield redis_url, os.environ.get("ANTHROPIC_BASE_URL"), key
-            return
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        from tests.llm_server import LocalOpenAIServer
-
-        server = stack.enter_context(LocalOpenAIServer())
-        yield redis_url, server.url, "ak-offline"
 
 
 def sync_demo(cache: LLMCache, base_url: str | None, api_key: str) -> None:
@@ -79,7 +54,7 @@ async def stream_demo(cache: LLMCache, base_url: str | None, api_key: str) -> No
 
 
 def main() -> None:
-    with backends() as (redis_url, base_url, api_key):
+    with backends("anthropic") as (redis_url, base_url, api_key):
         cache = LLMCache.from_url(redis_url)
         try:
             sync_demo(cache, base_url, api_key)

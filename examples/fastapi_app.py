@@ -19,19 +19,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import sys
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
+from _backends import backends, make_cache
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
 from cachekit import LLMCache
-from cachekit._defaults import configured_redis_url
 from cachekit.middleware import CacheMiddleware
 
 
@@ -89,37 +86,6 @@ def build_app(cache: LLMCache, llm: openai.AsyncOpenAI) -> FastAPI:
         tenant=user_of,
     )
     return app
-
-
-@contextlib.contextmanager
-def backends() -> Iterator[tuple[str, str, str]]:
-    """(redis_url, llm base_url, api_key): real ones from the environment, else local."""
-    with contextlib.ExitStack() as stack:
-        redis_url = configured_redis_url()
-        if not redis_url:
-            from cachekit._server import RedisServer
-
-            redis_url = stack.enter_context(RedisServer()).url
-        key = os.environ.get("OPENAI_API_KEY")
-        if key:
-            yield redis_url, os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"), key
-            return
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        from tests.llm_server import LocalOpenAIServer
-
-        server = stack.enter_context(LocalOpenAIServer())
-        yield redis_url, server.base_url, "sk-offline"
-
-
-def make_cache(redis_url: str) -> LLMCache:
-    try:
-        import sentence_transformers  # noqa: F401 - only checks that the extra is installed
-
-        from cachekit.embedders import SentenceTransformerEmbedder
-
-        return LLMCache.from_url(redis_url, embedder=SentenceTransformerEmbedder())
-    except ImportError:
-        return LLMCache.from_url(redis_url)
 
 
 def demo(app: FastAPI) -> None:

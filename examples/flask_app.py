@@ -13,19 +13,15 @@ loop thread, so any threaded WSGI server (werkzeug, gunicorn --threads, waitress
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import openai
+from _backends import backends
 from flask import Flask, Response, jsonify, request
 
 from cachekit import LLMCache
-from cachekit._defaults import configured_redis_url
 from cachekit.middleware import WSGICacheMiddleware, api_key_tenant
 
 
@@ -57,26 +53,6 @@ def build_app(cache: LLMCache, llm: openai.OpenAI) -> Flask:
         tenant=api_key_tenant,
     )
     return app
-
-
-@contextlib.contextmanager
-def backends() -> Iterator[tuple[str, str, str]]:
-    """(redis_url, llm base_url, api_key): real ones from the environment, else local."""
-    with contextlib.ExitStack() as stack:
-        redis_url = configured_redis_url()
-        if not redis_url:
-            from cachekit._server import RedisServer
-
-            redis_url = stack.enter_context(RedisServer()).url
-        key = os.environ.get("OPENAI_API_KEY")
-        if key:
-            yield redis_url, os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"), key
-            return
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        from tests.llm_server import LocalOpenAIServer
-
-        server = stack.enter_context(LocalOpenAIServer())
-        yield redis_url, server.base_url, "sk-offline"
 
 
 def demo(app: Flask) -> None:

@@ -13,51 +13,15 @@ the semantic layer too; the system message and earlier turns must match exactly.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
+from _backends import backends, make_cache
 from langchain_core.globals import set_llm_cache
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
 
-from cachekit import CacheResult, LLMCache, use_tenant
-from cachekit._defaults import configured_redis_url
+from cachekit import CacheResult, use_tenant
 from cachekit.langchain import CachekitCache
 from cachekit.result import current_tenant
-
-
-@contextlib.contextmanager
-def backends() -> Iterator[tuple[str, str, str]]:
-    """(redis_url, llm base_url, api_key): real ones from the environment, else local."""
-    with contextlib.ExitStack() as stack:
-        redis_url = configured_redis_url()
-        if not redis_url:
-            from cachekit._server import RedisServer
-
-            redis_url = stack.enter_context(RedisServer()).url
-        key = os.environ.get("OPENAI_API_KEY")
-        if key:
-            yield redis_url, os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"), key
-            return
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        from tests.llm_server import LocalOpenAIServer
-
-        server = stack.enter_context(LocalOpenAIServer())
-        yield redis_url, server.base_url, "sk-offline"
-
-
-def make_cache(redis_url: str) -> LLMCache:
-    try:
-        import sentence_transformers  # noqa: F401 - only checks that the extra is installed
-
-        from cachekit.embedders import SentenceTransformerEmbedder
-
-        return LLMCache.from_url(redis_url, embedder=SentenceTransformerEmbedder())
-    except ImportError:
-        return LLMCache.from_url(redis_url)
 
 
 def show(result: CacheResult) -> None:

@@ -11,40 +11,15 @@ LangChain's ``ChatOpenAI``, LlamaIndex, Pydantic AI): see examples/transport.md.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import openai
+from _backends import backends
 
 from cachekit import LLMCache
-from cachekit._defaults import configured_redis_url
 from cachekit.transport import AsyncCacheTransport, CacheTransport
 
 MODEL = "gpt-4o-mini"
-
-
-@contextlib.contextmanager
-def backends() -> Iterator[tuple[str, str, str]]:
-    """(redis_url, llm base_url, api_key): real ones from the environment, else local."""
-    with contextlib.ExitStack() as stack:
-        redis_url = configured_redis_url()
-        if not redis_url:
-            from cachekit._server import RedisServer
-
-            redis_url = stack.enter_context(RedisServer()).url
-        key = os.environ.get("OPENAI_API_KEY")
-        if key:
-            yield redis_url, os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"), key
-            return
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        from tests.llm_server import LocalOpenAIServer
-
-        server = stack.enter_context(LocalOpenAIServer())
-        yield redis_url, server.base_url, "sk-offline"
 
 
 def sync_demo(cache: LLMCache, base_url: str, api_key: str) -> None:

@@ -10,21 +10,19 @@ else the offline stand-in from tests/llm_server.py; Redis as in the other exampl
 from __future__ import annotations
 
 import asyncio
-import sys
-from pathlib import Path
 
 import httpx
 import openai
+from _backends import backends
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from openai_transport import MODEL, backends
-
 from cachekit import LLMCache
 from cachekit.transport import CacheTransport
+
+MODEL = "gpt-4o-mini"
 
 
 def main() -> None:

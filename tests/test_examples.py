@@ -50,3 +50,8 @@ def test_tracing_and_prices_example() -> None:
     gets = [line for line in out if line.startswith("span cache.get")]
     assert "'cachekit.status': 'miss'" in gets[0] and "'cachekit.status': 'exact'" in gets[1]
     assert any(line.startswith("saved $") and "1 hit(s)" in line for line in out), out
+
+
+def test_flask_example_with_the_default_test_client() -> None:
+    out = run_example("flask_app.py")
+    assert [line.split()[-1] for line in out] == ["MISS", "HIT", "MISS", "MISS", "HIT"], out
