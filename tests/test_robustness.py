@@ -644,7 +644,10 @@ async def test_a_sync_call_on_the_home_loop_never_blocks_it_waiting_for_a_flight
 def test_a_cluster_poller_does_not_hold_a_connection_slot(cluster_3x3: list[RedisServer]) -> None:
     """A call waiting for another process's answer must not starve other calls."""
     url = f"redis+cluster://127.0.0.1:{cluster_3x3[0].port}"
-    other = LLMCache.from_url(url)  # "another process" running the slow call
+    # "Another process" running the slow call. Generous budgets: its cold cluster client
+    # (discovery, nine connections) once took longer than 0.5 s on a loaded CI box, failed
+    # open and never took the lock this test is about.
+    other = LLMCache.from_url(url, budgets=GENEROUS)
     # Two connections per node: one gate slot, so a poller holding it would block everyone.
     cache = LLMCache.from_url(
         url, max_connections=2, budgets=Budgets(lookup=0.5, command=0.5, flight_wait=5.0)
@@ -674,6 +677,7 @@ def test_a_cluster_poller_does_not_hold_a_connection_slot(cluster_3x3: list[Redi
         return status()  # last_result() is per task
 
     async def main() -> tuple[str, str, float]:
+        await mine("warm up")  # this loop's cluster client: discovery and connections
         waiter = asyncio.create_task(wait_for_q())
         await asyncio.sleep(0.3)  # the waiter is polling
         started = time.perf_counter()
