@@ -4,7 +4,9 @@ real Redis."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,12 +14,17 @@ import httpx
 import openai
 import pytest
 import redis
+from starlette.applications import Starlette
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
 
 from cachekit import Budgets, CacheConfigError, LLMCache, last_result
 from cachekit.transport import AsyncCacheTransport, CacheTransport
 from tests._helpers import GENEROUS, MakeCache, bow_embedder, entry_keys
 from tests.llm_server import LocalOpenAIServer
+from tests.test_proxy import Served
 
 MODEL = "gpt-4o-mini"
 
@@ -384,3 +391,108 @@ async def test_anthropic_async_through_the_httpx2_transport(
     assert texts == ["echo: Hi async Claude"] * 2 + ["echo: Stream, async Claude"] * 2
     assert up.count("/v1/messages") == 2
     await client.close()
+
+
+# -- review findings: each of these failed before its fix -------------------------------------
+
+
+class _SlowClose(httpx.AsyncByteStream):
+    """The real upstream stream, closed slowly (a proxy that lingers)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __aiter__(self) -> Any:
+        async for chunk in self.inner:
+            yield chunk
+
+    async def aclose(self) -> None:
+        await asyncio.sleep(0.2)
+        await self.inner.aclose()
+
+
+class _SlowClosing(httpx.AsyncBaseTransport):
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        got = await self.inner.handle_async_request(request)
+        stream = _SlowClose(got.stream)
+        return httpx.Response(got.status_code, headers=got.headers, stream=stream)
+
+
+async def test_a_close_cancelled_after_the_final_event_still_settles_the_flight(
+    make_cache: MakeCache, up: LocalOpenAIServer
+) -> None:
+    cache = make_cache(budgets=Budgets(flight_wait=3.0, flight_lease=30.0))
+    transport = AsyncCacheTransport(cache=cache, transport=_SlowClosing())
+    body = {"model": MODEL, "stream": True, "messages": messages("closed while closing")}
+    auth = {"authorization": "Bearer sk-a"}
+    async with httpx.AsyncClient(transport=transport, headers=auth) as client:
+        request = client.build_request("POST", f"{up.base_url}/chat/completions", json=body)
+        reply = await client.send(request, stream=True)
+        async for line in reply.aiter_lines():
+            if line.startswith("data: [DONE]"):
+                break  # what the openai SDK does
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(reply.aclose(), 0.05)  # cancelled while closing
+        again = await client.post(f"{up.base_url}/chat/completions", json=body)
+        r = last_result()
+        # Before the fix the flight stayed held: this call waited flight_wait, then failed open.
+        assert r is not None and r.status == "exact", r
+        assert again.headers["x-cache"] == "HIT" and b"[DONE]" in again.content
+    assert up.count("/v1/chat/completions") == 1
+
+
+async def _lingering_stream(request: Request) -> StreamingResponse:
+    body = await request.json()
+
+    def chunk(content: str | None, finish: str | None = None) -> str:
+        delta = {"content": content} if content else {}
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        data = {"id": "c1", "object": "chat.completion.chunk", "created": 1}
+        return "data: " + json.dumps({**data, "model": body["model"], "choices": [choice]})
+
+    async def events() -> Any:
+        yield f"{chunk('hello')}\n\n"
+        yield f"{chunk(None, 'stop')}\n\n"
+        yield "data: [DONE]\n\n"
+        await asyncio.sleep(0.5)  # the body ends late: past the SDK's 0.1 s drain
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+async def test_an_answer_whose_body_ends_late_is_still_stored(cache: LLMCache) -> None:
+    app = Starlette(routes=[Route("/v1/chat/completions", _lingering_stream, methods=["POST"])])
+    served = Served(app)
+    try:
+        http = httpx.AsyncClient(transport=AsyncCacheTransport(cache=cache, namespace="tail"))
+        client = openai.AsyncOpenAI(
+            base_url=f"{served.url}/v1", api_key="sk-a", max_retries=0, http_client=http
+        )
+        statuses = []
+        for _ in range(2):
+            stream = await client.chat.completions.create(
+                model=MODEL, messages=messages("hi"), stream=True
+            )
+            text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+            assert text == "hello"
+            r = last_result()
+            assert r is not None
+            statuses.append(r.status)
+            await cache.drain()
+        assert statuses == ["miss", "exact"]  # before the fix: "miss", "miss"
+        await client.close()
+    finally:
+        served.stop()
+
+
+def test_allow_global_still_keeps_api_keys_apart(cache: LLMCache, up: LocalOpenAIServer) -> None:
+    # allow_global lets keyless requests share; before the fix it silently dropped the
+    # API-key default, and a second key was served the first key's answer.
+    alice = sdk(up, cache, key="sk-alice", allow_global=True)
+    bob = sdk(up, cache, key="sk-bob", allow_global=True)
+    assert chat(alice, "whose answer")[1]["x-cache"] == "MISS"
+    cache.drain_sync()
+    assert chat(bob, "whose answer")[1]["x-cache"] == "MISS"
+    assert chat(alice, "whose answer")[1]["x-cache"] == "HIT"

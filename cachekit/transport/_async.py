@@ -127,41 +127,47 @@ class AsyncRecordingStream:
         except GeneratorExit:
             raise  # the reader stopped here; aclose() decides what that means
         except BaseException:
-            self._recorder.reason = self._recorder.reason or "upstream stream failed"
-            self._abort()
+            # The openai SDK drains the rest of the body after ``[DONE]`` under a 0.1 s
+            # cancel scope: cancelled (or failed) after the final event, the answer is whole.
+            await self._settle(self._recorder.stream_finished(), "upstream stream failed")
             raise
-        self._recorder.complete = True
+        await self._settle(True)
+
+    async def _settle(self, complete: bool, reason: str = "incomplete response") -> None:
+        """Store the recorded answer when ``complete``, else abort: once, whatever raises."""
         miss, self._miss = self._miss, None
         if miss is None:
             return
-        response = self._recorder.result()
-        if response is None:
-            self._pipeline.abort(miss, self._recorder.reason or "incomplete response")
+        response = None
+        if complete:
+            self._recorder.complete = True
+            response = self._recorder.result()
         else:
-            await self._pipeline.complete(miss, response)
+            self._recorder.reason = self._recorder.reason or reason
+        try:
+            if response is not None:
+                await self._pipeline.complete(miss, response)
+            else:
+                self._pipeline.abort(miss, self._recorder.reason or reason)
+        except Exception:  # the cache never raises into a call (e.g. a closed cache)
+            log.warning("cachekit: could not settle a recorded response", exc_info=True)
+
+    async def aclose(self) -> None:
+        # Closed after the final event (the openai SDK stops at ``[DONE]``): complete,
+        # even when closing the upstream fails or this task is cancelled meanwhile.
+        finished = self._miss is not None and self._recorder.stream_finished()
+        try:
+            await self._response.aclose()
+        finally:
+            await self._settle(finished)
 
     def _abort(self) -> None:
         miss, self._miss = self._miss, None
         if miss is not None:
-            self._pipeline.abort(miss, self._recorder.reason or "incomplete response")
-
-    async def aclose(self) -> None:
-        miss = self._miss
-        if miss is not None and self._recorder.stream_finished():
-            # Closed after the final event (the openai SDK stops at ``[DONE]``): complete.
-            self._miss = None
-            self._recorder.complete = True
-            await self._response.aclose()
-            response = self._recorder.result()
-            if response is not None:
-                await self._pipeline.complete(miss, response)
-                return
-            self._pipeline.abort(miss, self._recorder.reason or "incomplete response")
-            return
-        try:
-            await self._response.aclose()
-        finally:
-            self._abort()
+            try:
+                self._pipeline.abort(miss, self._recorder.reason or "incomplete response")
+            except Exception:  # a finaliser must not raise (e.g. a closed cache)
+                log.debug("cachekit: could not release a dropped response", exc_info=True)
 
     def __del__(self) -> None:
         if self._miss is not None:

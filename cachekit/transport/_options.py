@@ -13,9 +13,11 @@ __all__ = ["transport_config"]
 
 def transport_config(options: MiddlewareOptions) -> Config:
     """Validated options; an SDK always sends its API key, so that is whose answers these
-    are unless ``tenant`` (or ``allow_global=True`` with ``tenant=None``) says otherwise."""
+    are unless ``tenant`` says otherwise. ``allow_global=True`` means what it means for the
+    middleware: requests *without* a key (a local model) may share; keys still never do.
+    Only ``tenant=None`` with ``allow_global=True`` shares everything."""
     given = dict(options)
-    if "tenant" not in given and not given.get("allow_global", False):
+    if "tenant" not in given:
         given["tenant"] = api_key_tenant
     config = Config(**given)  # type: ignore[arg-type]
     # Unlike a server's middleware, a transport does not wait for its store at the end

@@ -131,7 +131,10 @@ class RecordingStream:
         except GeneratorExit:
             raise  # the reader stopped here; close() decides what that means
         except BaseException:
-            self._recorder.reason = self._recorder.reason or "upstream stream failed"
+            if self._recorder.stream_finished():
+                self._recorder.complete = True  # failed after the final event: whole
+            else:
+                self._recorder.reason = self._recorder.reason or "upstream stream failed"
             self._settle()
             raise
         self._recorder.complete = True
@@ -142,10 +145,13 @@ class RecordingStream:
         if miss is None:
             return
         response = self._recorder.result() if self._recorder.recording else None
-        if response is not None:
-            self._pipeline.complete_sync(miss, response)
-        else:
-            self._pipeline.abort(miss, self._recorder.reason or "incomplete response")
+        try:
+            if response is not None:
+                self._pipeline.complete_sync(miss, response)
+            else:
+                self._pipeline.abort(miss, self._recorder.reason or "incomplete response")
+        except Exception:  # the cache never raises into a call (e.g. a closed cache)
+            log.warning("cachekit: could not settle a recorded response", exc_info=True)
 
     def close(self) -> None:
         if self._miss is not None and self._recorder.stream_finished():
