@@ -108,6 +108,8 @@ class Runtime:
     def _home_for_sync(self) -> asyncio.AbstractEventLoop:
         """The home loop, binding the background loop thread if there is none (locked)."""
         if not self._alive():
+            if self._closed:  # before ``_thread.loop``, which would start a new thread
+                raise CacheConfigError("this LLMCache is closed")
             self._bind(self._thread.loop)
         assert self._home is not None
         return self._home

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -496,3 +497,18 @@ def test_allow_global_still_keeps_api_keys_apart(cache: LLMCache, up: LocalOpenA
     cache.drain_sync()
     assert chat(bob, "whose answer")[1]["x-cache"] == "MISS"
     assert chat(alice, "whose answer")[1]["x-cache"] == "HIT"
+
+
+def test_a_response_read_after_its_cache_closed_neither_raises_nor_restarts_the_loop(
+    make_cache: MakeCache, up: LocalOpenAIServer
+) -> None:
+    cache = make_cache()
+    with httpx.Client(transport=CacheTransport(cache=cache, namespace="t"), base_url=up.url) as c:
+        reply = c.send(_stream_request(c, "read after close"), stream=True)
+        assert reply.headers["x-cache"] == "MISS"
+        cache.close()
+        before = [t for t in threading.enumerate() if t.name == "cachekit-loop" and t.is_alive()]
+        assert b"[DONE]" in reply.read()  # before the fix: CacheConfigError, cache is closed
+        reply.close()
+        after = [t for t in threading.enumerate() if t.name == "cachekit-loop" and t.is_alive()]
+        assert len(after) <= len(before), "a closed cache started a new loop thread"
