@@ -3,6 +3,7 @@ and its key, shared by the ASGI and WSGI adapters through :class:`._options.Conf
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from ._request import parse_body, parse_cache_control
 if TYPE_CHECKING:
     from ._options import Config
 
-__all__ = ["Keyed", "key_body", "read_control"]
+__all__ = ["Keyed", "key_body", "read_control", "sync_tenant"]
 
 log = logging.getLogger("cachekit.middleware")
 
@@ -100,3 +101,22 @@ def key_body(
             exc,
         )
         return Keyed(Reason.NO_KEY, control)
+
+
+def sync_tenant(config: Config, request: Any, who: str) -> tuple[str | None, str | None]:
+    """(tenant, bypass reason) from a sync adapter's tenant callback (WSGI, the sync
+    transport); ``who`` names the adapter in the error for an async callback."""
+    fn = config.tenant
+    if fn is None:
+        return None, None
+    try:
+        value = fn(request)
+    except Exception:
+        log.exception("cachekit: the tenant callback raised; bypassing the cache")
+        return None, Reason.TENANT_FAILED
+    if inspect.isawaitable(value):
+        if inspect.iscoroutine(value):
+            value.close()
+        log.error("cachekit: %s tenant callbacks must be sync; bypassing the cache", who)
+        return None, Reason.TENANT_FAILED
+    return config.check_tenant(value)

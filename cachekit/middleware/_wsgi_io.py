@@ -7,7 +7,6 @@ while it is recorded.
 
 from __future__ import annotations
 
-import inspect
 import io
 import logging
 from collections.abc import Callable, Iterable, Iterator
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .._reasons import Reason
 from .._ticket import Ticket
 from ._control import Refusal
+from ._keyed import sync_tenant
 from ._options import Config
 from ._record import CachedResponse, Recorder
 from ._request import is_json_type
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 __all__ = [
     "Bypass",
     "RecordingIterable",
-    "call_tenant",
     "labelled",
     "read_body",
     "read_request",
@@ -73,7 +72,7 @@ def read_request(
         return Bypass(Reason.CONTENT_TYPE, offline)
     if control.skip_lookup and control.skip_store:
         return Bypass(Reason.CACHE_CONTROL, offline)
-    tenant, reason = call_tenant(options, environ)
+    tenant, reason = sync_tenant(options, environ, "WSGI")
     if reason is not None:
         return Bypass(reason, offline)
     raw, reason = read_body(environ, options.max_body_bytes)
@@ -109,23 +108,6 @@ def refuse(
     headers = refusal.headers(len(data)) + refusal_headers(ticket, label)
     start_response(f"{refusal.status} {HTTPStatus(refusal.status).phrase}", str_headers(headers))
     return [data]
-
-
-def call_tenant(options: Config, environ: WSGIEnvironment) -> tuple[str | None, str | None]:
-    fn = options.tenant
-    if fn is None:
-        return None, None
-    try:
-        value = fn(environ)
-    except Exception:
-        log.exception("cachekit: the tenant callback raised; bypassing the cache")
-        return None, Reason.TENANT_FAILED
-    if inspect.isawaitable(value):
-        if inspect.iscoroutine(value):
-            value.close()
-        log.error("cachekit: WSGI tenant callbacks must be sync; bypassing the cache")
-        return None, Reason.TENANT_FAILED
-    return options.check_tenant(value)
 
 
 def _code(status: str) -> int:

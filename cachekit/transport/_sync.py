@@ -7,7 +7,6 @@ while the caller reads it, then handed to ``complete_sync`` (or ``abort``).
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Iterator
 from typing import Any, ClassVar, Unpack
@@ -15,9 +14,9 @@ from typing import Any, ClassVar, Unpack
 import httpx
 
 from .._pipeline import Pipeline
-from .._reasons import Reason
 from .._ticket import Hit, Miss, Ticket
 from ..middleware._control import Refusal
+from ..middleware._keyed import sync_tenant
 from ..middleware._options import MiddlewareOptions
 from ..middleware._record import Recorder
 from ._common import HTTPX, Prepared, Wire, hit_response, label, matches, not_in_cache, recorder_for
@@ -86,20 +85,7 @@ class SyncCore:
         return label(out, ticket, "MISS")
 
     def _tenant(self, request: Any) -> tuple[str | None, str | None]:
-        fn = self.options.tenant
-        if fn is None:
-            return None, None
-        try:
-            value = fn(request)
-        except Exception:
-            log.exception("cachekit: the tenant callback raised; bypassing the cache")
-            return None, Reason.TENANT_FAILED
-        if inspect.isawaitable(value):
-            if inspect.iscoroutine(value):
-                value.close()
-            log.error("cachekit: CacheTransport's tenant callback must be sync; bypassing")
-            return None, Reason.TENANT_FAILED
-        return self.options.check_tenant(value)
+        return sync_tenant(self.options, request, "CacheTransport")
 
     def close(self) -> None:
         self.transport.close()
