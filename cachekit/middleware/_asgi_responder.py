@@ -6,7 +6,6 @@ identical request in flight, or call the app and record its response.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 
@@ -20,6 +19,7 @@ from .._ticket import Hit, Miss, Ticket
 from ..result import NO_CONTROL
 from ._apis import api_for
 from ._control import TTL_HEADER, Refusal, not_cached
+from ._keyed import async_tenant
 from ._options import Config
 from ._record import CachedResponse, Recorder
 from ._request import is_json_type
@@ -115,17 +115,7 @@ class Responder:
     # -- steps ----------------------------------------------------------------------------
 
     async def tenant(self, request: Request) -> tuple[str | None, str | None]:
-        fn = self.options.tenant
-        if fn is None:
-            return None, None  # allow_global was checked at construction
-        try:
-            value = fn(request)
-            if inspect.isawaitable(value):
-                value = await value
-        except Exception:
-            log.exception("cachekit: the tenant callback raised; bypassing the cache")
-            return None, Reason.TENANT_FAILED
-        return self.options.check_tenant(value)
+        return await async_tenant(self.options, request)
 
     async def read_body(self) -> tuple[bytes, str | None]:
         """Read the whole body (kept for the app) or stop at the size cap."""

@@ -19,7 +19,7 @@ from ._request import parse_body, parse_cache_control
 if TYPE_CHECKING:
     from ._options import Config
 
-__all__ = ["Keyed", "key_body", "read_control", "sync_tenant"]
+__all__ = ["Keyed", "async_tenant", "key_body", "read_control", "sync_tenant"]
 
 log = logging.getLogger("cachekit.middleware")
 
@@ -118,5 +118,20 @@ def sync_tenant(config: Config, request: Any, who: str) -> tuple[str | None, str
         if inspect.iscoroutine(value):
             value.close()
         log.error("cachekit: %s tenant callbacks must be sync; bypassing the cache", who)
+        return None, Reason.TENANT_FAILED
+    return config.check_tenant(value)
+
+
+async def async_tenant(config: Config, request: Any) -> tuple[str | None, str | None]:
+    """(tenant, bypass reason) from an async adapter's tenant callback (sync or async)."""
+    fn = config.tenant
+    if fn is None:
+        return None, None  # allow_global was checked at construction
+    try:
+        value = fn(request)
+        if inspect.isawaitable(value):
+            value = await value
+    except Exception:
+        log.exception("cachekit: the tenant callback raised; bypassing the cache")
         return None, Reason.TENANT_FAILED
     return config.check_tenant(value)

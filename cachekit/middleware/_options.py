@@ -126,7 +126,12 @@ class Config:
         on_result: Callable[[CacheResult], None] | None = None,
         only_if_cached: bool = False,
         cache_field: str | None = BODY_FIELD,
+        goes_to: str = "the app",
+        wait_for_store: bool | None = True,
     ) -> None:
+        # goes_to / wait_for_store are the entry point's, not the user's (not in
+        # MiddlewareOptions): a server middleware waits for its store, so a client that
+        # has the whole answer and asks again gets a hit; the transport does not.
         self.pipeline = Pipeline(
             EntryOptions(
                 namespace=namespace,
@@ -134,9 +139,8 @@ class Config:
                 threshold=threshold,
                 ttl=ttl,
                 on_result=on_result,
-                goes_to="the app",
-                # A client that has the whole answer and asks again gets a hit.
-                wait_for_store=True,
+                goes_to=goes_to,
+                wait_for_store=wait_for_store,
             )
         )
         if isinstance(methods, str) or not all(isinstance(m, str) for m in methods):

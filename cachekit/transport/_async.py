@@ -7,7 +7,6 @@ itself when the caller's loop is another one).
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar, Unpack
@@ -15,9 +14,9 @@ from typing import Any, ClassVar, Unpack
 import httpx
 
 from .._pipeline import Pipeline
-from .._reasons import Reason
 from .._ticket import Hit, Miss, Ticket
 from ..middleware._control import Refusal
+from ..middleware._keyed import async_tenant
 from ..middleware._options import MiddlewareOptions
 from ..middleware._record import Recorder
 from ._common import HTTPX, Prepared, Wire, hit_response, label, matches, not_in_cache, recorder_for
@@ -88,17 +87,7 @@ class AsyncCore:
         return label(out, ticket, "MISS")
 
     async def _tenant(self, request: Any) -> tuple[str | None, str | None]:
-        fn = self.options.tenant
-        if fn is None:
-            return None, None
-        try:
-            value = fn(request)
-            if inspect.isawaitable(value):
-                value = await value
-        except Exception:
-            log.exception("cachekit: the tenant callback raised; bypassing the cache")
-            return None, Reason.TENANT_FAILED
-        return self.options.check_tenant(value)
+        return await async_tenant(self.options, request)
 
     async def aclose(self) -> None:
         await self.transport.aclose()

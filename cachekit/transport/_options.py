@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
-from .._pipeline import Pipeline
 from ..middleware._options import Config, MiddlewareOptions
 from ..middleware._request import api_key_tenant
 
@@ -19,11 +16,8 @@ def transport_config(options: MiddlewareOptions) -> Config:
     given = dict(options)
     if "tenant" not in given:
         given["tenant"] = api_key_tenant
-    config = Config(**given)  # type: ignore[arg-type]
     # Unlike a server's middleware, a transport does not wait for its store at the end
     # of the body: the reader's own deadlines run there (the openai SDK drains a stream
     # after ``[DONE]`` under a 0.1 s cancel scope, which would cancel the store). The
     # store is handed to the cache's queue, as the decorator's are.
-    entry = dataclasses.replace(config.pipeline.options, wait_for_store=None, goes_to="upstream")
-    config.pipeline = Pipeline(entry)
-    return config
+    return Config(**given, goes_to="upstream", wait_for_store=None)  # type: ignore[arg-type]
