@@ -125,6 +125,7 @@ class Recorder:
 
     __slots__ = (
         "_chunks",
+        "_events",
         "_size",
         "api",
         "complete",
@@ -146,6 +147,9 @@ class Recorder:
         self.complete = False
         self._chunks: list[bytes] = []
         self._size = 0
+        #: (size, events) of the last parse: a stream closed after its final event is
+        #: parsed once, for ``stream_finished`` and ``result`` alike.
+        self._events: tuple[int, list[str] | None] | None = None
 
     @property
     def recording(self) -> bool:
@@ -197,8 +201,13 @@ class Recorder:
         stop and close at ``data: [DONE]`` before it reads the end of the body."""
         if self.reason is not None or self.kind != "sse":
             return False
-        events = parse_sse(b"".join(self._chunks))
+        events = self._parsed()
         return bool(events) and self.api.is_final(events[-1])  # type: ignore[index]
+
+    def _parsed(self) -> list[str] | None:
+        if self._events is None or self._events[0] != self._size:
+            self._events = (self._size, parse_sse(b"".join(self._chunks)))
+        return self._events[1]
 
     def result(self) -> CachedResponse | None:
         """The response to store, or None (``reason`` says why)."""
@@ -207,21 +216,22 @@ class Recorder:
         if not self.complete:
             self.reason = "incomplete response"
             return None
+        if self.kind != "json":
+            events = self._parsed()
+            self._chunks, self._events = [], None
+            if events is None:
+                self.reason = "incomplete event stream"
+                return None
+            return self._answer(self.api.read_stream(events), events=tuple(events))
         data = b"".join(self._chunks)
         self._chunks = []
-        if self.kind == "json":
-            try:
-                text = data.decode("utf-8")
-                value = json.loads(text)
-            except (UnicodeDecodeError, ValueError):
-                self.reason = "response body is not JSON"
-                return None
-            return self._answer(self.api.read_json(value), body=text)
-        events = parse_sse(data)
-        if events is None:
-            self.reason = "incomplete event stream"
+        try:
+            text = data.decode("utf-8")
+            value = json.loads(text)
+        except (UnicodeDecodeError, ValueError):
+            self.reason = "response body is not JSON"
             return None
-        return self._answer(self.api.read_stream(events), events=tuple(events))
+        return self._answer(self.api.read_json(value), body=text)
 
     def _answer(
         self,
