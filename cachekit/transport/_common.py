@@ -135,10 +135,9 @@ class Prepared:
             return keyed.key
         if control.skip_lookup and control.skip_store:
             return Reason.CACHE_CONTROL
-        ticket = Ticket(keyed.key, RESPONSES, control, self.started)
         if control.only_if_cached and control.skip_lookup:
             return Reason.CACHE_CONTROL
-        return ticket
+        return Ticket(keyed.key, RESPONSES, control, self.started)
 
     def bypass(self, options: Config, reason: str, ticket: Ticket | None = None) -> Made:
         """Count the bypass; a 504 when only the cache may answer, else None (forward)."""
