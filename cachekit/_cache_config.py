@@ -30,6 +30,8 @@ class CacheConfig:
     candidates: int = 4
     near_miss_sample: float = 0.0
     near_miss_margin: float = 0.1
+    #: Share of semantic hits kept in the review stream (the console's review queue).
+    review_sample: float = 0.0
     background_stores: bool = True
     max_pending_stores: int = 1000
     breaker_threshold: int = 5
@@ -59,6 +61,8 @@ class CacheConfig:
             raise CacheConfigError(
                 f"near_miss_sample must be in [0, 1], got {self.near_miss_sample!r}"
             )
+        if not 0.0 <= self.review_sample <= 1.0:
+            raise CacheConfigError(f"review_sample must be in [0, 1], got {self.review_sample!r}")
         if not 0.0 < self.near_miss_margin <= 2.0:
             raise CacheConfigError(
                 f"near_miss_margin must be in (0, 2], got {self.near_miss_margin!r}"

@@ -35,6 +35,7 @@ __all__ = [
     "NAMESPACE_RE",
     "NEAR_MISS",
     "STATS",
+    "TENANT_TOKEN_RE",
     "Space",
     "VectorScope",
     "encode_tenant",
@@ -52,6 +53,8 @@ __all__ = [
 GLOBAL_TENANT = "_"
 #: Namespaces are part of key names and hash tags: keep them to a safe alphabet.
 NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+#: What :func:`encode_tenant` makes: ``_`` (no tenant), ``b<base64>`` or ``h<sha-256 hex>``.
+TENANT_TOKEN_RE = re.compile(r"^(?:_|b[A-Za-z0-9_-]{1,64}|h[0-9a-f]{64})$")
 #: Global metadata of the vector index (backend, dims, metric, embedder model).
 META_KEY = "cachekit:index:meta"
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ._layout import (
     META_KEY,
     NAMESPACE_RE,
+    TENANT_TOKEN_RE,
     Space,
     encode_tenant,
     epoch_key,
@@ -32,61 +33,82 @@ def check_namespace(namespace: str) -> None:
         raise CacheConfigError(f"namespace must match {NAMESPACE_RE.pattern}, got {namespace!r}")
 
 
-async def invalidate(cache: LLMCache, namespace: str, tenant: str | None = None) -> int:
+def _token(tenant: str | None, tenant_token: str | None) -> str | None:
+    if tenant is not None and tenant_token is not None:
+        raise CacheConfigError("give tenant or tenant_token, not both")
+    if tenant_token is not None and not TENANT_TOKEN_RE.match(tenant_token):
+        raise CacheConfigError(
+            f"tenant_token must be an encoded token (_, b<base64>, h<sha-256>), got "
+            f"{tenant_token[:80]!r}"
+        )
+    return encode_tenant(tenant) if tenant is not None else tenant_token
+
+
+async def invalidate(
+    cache: LLMCache,
+    namespace: str,
+    tenant: str | None = None,
+    *,
+    tenant_token: str | None = None,
+) -> int:
     """Make every worker miss the namespace's current entries at once (no SCAN).
 
     With ``tenant`` only that tenant's entries; with ``tenant=None`` every tenant's (the
-    namespace epoch). Old entries are not deleted: they age out by TTL/LRU. Returns the
-    new generation (or epoch).
+    namespace epoch). ``tenant_token``: one tenant by its encoded token instead (``"_"``
+    is the calls without a tenant). Old entries are not deleted: they age out by TTL/LRU.
+    Returns the new generation (or epoch).
     """
     check_namespace(namespace)
-    return await cache.run(_bump, cache, namespace, tenant)
+    return await cache.run(_bump, cache, namespace, _token(tenant, tenant_token))
 
 
-async def _bump(cache: LLMCache, namespace: str, tenant: str | None) -> int:
+async def _bump(cache: LLMCache, namespace: str, token: str | None) -> int:
     # Values computed here but not yet stored belong to the old generation too.
-    if tenant is None:
+    if token is None:
         cache.flights.forget(f"{{{namespace}:")
     else:
-        cache.flights.forget(Space(namespace, encode_tenant(tenant)).tag)
+        cache.flights.forget(Space(namespace, token).tag)
     try:
-        key = (
-            epoch_key(namespace)
-            if tenant is None
-            else Space(namespace, encode_tenant(tenant)).gen_key
-        )
+        key = epoch_key(namespace) if token is None else Space(namespace, token).gen_key
         return int(await cache.redis.eval(BUMP_LUA, 1, key))
     except CACHE_ERRORS as exc:
         raise CacheBackendError(f"invalidate({namespace!r}) failed: {exc}") from exc
 
 
-def clear_patterns(namespace: str, tenant: str | None) -> tuple[str, ...]:
+def clear_patterns(
+    namespace: str, tenant: str | None, *, tenant_token: str | None = None
+) -> tuple[str, ...]:
     """SCAN patterns of a namespace's (or one tenant's) keys: the cache's own, plus every
     registered vector index's (``register_index(key_patterns=...)``) not already covered."""
     from ._index import index_key_patterns
 
-    if tenant is None:
-        tag_glob = namespace_tag_glob(namespace)
-    else:
-        tag_glob = Space(namespace, encode_tenant(tenant)).tag_glob
+    token = _token(tenant, tenant_token)
+    tag_glob = namespace_tag_glob(namespace) if token is None else Space(namespace, token).tag_glob
     own = own_pattern(tag_glob)
     extra = [p for p in index_key_patterns(tag_glob) if not p.startswith(own[:-1])]
     return (own, *extra)
 
 
-async def clear(cache: LLMCache, namespace: str, tenant: str | None = None) -> int:
+async def clear(
+    cache: LLMCache,
+    namespace: str,
+    tenant: str | None = None,
+    *,
+    tenant_token: str | None = None,
+) -> int:
     """Delete a namespace's keys (one tenant's, or every tenant's) with SCAN + UNLINK.
 
+    ``tenant_token`` names one tenant by its encoded token, as for :func:`invalidate`.
     Returns the number of keys deleted. Works on every primary of a cluster.
     """
     check_namespace(namespace)
-    return await cache.run(_unlink, cache, namespace, tenant)
+    return await cache.run(_unlink, cache, namespace, _token(tenant, tenant_token))
 
 
-async def _unlink(cache: LLMCache, namespace: str, tenant: str | None) -> int:
+async def _unlink(cache: LLMCache, namespace: str, token: str | None) -> int:
     deleted = 0
     try:
-        for pattern in clear_patterns(namespace, tenant):
+        for pattern in clear_patterns(namespace, None, tenant_token=token):
             batch: list[Any] = []
             async for key in cache.redis.scan_iter(match=pattern, count=1000):
                 batch.append(key)

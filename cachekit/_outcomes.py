@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ._layout import GLOBAL_TENANT, Space, encode_tenant, parse_tag
-from ._schema import SINCE
+from ._schema import SINCE, reason_field
 from .errors import CacheConfigError
 
 if TYPE_CHECKING:
@@ -71,8 +71,12 @@ class OutcomeCounter:
             return
         tenant = getattr(result, "tenant", None)
         token = encode_tenant(tenant) if isinstance(tenant, str) else GLOBAL_TENANT
+        code = getattr(result, "reason_code", None)
         with self._lock:
             self._pending[(result.namespace, token, status)] += 1
+            if code:
+                # By reason too (``bypass.no_tenant``), for the console's breakdown.
+                self._pending[(result.namespace, token, reason_field(status, code))] += 1
             if self._inflight or time.monotonic() < self._retry_at:
                 return
             self._inflight = True

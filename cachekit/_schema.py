@@ -31,7 +31,9 @@ __all__ = [
     "encode_entry",
     "float_or_none",
     "int_or_none",
+    "parse_reason_field",
     "parse_tokens_field",
+    "reason_field",
     "text",
     "tokens_field",
 ]
@@ -87,6 +89,24 @@ NM_MODEL: Final = "model"
 #: reason (``number``, ``order``, ...). Streams written before it existed lack it.
 NM_REASON: Final = "reason"
 NEAR_MISS_FIELDS: Final = (NM_PROMPT, NM_NEAREST, NM_SIMILARITY, NM_THRESHOLD, NM_MODEL, NM_REASON)
+#: What the record is: ``near`` (below the threshold), ``rejected`` (by the verifier) or
+#: ``hit`` (a sampled semantic hit, ``review_sample=``). Older records lack it (read as
+#: ``rejected`` when they have a reason, else ``near``).
+NM_KIND: Final = "kind"
+#: The entry id of the nearest (or served) entry, so the review shows its answer.
+NM_ENTRY: Final = "entry"
+RECORD_KINDS: Final = ("hit", "near", "rejected")
+
+
+def reason_field(status: str, code: str) -> str:
+    """The stats field counting one reason of a status: ``bypass.no_tenant``."""
+    return f"{status}.{code}"
+
+
+def parse_reason_field(name: str) -> tuple[str, str] | None:
+    """``bypass.no_tenant`` -> ("bypass", "no_tenant"); None for other fields."""
+    status, sep, code = name.partition(".")
+    return (status, code) if sep and code and status in (BYPASSES, ERRORS) else None
 
 
 def tokens_field(direction: str, model: str, *, estimated: bool = False) -> str:

@@ -188,9 +188,11 @@ class SemanticLayer:
         except TimeoutError as exc:
             raise CacheTimeoutError("embedding the prompt", self.budgets.embed) from exc
 
-    def _sampled(self) -> bool:
-        """Is this near miss (or verifier rejection) one to keep in the stream?"""
-        rate = self.config.near_miss_sample
+    def _sampled(self, rate: float | None = None) -> bool:
+        """Is this near miss (or verifier rejection; a hit with ``review_sample``) one to
+        keep in the stream?"""
+        if rate is None:
+            rate = self.config.near_miss_sample
         return rate > 0.0 and random.random() < rate
 
     async def search(
@@ -256,6 +258,8 @@ class SemanticLayer:
             if cand.score is not None:
                 outcome.verdict, outcome.verify_score = "accepted", cand.score
             await write_alias(self._redis(), manifest, space, outcome, cand.pttl, cand.row)
+            if outcome.layer == "semantic" and self._sampled(self.config.review_sample):
+                await record_near_miss(self._redis(), manifest, space, cand, threshold, kind="hit")
             break
         if corrupt:
             await self._redis().delete(*(space.entry_key(e) for e in corrupt))

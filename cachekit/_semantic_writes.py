@@ -29,9 +29,13 @@ async def record_near_miss(
     best: Candidate | Neighbour,
     threshold: float,
     reason: str | None = None,
+    *,
+    kind: str | None = None,
 ) -> None:
-    """Keep (prompt, nearest prompt, similarity, why not served) for ``cachekit tune``
-    and ``explain``: the nearest below the threshold, or one the verifier rejected."""
+    """Keep (prompt, nearest prompt, similarity, why (not) served, its entry) for
+    ``cachekit tune``, ``explain`` and the console's review queue: the nearest below the
+    threshold (``near``), one the verifier rejected (``rejected``), or a sampled semantic
+    hit (``hit``)."""
     if isinstance(best, Neighbour):
         nearest: Any = best.row.prompt
     else:
@@ -44,12 +48,10 @@ async def record_near_miss(
         manifest.model or "",
         reason or "",
     )
-    await client.xadd(
-        space.near_miss_key,
-        dict(zip(F.NEAR_MISS_FIELDS, values, strict=True)),
-        maxlen=NEAR_MISS_MAXLEN,
-        approximate=True,
-    )
+    record = dict(zip(F.NEAR_MISS_FIELDS, values, strict=True))
+    record[F.NM_KIND] = kind or ("rejected" if reason else "near")
+    record[F.NM_ENTRY] = best.entry_id
+    await client.xadd(space.near_miss_key, record, maxlen=NEAR_MISS_MAXLEN, approximate=True)
 
 
 async def write_alias(

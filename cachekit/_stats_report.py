@@ -16,7 +16,7 @@ from typing import Any, Final
 from ._attrs import pick_attrs
 from ._layout import GLOBAL_TENANT
 from ._pricing import Pricing
-from ._schema import COUNTERS, SINCE, parse_tokens_field
+from ._schema import COUNTERS, SINCE, parse_reason_field, parse_tokens_field
 
 __all__ = [
     "COUNTERS",
@@ -82,6 +82,9 @@ class StatsRow:
     priced_by: dict[str, str] = field(default_factory=dict)
     since: float | None = None
     projected_monthly_usd: float | None = None
+    #: ``"bypass.<code>"`` / ``"error.<code>"`` -> calls, for the reasons that have a code
+    #: (free-text errors count only in :attr:`bypass` / :attr:`error`).
+    reasons: dict[str, int] = field(default_factory=dict)
 
     @property
     def tenant(self) -> str:
@@ -127,6 +130,8 @@ class StatsRow:
                 slot = mine.setdefault(model, [0, 0])
                 slot[0] += tin
                 slot[1] += tout
+        for name, n in other.reasons.items():
+            self.reasons[name] = self.reasons.get(name, 0) + n
         self.usd_saved += other.usd_saved
         self.usd_saved_estimated += other.usd_saved_estimated
         self.unpriced_models |= other.unpriced_models
@@ -150,6 +155,7 @@ class StatsRow:
             "usd_saved_estimated_part": round(self.usd_saved_estimated, 6),
             "unpriced_models": sorted(self.unpriced_models),
             "priced_by": dict(sorted(self.priced_by.items())),
+            "reasons": dict(sorted(self.reasons.items())),
             "since": self.since,
             "projected_monthly_usd": (
                 None if self.projected_monthly_usd is None else round(self.projected_monthly_usd, 2)
@@ -226,6 +232,8 @@ def parse_stats_hash(
                 if not math.isfinite(since):
                     raise ValueError(text)
                 row.since = since
+            elif parse_reason_field(name) is not None:
+                row.reasons[name] = int(text)
             elif (tokens := parse_tokens_field(name)) is not None:
                 direction, model, estimated = tokens
                 table = row.estimated_tokens if estimated else row.tokens

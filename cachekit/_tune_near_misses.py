@@ -7,6 +7,7 @@ with the nearest cached prompt and its similarity. Part of :mod:`cachekit._tune`
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,10 @@ class NearMiss:
     model: str
     #: The hit verifier's reason when it rejected the nearest entry ("" below threshold).
     reason: str = ""
+    #: ``near``, ``rejected`` or ``hit`` (a sampled semantic hit, ``review_sample=``).
+    kind: str = "near"
+    #: The nearest (or served) entry's id; "" in records written before it was kept.
+    entry_id: str = ""
 
 
 def _text(value: Any) -> str:
@@ -44,8 +49,13 @@ async def read_near_misses(
     *,
     tenant_token: str | None = None,
     limit: int = 2000,
+    kinds: Collection[str] = ("near", "rejected"),
 ) -> list[NearMiss]:
-    """The newest near misses of a namespace (one tenant's, or every tenant's)."""
+    """The newest near misses of a namespace (one tenant's, or every tenant's).
+
+    ``kinds``: which records (``near``, ``rejected``, ``hit``); ``tune`` reads the misses,
+    the console's review queue all three.
+    """
     if tenant is not None:
         tenant_token = encode_tenant(tenant)
     if tenant_token is not None:
@@ -67,6 +77,10 @@ async def read_near_misses(
                 continue
             if math.isnan(sim):
                 continue
+            reason = f.get(F.NM_REASON, "")
+            kind = f.get(F.NM_KIND) or ("rejected" if reason else "near")
+            if kind not in kinds:
+                continue
             out.append(
                 NearMiss(
                     namespace=namespace,
@@ -77,7 +91,9 @@ async def read_near_misses(
                     similarity=sim,
                     threshold=thr,
                     model=f.get(F.NM_MODEL, ""),
-                    reason=f.get(F.NM_REASON, ""),
+                    reason=reason,
+                    kind=kind,
+                    entry_id=f.get(F.NM_ENTRY, ""),
                 )
             )
     out.sort(key=lambda n: n.id, reverse=True)

@@ -85,6 +85,7 @@ class LLMCache:
         candidates: int = 4,
         near_miss_sample: float = 0.0,
         near_miss_margin: float = 0.1,
+        review_sample: float = 0.0,
         background_stores: bool = True,
         max_pending_stores: int = 1000,
         breaker_threshold: int = 5,

@@ -1,7 +1,7 @@
 """The ``cachekit`` command line (also ``python -m cachekit``).
 
 Commands: ``stats``, ``inspect``, ``explain``, ``tune``, ``invalidate``, ``clear``,
-``proxy``, ``redis``, ``demo``. Each has ``--help``. Exit codes: 0 success (an empty
+``proxy``, ``redis``, ``demo``, ``console``. Each has ``--help``. Exit codes: 0 success (an empty
 result and a declined confirmation included), 1 the environment failed (Redis
 unreachable, a port in use), 2 bad input.
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import click
 
+from ._console import console
 from ._explain import explain
 from ._inspect import inspect_cmd
 from ._manage import clear, invalidate
@@ -30,7 +31,7 @@ def cli() -> None:
     """cachekit: exact and semantic caching of LLM calls in Redis."""
 
 
-for _command in (stats, inspect_cmd, invalidate, clear, explain, tune, proxy, demo, redis):
+for _command in (stats, inspect_cmd, invalidate, clear, explain, tune, proxy, demo, redis, console):
     cli.add_command(_command)
 
 
