@@ -13,6 +13,8 @@ tenant id can forge another tenant's key with ``}``, ``:``, ``*`` or newlines.
     ck:{ns:T}:lk:<gen>:<digest>     single-flight lock (redis-py Lock, with a lease)
     ck:{ns:T}:stats                 counters
     ck:{ns:T}:nearmiss              capped stream of near misses (opt-in, sampled)
+    ck:{ns:T}:hitsample             capped stream of semantic hits (opt-in, sampled)
+    ck:{ns:T}:history               the console's snapshots of the stats counters
     ckv:{ns:T}:<gen>:<entry id>     search-backend document (vector + scope TAG)
 
 The fields inside the hashes are declared in ``_schema``.
@@ -31,6 +33,7 @@ __all__ = [
     "ENTRY",
     "EXACT",
     "GLOBAL_TENANT",
+    "HIT_SAMPLE",
     "META_KEY",
     "NAMESPACE_RE",
     "NEAR_MISS",
@@ -66,6 +69,9 @@ DOC_PREFIX = "ckv:"
 #: Suffixes of a space's counter hash and near-miss stream.
 STATS = "stats"
 NEAR_MISS = "nearmiss"
+#: Suffix of the sampled semantic hits' stream (``review_sample=``), kept apart from the
+#: near misses so that hits never push out the misses ``tune`` reads.
+HIT_SAMPLE = "hitsample"
 
 _MAX_INLINE_TENANT = 48
 
@@ -137,6 +143,7 @@ class Space:
     epoch_key: str = field(init=False, repr=False, compare=False)
     stats_key: str = field(init=False, repr=False, compare=False)
     near_miss_key: str = field(init=False, repr=False, compare=False)
+    hit_sample_key: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         tag = f"{{{self.namespace}:{self.tenant_token}}}"
@@ -147,6 +154,7 @@ class Space:
         init(self, "epoch_key", epoch_key(self.namespace))
         init(self, "stats_key", f"ck:{tag}:{STATS}")
         init(self, "near_miss_key", f"ck:{tag}:{NEAR_MISS}")
+        init(self, "hit_sample_key", f"ck:{tag}:{HIT_SAMPLE}")
 
     @classmethod
     def of(cls, namespace: str, tenant: str | None) -> Space:

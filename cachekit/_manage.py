@@ -36,7 +36,7 @@ def check_namespace(namespace: str) -> None:
 def _token(tenant: str | None, tenant_token: str | None) -> str | None:
     if tenant is not None and tenant_token is not None:
         raise CacheConfigError("give tenant or tenant_token, not both")
-    if tenant_token is not None and not TENANT_TOKEN_RE.match(tenant_token):
+    if tenant_token is not None and not TENANT_TOKEN_RE.fullmatch(tenant_token):
         raise CacheConfigError(
             f"tenant_token must be an encoded token (_, b<base64>, h<sha-256>), got "
             f"{tenant_token[:80]!r}"

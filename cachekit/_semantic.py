@@ -23,8 +23,8 @@ from ._cache_config import CacheConfig
 from ._entry import LookupOutcome
 from ._layout import Space
 from ._manifest import KeyManifest
-from ._neighbours import read_neighbours, verify_neighbours
-from ._policy import OUTAGES, RateLimitedLog
+from ._neighbours import Neighbour, read_neighbours, verify_neighbours
+from ._policy import CACHE_ERRORS, OUTAGES, RateLimitedLog
 from ._semantic_writes import NEAR_MISS_MAXLEN, record_near_miss, write_alias
 from ._warmup import Warmup
 from .errors import CacheBackendError, CacheTimeoutError, EmbedderError, IndexMismatchError
@@ -195,6 +195,15 @@ class SemanticLayer:
             rate = self.config.near_miss_sample
         return rate > 0.0 and random.random() < rate
 
+    async def _record_hit(
+        self, manifest: KeyManifest, space: Space, cand: Neighbour, threshold: float
+    ) -> None:
+        """Keep a sampled semantic hit for review; its failure never costs the hit."""
+        try:
+            await record_near_miss(self._redis(), manifest, space, cand, threshold, kind="hit")
+        except CACHE_ERRORS as exc:
+            self.warn("review-sample", "cachekit: a sampled hit was not recorded: %s", exc)
+
     async def search(
         self,
         manifest: KeyManifest,
@@ -259,7 +268,7 @@ class SemanticLayer:
                 outcome.verdict, outcome.verify_score = "accepted", cand.score
             await write_alias(self._redis(), manifest, space, outcome, cand.pttl, cand.row)
             if outcome.layer == "semantic" and self._sampled(self.config.review_sample):
-                await record_near_miss(self._redis(), manifest, space, cand, threshold, kind="hit")
+                await self._record_hit(manifest, space, cand, threshold)
             break
         if corrupt:
             await self._redis().delete(*(space.entry_key(e) for e in corrupt))

@@ -51,7 +51,8 @@ async def record_near_miss(
     record = dict(zip(F.NEAR_MISS_FIELDS, values, strict=True))
     record[F.NM_KIND] = kind or ("rejected" if reason else "near")
     record[F.NM_ENTRY] = best.entry_id
-    await client.xadd(space.near_miss_key, record, maxlen=NEAR_MISS_MAXLEN, approximate=True)
+    key = space.hit_sample_key if record[F.NM_KIND] == "hit" else space.near_miss_key
+    await client.xadd(key, record, maxlen=NEAR_MISS_MAXLEN, approximate=True)
 
 
 async def write_alias(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import _schema as F
-from ._layout import GLOBAL_TENANT, NEAR_MISS, Space, encode_tenant, key_pattern, parse_tag
+from ._layout import GLOBAL_TENANT, HIT_SAMPLE, NEAR_MISS, encode_tenant, key_pattern, parse_tag
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -58,11 +58,17 @@ async def read_near_misses(
     """
     if tenant is not None:
         tenant_token = encode_tenant(tenant)
-    if tenant_token is not None:
-        keys: list[Any] = [Space(namespace, tenant_token).near_miss_key]
-    else:
-        pattern = key_pattern(NEAR_MISS, namespace)
-        keys = [k async for k in client.scan_iter(match=pattern, count=1000)]
+    # Sampled hits have their own stream; near misses and rejections share one.
+    suffixes = [NEAR_MISS] if any(k != "hit" for k in kinds) else []
+    if "hit" in kinds:
+        suffixes.append(HIT_SAMPLE)
+    keys: list[Any] = []
+    for suffix in suffixes:
+        if tenant_token is not None:
+            keys.append(key_pattern(suffix, namespace, tenant_token))
+        else:
+            pattern = key_pattern(suffix, namespace)
+            keys.extend([k async for k in client.scan_iter(match=pattern, count=1000)])
     out: list[NearMiss] = []
     for key in keys:
         parsed = parse_tag(_text(key))

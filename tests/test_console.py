@@ -152,6 +152,74 @@ async def test_actions_need_the_csrf_token_and_refuse_other_origins(
     assert form.status_code == 303
 
 
+async def test_a_proxys_basic_credentials_do_not_stand_in_for_the_csrf_token(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.get(f"/?token={TOKEN}")
+    item = _item_ids((await client.get("/review")).text)[0]
+    basic = {"authorization": "Basic dXNlcjpwYXNz"}  # what a proxy's basic auth adds
+    r = await client.post("/review/label", json={"id": item, "label": "same"}, headers=basic)
+    assert r.status_code == 403 and "CSRF" in r.text
+
+
+async def test_login_redirect_stays_on_the_site(client: httpx.AsyncClient) -> None:
+    for path in ("//evil.example/", "/%2F%2Fevil.example/", "/%5Cevil.example", "/\\evil.example"):
+        r = await client.get(f"{path}?token={TOKEN}")
+        assert r.status_code == 303, path
+        location = r.headers["location"]
+        assert location.startswith("/") and not location.startswith(("//", "/\\")), location
+    crlf = await client.get(f"/%0d%0aSet-Cookie:%20x=1?token={TOKEN}")
+    assert crlf.status_code == 303 and "\n" not in crlf.headers["location"]
+
+
+async def test_a_foreign_malformed_cookie_does_not_end_the_session(
+    client: httpx.AsyncClient,
+) -> None:
+    from cachekit.console._auth import cookie_name
+
+    login = await client.get(f"/?token={TOKEN}")
+    name = cookie_name(TOKEN)
+    value = login.headers["set-cookie"].split(";")[0].split("=", 1)[1]
+    assert "Max-Age=" in login.headers["set-cookie"]
+    client.cookies.clear()
+    header = {"cookie": f'other={{"a":1}}; {name}={value}'}  # another app's cookie first
+    assert (await client.get("/review", headers=header)).status_code == 200
+
+
+async def test_a_malformed_origin_or_a_huge_form_is_refused_not_a_500(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.get(f"/?token={TOKEN}")
+    bad = await client.post("/explain", data={"body": "{}"}, headers={"origin": "http://[::1"})
+    assert bad.status_code == 403
+    huge = await client.post("/explain", data={"body": "x" * (3 << 20)})
+    assert huge.status_code == 413
+
+
+async def test_a_mounted_console_logs_in_and_links_under_its_prefix(seeded: LLMCache) -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    host = Starlette(routes=[Mount("/ops/cache", create_app(seeded, token=TOKEN))])
+    transport = httpx.ASGITransport(app=host)
+    async with httpx.AsyncClient(transport=transport, base_url="http://host.test") as c:
+        login = await c.get(f"/ops/cache/review?token={TOKEN}&kind=hit")
+        assert login.status_code == 303
+        assert login.headers["location"] == "/ops/cache/review?kind=hit"
+        assert "Path=/ops/cache;" in login.headers["set-cookie"]
+        page = await c.get("/ops/cache/review?kind=hit")
+        assert page.status_code == 200
+        assert 'href="/ops/cache/static/console.css"' in page.text
+        assert 'action="/ops/cache/review/label"' in page.text
+        item = _item_ids(page.text)[0]
+        form = await c.post(
+            "/ops/cache/review/label",
+            data={"id": item, "label": "same", "csrf": csrf_token(TOKEN)},
+        )
+        assert form.status_code == 303 and form.headers["location"] == "/ops/cache/review"
+        assert (await c.get("/ops/cache/static/console.js")).status_code == 200
+
+
 async def test_pages_carry_a_strict_content_security_policy(client: httpx.AsyncClient) -> None:
     page = await client.get("/review", headers=H)
     csp = page.headers["content-security-policy"]
@@ -259,9 +327,13 @@ async def test_a_label_must_be_one_of_two_and_name_a_real_item(client: httpx.Asy
     assert bad.status_code == 400 and "same, different" in bad.json()["error"]
     ns, tok, _ = item.split("/")
     gone = await client.post(
-        "/review/label", json={"id": f"{ns}/{tok}/1-0", "label": "same"}, headers=H
+        "/review/label", json={"id": f"{ns}/{tok}/n:1-0", "label": "same"}, headers=H
     )
     assert gone.status_code == 404
+    huge = await client.post(
+        "/review/label", json={"id": f"{ns}/{tok}/n:{'9' * 20}-0", "label": "same"}, headers=H
+    )
+    assert huge.status_code == 400  # not a stream id Redis takes: named, not a 503
     junk = await client.post("/review/label", json={"id": "../../etc", "label": "same"}, headers=H)
     assert junk.status_code == 400
     not_json = await client.post(
@@ -290,10 +362,33 @@ def test_calibration_from_labels_suggests_a_threshold_and_accept_at() -> None:
     assert cal.labels == 4 and cal.same == 2 and cal.served == 3 and cal.served_same == 2
     assert cal.threshold is not None and cal.threshold.precision == 1.0
     assert cal.accept_at is not None and 0.0 < cal.accept_at < 1.0
-    assert not cal.reliable and "fewer than" in cal.notes[0]
+    assert not cal.reliable and any("fewer than" in n for n in cal.notes)
+    assert any("own rates" in n for n in cal.notes)  # hits and rejections pooled
+
+
+def test_accept_at_never_cuts_a_group_of_equal_scores() -> None:
+    from cachekit._tune_pairs import Pair
+    from cachekit.console._quality import _accept_at
+
+    pairs = [Pair("a", "b", 1, 0.95), Pair("c", "d", 0, 0.95), Pair("e", "f", 1, 0.97)]
+    scores = {"a": 0.9, "c": 0.9, "e": 0.99}
+    cut = _accept_at(pairs, lambda a, b, s: scores[a], target=0.95)
+    assert cut == 0.99  # 0.9 would accept "c" too: precision 2/3
 
 
 # -- tenant pinning --------------------------------------------------------------------------
+
+
+async def test_a_non_canonical_tenant_token_is_refused(seeded: LLMCache) -> None:
+    acme = encode_tenant("acme")
+    twin = acme[:-1] + chr(ord(acme[-1]) + 1)  # decodes to "acme" too: not acme's keys
+    from cachekit._stats_report import decode_tenant_token
+
+    assert decode_tenant_token(twin) == "acme"
+    with pytest.raises(ValueError, match="as cachekit writes them"):
+        create_app(seeded, token=TOKEN, tenant_token=twin)
+    async with _pinned(seeded) as c:
+        assert (await c.get(f"/review?tenant_token={twin}", headers=H)).status_code == 400
 
 
 async def test_a_console_pinned_to_a_tenant_never_shows_another(
@@ -503,3 +598,29 @@ def test_create_app_refuses_a_short_token(cache: LLMCache) -> None:
     with pytest.raises(ValueError, match="at least 16"):
         create_app(cache, token="short")
     assert COOKIE == "cachekit_console"
+
+
+# -- sampling on the hit path ------------------------------------------------------------
+
+
+async def test_sampled_hits_have_their_own_stream(
+    seeded: LLMCache, redis_sync: redis.Redis
+) -> None:
+    acme = encode_tenant("acme")
+    hits = redis_sync.xrange(f"ck:{{support:{acme}}}:hitsample")
+    misses = redis_sync.xrange(f"ck:{{support:{acme}}}:nearmiss")
+    assert {f[b"kind"] for _, f in hits} == {b"hit"} and len(hits) == 2
+    assert {f[b"kind"] for _, f in misses} == {b"rejected"} and len(misses) == 2
+    assert all(f[b"entry"] for _, f in hits + misses)  # the review shows their answers
+
+
+async def test_a_failed_hit_sample_does_not_cost_the_hit(
+    traffic_cache: LLMCache, redis_sync: redis.Redis
+) -> None:
+    answer = _answerer(traffic_cache)
+    await answer(PAIRS[0][0], user="acme")
+    # Something else holds the stream's key: the sample's XADD fails (WRONGTYPE).
+    redis_sync.set(f"ck:{{support:{encode_tenant('acme')}}}:hitsample", "not a stream")
+    await answer(PAIRS[0][1], user="acme")
+    result = last_result()
+    assert result is not None and result.status == "semantic", result

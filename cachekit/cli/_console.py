@@ -46,6 +46,11 @@ from ._common import CliError, InputError, check_namespace, embedder_for_model_i
     type=click.FloatRange(1),
     help="Seconds between snapshots of the counters (the traffic chart).",
 )
+@click.option(
+    "--no-memory",
+    is_flag=True,
+    help="Do not measure each tenant's key memory (MEMORY USAGE over a SCAN) on the overview.",
+)
 @redis_url_option
 def console(
     host: str,
@@ -59,6 +64,7 @@ def console(
     threshold: float | None,
     target_precision: float,
     history_interval: float,
+    no_memory: bool,
     redis_url: str,
 ) -> None:
     """Serve the review console: overview, quality, review queue, explain, actions.
@@ -91,6 +97,7 @@ def console(
             history_interval=history_interval,
             threshold=threshold,
             target_precision=target_precision,
+            measure_memory=not no_memory,
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None

@@ -70,6 +70,7 @@ class Console:
     target_precision: float = 0.95
     measure_memory: bool = True
     _last_snapshot: float = 0.0
+    _last_counts: dict[tuple[str, str], tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def verifier(self) -> Any:
@@ -85,7 +86,7 @@ class Console:
             self.pinned.namespace, tenant_token=self.pinned.tenant_token
         )
         rows = [r for r in report.rows if self.pinned.allows(r.namespace, r.tenant_token)]
-        await self.cache.run(_history.record_snapshot, self.cache, rows, now)
+        await self.cache.run(_history.record_snapshot, self.cache, rows, now, self._last_counts)
 
 
 def create_app(
@@ -362,8 +363,10 @@ class _Pages:
             return JSONResponse(
                 {"ok": True, "id": item_id, "label": made.label}, headers=_SECURITY_HEADERS
             )
-        back = request.headers.get("referer") or "review"
-        return RedirectResponse(_local(back, request), status_code=303)
+        back = request.headers.get("referer")
+        root = request.scope.get("root_path", "") or ""
+        target = _local(back) if back else f"{root}/review"
+        return RedirectResponse(target, status_code=303)
 
     def _refuse(self, request: Request, wants_json: bool, status: int, message: str) -> Response:
         if wants_json:
@@ -462,7 +465,7 @@ class _Pages:
         if name not in ("invalidate", "clear"):
             raise ScopeError("action must be invalidate or clear")
         namespace = str(form.get("namespace", ""))
-        if not NAMESPACE_RE.match(namespace):
+        if not NAMESPACE_RE.fullmatch(namespace):
             raise ScopeError(f"namespace must match {NAMESPACE_RE.pattern}")
         token = str(form.get("tenant_token", "")) or None
         scope = self.c.pinned.narrow(namespace, None, token)
@@ -491,7 +494,7 @@ class _Action:
 
 async def _records(cache: LLMCache, scope: ViewScope) -> list[Any]:
     out: list[Any] = []
-    for namespace, token in await _review._spaces(cache, scope, "nearmiss"):
+    for namespace, token in await _review.record_spaces(cache, scope):
         from .._tune_near_misses import read_near_misses
 
         out.extend(
@@ -508,10 +511,14 @@ async def _review_items(
     return await _review.review_items(cache, scope, kinds=kinds, unlabelled_only=unlabelled)
 
 
-def _local(url: str, request: Request) -> str:
-    """A same-site redirect target: the path (and query) of ``url`` only."""
+def _local(url: str) -> str:
+    """A same-site redirect target: the path (and query) of ``url`` only, never one a
+    browser would read as another host (``//host``, ``/\\host``)."""
     from urllib.parse import urlsplit
 
-    parts = urlsplit(url)
-    path = parts.path if parts.path.startswith("/") else "/"
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "/"
+    path = "/" + parts.path.lstrip("/\\")
     return path + ("?" + parts.query if parts.query else "")

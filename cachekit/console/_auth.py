@@ -18,11 +18,18 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
-from http.cookies import SimpleCookie
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
-__all__ = ["COOKIE", "CSRF_FIELD", "CSRF_HEADER", "TokenGate", "csrf_token", "new_token"]
+__all__ = [
+    "COOKIE",
+    "CSRF_FIELD",
+    "CSRF_HEADER",
+    "TokenGate",
+    "cookie_name",
+    "csrf_token",
+    "new_token",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -36,6 +43,11 @@ CSRF_FIELD: Final = "csrf"
 #: Shortest token accepted: a console shows prompts and answers.
 MIN_TOKEN_CHARS: Final = 16
 _SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+#: A browser session lasts this long; then the token link is needed again.
+SESSION_SECONDS: Final = 12 * 3600
+#: Largest form body a browser session may post (the explain form with a big request).
+MAX_FORM_BYTES: Final = 2 << 20
+_TOO_LARGE: Final = object()
 
 
 def new_token() -> str:
@@ -61,6 +73,7 @@ class TokenGate:
         self._token = token
         self._session = _derive(token, "cachekit-console-session")
         self._csrf = csrf_token(token)
+        self.cookie = cookie_name(token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,7 +89,8 @@ class TokenGate:
             else:
                 await _deny(send, 401, "That console token is not valid.")
             return
-        if not self._authenticated(headers):
+        how = self._authenticated(headers)
+        if how is None:
             await _deny(send, 401, "This console needs its token: open it as /?token=<token>.")
             return
         if method not in _SAFE_METHODS:
@@ -86,50 +100,75 @@ class TokenGate:
             if origin not in (None, "null") and not _same_origin(origin, headers.get("host", "")):
                 await _deny(send, 403, "Cross-site request refused.")
                 return
-            if "authorization" not in headers:
-                # Cookie-authenticated: the CSRF token must come along (header or form).
+            if how == "cookie":
+                # A browser session: the CSRF token must come along (header or form). Only
+                # a request that proved the token itself (Bearer) is exempt: a browser
+                # adds cookies (and a proxy's Basic credentials) to forged requests too.
                 sent = headers.get(CSRF_HEADER)
                 if sent is None:
                     sent, receive = await _form_field(receive, CSRF_FIELD)
+                    if sent is _TOO_LARGE:
+                        await _deny(send, 413, "The request body is too large for the console.")
+                        return
                 if sent is None or not hmac.compare_digest(sent.encode(), self._csrf.encode()):
                     await _deny(send, 403, "Missing or wrong CSRF token: reload the page.")
                     return
         await self.app(scope, receive, send)
 
-    def _authenticated(self, headers: dict[str, str]) -> bool:
+    def _authenticated(self, headers: dict[str, str]) -> str | None:
+        """``"bearer"`` (the token itself), ``"cookie"`` (a session) or None."""
         auth = headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
-            return hmac.compare_digest(auth[7:].strip().encode(), self._token.encode())
-        cookie = SimpleCookie()
-        try:
-            cookie.load(headers.get("cookie", ""))
-        except Exception:  # noqa: BLE001 - a malformed Cookie header is no session
-            return False
-        morsel = cookie.get(COOKIE)
-        return morsel is not None and hmac.compare_digest(
-            morsel.value.encode(), self._session.encode()
-        )
+            ok = hmac.compare_digest(auth[7:].strip().encode(), self._token.encode())
+            return "bearer" if ok else None
+        value = _cookie(headers.get("cookie", ""), self.cookie)
+        if value is not None and hmac.compare_digest(value.encode(), self._session.encode()):
+            return "cookie"
+        return None
 
     async def _login(self, scope: Scope, send: Send, rest: list[tuple[str, str]]) -> None:
         root = scope.get("root_path", "") or ""
-        path = root + scope.get("path", "/")
+        # The path as sent (percent-encoded): no decoded CR/LF reaches a header. Starlette
+        # puts a Mount's prefix in both root_path and path; the redirect keeps the path.
+        raw = scope.get("raw_path") or quote(scope.get("path", "/"), safe="/%").encode()
+        path = raw.decode("latin-1").split("?", 1)[0]
+        # Never off-site: "//evil.example" or "/\evil.example" would be another host.
+        path = "/" + path.lstrip("/\\")
         location = path + ("?" + urlencode(rest) if rest else "")
-        cookie = f"{COOKIE}={self._session}; Path={root or '/'}; HttpOnly; SameSite=Strict" + (
-            "; Secure" if scope.get("scheme") == "https" else ""
+        cookie = (
+            f"{self.cookie}={self._session}; Path={quote(root, safe='/') or '/'}; "
+            f"Max-Age={SESSION_SECONDS}; HttpOnly; SameSite=Strict"
+            + ("; Secure" if scope.get("scheme") == "https" else "")
         )
         await send(
             {
                 "type": "http.response.start",
                 "status": 303,
                 "headers": [
-                    (b"location", location.encode()),
-                    (b"set-cookie", cookie.encode()),
+                    (b"location", location.encode("latin-1")),
+                    (b"set-cookie", cookie.encode("latin-1")),
                     (b"cache-control", b"no-store"),
                     (b"referrer-policy", b"no-referrer"),
                 ],
             }
         )
         await send({"type": "http.response.body", "body": b""})
+
+
+def cookie_name(token: str) -> str:
+    """The session cookie's name: one per token, so two consoles on one host (cookies
+    ignore ports) keep their own sessions."""
+    return f"{COOKIE}_{_derive(token, 'cachekit-console-cookie')[:12]}"
+
+
+def _cookie(header: str, name: str) -> str | None:
+    """One cookie's value, read leniently: ``SimpleCookie`` drops every cookie after one
+    it cannot parse, and any app on the same host can set such a cookie."""
+    for part in header.split(";"):
+        key, sep, value = part.strip().partition("=")
+        if sep and key == name:
+            return value.strip().strip('"')
+    return None
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -145,30 +184,32 @@ def _headers(scope: Scope) -> dict[str, str]:
 def _same_origin(origin: str, host: str) -> bool:
     from urllib.parse import urlsplit
 
-    return bool(host) and urlsplit(origin).netloc.lower() == host.lower()
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:  # "http://[::1": not an origin at all
+        return False
+    return bool(host) and netloc.lower() == host.lower()
 
 
-async def _form_field(receive: Receive, name: str) -> tuple[str | None, Receive]:
-    """Read a urlencoded body's field; the returned ``receive`` replays the body."""
+async def _form_field(receive: Receive, name: str) -> tuple[Any, Receive]:
+    """Read a urlencoded body's field; the returned ``receive`` replays the body.
+    :data:`_TOO_LARGE` past :data:`MAX_FORM_BYTES` (a console form is small)."""
     chunks: list[bytes] = []
+    size = 0
     more = True
     while more:
         message = await receive()
         if message["type"] != "http.request":
             break
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            return _TOO_LARGE, receive
+        chunks.append(chunk)
         more = message.get("more_body", False)
-        if sum(map(len, chunks)) > 1 << 20:
-            break  # a form of the console is tiny; the app will refuse the rest
     body = b"".join(chunks)
-    value = next(
-        (
-            v
-            for k, v in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-            if k == name
-        ),
-        None,
-    )
+    fields = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+    value = next((v for k, v in fields if k == name), None)
     sent = False
 
     async def replay() -> Message:

@@ -59,7 +59,7 @@ async def run_explain(
     cache: LLMCache, form: ExplainForm, threshold: float | None, scope: ViewScope
 ) -> dict[str, Any]:
     """The explanation as a dict (the same as ``cachekit explain --json`` prints)."""
-    if not NAMESPACE_RE.match(form.namespace):
+    if not NAMESPACE_RE.fullmatch(form.namespace):
         raise ScopeError(f"namespace must match {NAMESPACE_RE.pattern}")
     if not scope.allows(form.namespace, scope.tenant_token or "_") and scope.namespace:
         raise ScopeError("that namespace is outside this view", 403)
@@ -82,6 +82,8 @@ async def run_explain(
     manifest = config.manifest(body, None, _tenant_of(scope.tenant_token), form.path, "", None)
     if isinstance(manifest, str):
         raise ScopeError(f"this request is not cached: {manifest}")
+    if scope.tenant_token is not None and cache.space(manifest).tenant_token != scope.tenant_token:
+        raise ScopeError("the request's tenant is outside this view", 403)  # defence in depth
     embedder = cache.embedder
     if threshold is None and embedder is not None:
         threshold = embedder.default_threshold
@@ -99,7 +101,7 @@ async def run_explain(
 async def _explain_key(cache: LLMCache, form: ExplainForm, scope: ViewScope) -> dict[str, Any]:
     from .._explain_key import DIGEST_RE, KeyExplanation, _match, explain_key
 
-    if not DIGEST_RE.match(form.key):
+    if not DIGEST_RE.fullmatch(form.key):
         raise ScopeError("the key must be the 32 hex digits of an X-Cache-Key header")
     if scope.tenant_token is not None:
         space = Space(form.namespace, scope.tenant_token)

@@ -27,6 +27,8 @@ __all__ = ["HISTORY_MAXLEN", "Interval", "Snapshot", "history_key", "intervals",
 
 #: Snapshots kept per (namespace, tenant): a day and more at one a minute.
 HISTORY_MAXLEN: Final = 2000
+#: A space's history goes a week after its last snapshot (a cleared or idle tenant).
+HISTORY_TTL_S: Final = 7 * 86400
 
 
 def history_key(space: Space) -> str:
@@ -66,15 +68,34 @@ class Interval:
         return getattr(self, layer) / self.lookups if self.lookups else None
 
 
-async def record_snapshot(cache: LLMCache, rows: Iterable[StatsRow], at: float) -> int:
-    """Append one snapshot per row (run on the cache's loop); returns how many."""
+async def record_snapshot(
+    cache: LLMCache,
+    rows: Iterable[StatsRow],
+    at: float,
+    last: dict[tuple[str, str], tuple[int, ...]] | None = None,
+) -> int:
+    """Append one snapshot per row (run on the cache's loop); returns how many.
+
+    With ``last`` (the counters each space had at its previous snapshot, updated here), a
+    space whose counters did not move gets none: an idle tenant costs nothing. Each
+    stream expires :data:`HISTORY_TTL_S` after its last snapshot.
+    """
     written = 0
     for row in rows:
-        fields: dict[Any, Any] = {name: str(getattr(row, name)) for name in COUNTERS}
+        counts = tuple(int(getattr(row, name)) for name in COUNTERS)
+        space_id = (row.namespace, row.tenant_token)
+        if last is not None:
+            if last.get(space_id) == counts:
+                continue
+            last[space_id] = counts
+        fields: dict[Any, Any] = {name: str(n) for name, n in zip(COUNTERS, counts, strict=True)}
         fields["usd"] = repr(row.usd_saved)
         fields["at"] = repr(at)
-        space = Space(row.namespace, row.tenant_token)
-        await cache.redis.xadd(history_key(space), fields, maxlen=HISTORY_MAXLEN, approximate=True)
+        key = history_key(Space(*space_id))
+        async with cache.redis.pipeline(transaction=False) as pipe:  # one slot: the space's
+            pipe.xadd(key, fields, maxlen=HISTORY_MAXLEN, approximate=True)
+            pipe.expire(key, HISTORY_TTL_S)
+            await pipe.execute()
         written += 1
     return written
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from .._layout import Space, own_pattern
+from .._layout import DOC_PREFIX, Space, own_pattern, parse_tag
 from .._stats_report import StatsReport, StatsRow, merge_rows
 from ._scope import ViewScope
 
@@ -16,6 +16,8 @@ __all__ = ["KeyMemory", "Overview", "key_memory", "read_overview"]
 
 #: Keys measured per (namespace, tenant) with MEMORY USAGE; past it the figure is a floor.
 MAX_KEYS_MEASURED: Final = 5000
+#: Up to this many spaces are measured one SCAN each (narrow patterns); more share one.
+_FEW_SPACES: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,23 +46,45 @@ async def read_overview(cache: LLMCache, scope: ViewScope, *, measure_memory: bo
     rows = [r for r in report.rows if scope.allows(r.namespace, r.tenant_token)]
     out = Overview(report, rows, merge_rows(rows))
     out.breakers = [(name, b.state) for name, b in cache.breakers.named()]
-    if measure_memory:
-        for row in rows:
-            space = Space(row.namespace, row.tenant_token)
-            out.memory[(row.namespace, row.tenant_token)] = await cache.run(
-                key_memory, cache, space
-            )
+    if measure_memory and rows:
+        spaces = [(r.namespace, r.tenant_token) for r in rows]
+        out.memory = await cache.run(memory_of, cache, spaces)
     if scope.tenant_token is None:
         # Server-wide figures say nothing of one tenant; a tenant-pinned view omits them.
         out.redis_memory = await cache.run(_info_memory, cache)
     return out
 
 
+async def memory_of(
+    cache: LLMCache, spaces: list[tuple[str, str]]
+) -> dict[tuple[str, str], KeyMemory]:
+    """:func:`key_memory` of each space; many spaces share one SCAN of the keyspace
+    (a SCAN with MATCH still walks every key, so one per space would cost spaces x keys)."""
+    if len(spaces) <= _FEW_SPACES:
+        return {s: await key_memory(cache, Space(*s)) for s in spaces}
+    wanted = set(spaces)
+    found: dict[tuple[str, str], list[Any]] = {s: [] for s in spaces}
+    seen, truncated = 0, False
+    for pattern in ("ck:{*", f"{DOC_PREFIX}{{*"):
+        async for raw in cache.redis.scan_iter(match=pattern + "}:*", count=1000):
+            name = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            parsed = parse_tag(
+                "ck:" + name[len(DOC_PREFIX) :] if name.startswith(DOC_PREFIX) else name
+            )
+            if parsed is None or (parsed[0], parsed[1]) not in wanted:
+                continue
+            seen += 1
+            if seen > MAX_KEYS_MEASURED * 4:
+                truncated = True
+                break
+            found[(parsed[0], parsed[1])].append(raw)
+    return {s: await _measure(cache, keys, truncated) for s, keys in found.items()}
+
+
 async def key_memory(cache: LLMCache, space: Space) -> KeyMemory:
     """Bytes held by the space's keys (entries, exact keys, vectors, stats, search
     documents), by MEMORY USAGE over at most :data:`MAX_KEYS_MEASURED` keys (SCAN).
     A search backend's index structures are shared by every space and not counted."""
-    from redis.exceptions import ResponseError
 
     client = cache.redis
     keys: list[Any] = []
@@ -76,6 +100,14 @@ async def key_memory(cache: LLMCache, space: Space) -> KeyMemory:
                 truncated = True
                 break
             keys.append(key)
+    return await _measure(cache, keys, truncated)
+
+
+async def _measure(cache: LLMCache, keys: list[Any], truncated: bool) -> KeyMemory:
+    """MEMORY USAGE of ``keys`` (all of one space: one hash slot), summed."""
+    from redis.exceptions import ResponseError
+
+    client = cache.redis
     total = 0
     for start in range(0, len(keys), 200):
         # One slot (the space's hash tag): a plain pipeline, on a cluster as well.

@@ -116,7 +116,8 @@ def calibrate(labels: Sequence[Label], verifier: Any, target_precision: float) -
     pairs = [Pair(lab.prompt, lab.nearest, y[i], lab.similarity) for i, lab in enumerate(usable)]
     sims = [lab.similarity for lab in usable]
     verified = None if verifier is None else verify_pairs(pairs, sims, verifier)
-    low = max(-1.0, math.floor(min(sims) * 100) / 100)
+    # Within [-1, 1] (a dot-product embedder can report 1.0001), at least one step wide.
+    low = max(-1.0, min(0.99, math.floor(min(sims) * 100) / 100))
     cal.rows = sweep(sims, y, thresholds_between(low, 1.0, 0.01), verified)
     cal.threshold = recommend(cal.rows, target_precision)
     from ..verify import TextVerifier, VerifyScope
@@ -130,6 +131,13 @@ def calibrate(labels: Sequence[Label], verifier: Any, target_precision: float) -
         cal.accept_at = _accept_at(pairs, score, target_precision)
     elif verifier is not None:
         cal.notes.append("the verifier is not a TextVerifier: no accept_at to suggest")
+    kinds = {lab.kind for lab in usable}
+    if "hit" in kinds and kinds - {"hit"}:
+        cal.notes.append(
+            "hits and misses are sampled at their own rates (review_sample, near_miss_sample): "
+            "the sweep pools them as they were labelled, so with different rates its "
+            "precision leans toward the kind sampled more"
+        )
     if not cal.reliable:
         cal.notes.append(
             f"{len(usable)} labels: fewer than {MIN_RELIABLE_PAIRS}, so the suggestions move "
@@ -150,12 +158,19 @@ def _accept_at(
             scored.append((float(s), p.label))
     if not scored:
         return None
-    scored.sort(reverse=True)
+    scored.sort(key=lambda sl: -sl[0])
     best: float | None = None
-    same = 0
-    for n, (s, label) in enumerate(scored, start=1):
-        same += int(label == 1)
+    same = n = 0
+    i = 0
+    while i < len(scored):
+        # A cut accepts every pair at its score or above: judge whole groups of equal
+        # scores, never a cut in the middle of one.
+        score = scored[i][0]
+        while i < len(scored) and scored[i][0] == score:
+            same += int(scored[i][1] == 1)
+            n += 1
+            i += 1
         if same / n + 1e-12 < target:
             break
-        best = s
+        best = score
     return None if best is None else min(0.999, max(0.001, best))

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from .. import _schema as F
-from .._layout import NEAR_MISS, Space, key_pattern, parse_tag
+from .._layout import HIT_SAMPLE, NEAR_MISS, Space, key_pattern, parse_tag
 from .._stats_report import tenant_label
 from .._tune_near_misses import NearMiss, read_near_misses
 from ._answer import answer_text
@@ -43,7 +43,9 @@ __all__ = [
 LABELS: Final = ("same", "different")
 _ITEM_ID_RE: Final = re.compile(
     r"^(?P<ns>[A-Za-z0-9_.\-]{1,64})/(?P<tok>_|b[A-Za-z0-9_-]{1,64}|h[0-9a-f]{64})"
-    r"/(?P<sid>[0-9]{1,20}-[0-9]{1,20})$"
+    # Which stream (h: sampled hits, n: near misses and rejections), then the stream id:
+    # two 64-bit numbers, of which 19 digits always fit (20 may not: a 400, not a 503).
+    r"/(?P<sid>[hn]:[0-9]{1,19}-[0-9]{1,19})$"
 )
 #: Records read per (namespace, tenant) stream for one page.
 _PER_STREAM: Final = 500
@@ -98,16 +100,22 @@ class ReviewItem:
     @property
     def id(self) -> str:
         r = self.record
-        return f"{r.namespace}/{r.tenant_token}/{r.id}"
+        return f"{r.namespace}/{r.tenant_token}/{record_key(r)}"
 
     @property
     def tenant(self) -> str:
         return tenant_label(self.record.tenant_token)
 
 
+def record_key(record: NearMiss) -> str:
+    """``h:<stream id>`` (a sampled hit) or ``n:<stream id>``: ids are per stream."""
+    return f"{'h' if record.kind == 'hit' else 'n'}:{record.id}"
+
+
 def parse_item_id(item_id: str) -> tuple[str, str, str]:
-    """``<namespace>/<tenant token>/<stream id>`` -> its parts; ScopeError if malformed."""
-    match = _ITEM_ID_RE.match(item_id)
+    """``<namespace>/<tenant token>/<h|n>:<stream id>`` -> (namespace, token, record key);
+    ScopeError if malformed."""
+    match = _ITEM_ID_RE.fullmatch(item_id)
     if match is None:
         raise ScopeError(f"not a review item id: {item_id[:120]!r}")
     return match["ns"], match["tok"], match["sid"]
@@ -117,16 +125,17 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-async def _spaces(cache: LLMCache, scope: ViewScope, suffix: str) -> list[tuple[str, str]]:
-    """The (namespace, tenant token) pairs in ``scope`` that have a key of ``suffix``."""
+async def record_spaces(cache: LLMCache, scope: ViewScope) -> list[tuple[str, str]]:
+    """The (namespace, tenant token) pairs in ``scope`` with sampled records."""
     if scope.namespace is not None and scope.tenant_token is not None:
         return [(scope.namespace, scope.tenant_token)]
     found: set[tuple[str, str]] = set()
-    pattern = key_pattern(suffix, scope.namespace, scope.tenant_token)
-    async for raw in cache.redis.scan_iter(match=pattern, count=1000):
-        parsed = parse_tag(_text(raw))
-        if parsed is not None and scope.allows(parsed[0], parsed[1]):
-            found.add((parsed[0], parsed[1]))
+    for suffix in (NEAR_MISS, HIT_SAMPLE):
+        pattern = key_pattern(suffix, scope.namespace, scope.tenant_token)
+        async for raw in cache.redis.scan_iter(match=pattern, count=1000):
+            parsed = parse_tag(_text(raw))
+            if parsed is not None and scope.allows(parsed[0], parsed[1]):
+                found.add((parsed[0], parsed[1]))
     return sorted(found)
 
 
@@ -141,7 +150,7 @@ async def review_items(
     """The newest records in ``scope`` (run on the cache's loop: ``cache.run``), each with
     its cached answer (None once the entry is gone) and its label, if any."""
     items: list[ReviewItem] = []
-    for namespace, token in await _spaces(cache, scope, NEAR_MISS):
+    for namespace, token in await record_spaces(cache, scope):
         records = await read_near_misses(
             cache.redis, namespace, tenant_token=token, limit=_PER_STREAM, kinds=kinds
         )
@@ -149,7 +158,7 @@ async def review_items(
         for record in records:
             if not scope.allows(record.namespace, record.tenant_token):
                 continue  # defence in depth: a stream of another space never shows here
-            label = labels.get(record.id)
+            label = labels.get(record_key(record))
             if unlabelled_only and label is not None:
                 continue
             items.append(ReviewItem(record, label=None if label is None else label.label))
@@ -194,24 +203,26 @@ async def put_label(cache: LLMCache, scope: ViewScope, item_id: str, label: str)
     unknown (404), or the label is not one of :data:`LABELS`."""
     if label not in LABELS:
         raise ScopeError(f"label must be one of {', '.join(LABELS)}, got {label[:40]!r}")
-    namespace, token, stream_id = parse_item_id(item_id)
+    namespace, token, record = parse_item_id(item_id)
+    stream, _, stream_id = record.partition(":")
     if not scope.allows(namespace, token):
         raise ScopeError("that review item belongs to a namespace or tenant outside this view", 403)
     space = Space(namespace, token)
-    found = await cache.redis.xrange(space.near_miss_key, stream_id, stream_id, count=1)
-    existing = (await read_labels(cache, namespace, token)).get(stream_id)
+    key = space.hit_sample_key if stream == "h" else space.near_miss_key
+    found = await cache.redis.xrange(key, stream_id, stream_id, count=1)
+    existing = (await read_labels(cache, namespace, token)).get(record)
     if not found:
         if existing is None:
             raise ScopeError(f"no review item {item_id!r} (trimmed from the stream?)", 404)
-        record = existing  # relabelling a pair whose record has left the stream
+        # Relabelling a pair whose record has left the stream: the label kept a copy.
         fields: dict[str, Any] = {
-            F.NM_PROMPT: record.prompt,
-            F.NM_NEAREST: record.nearest,
-            F.NM_SIMILARITY: record.similarity,
-            F.NM_THRESHOLD: record.threshold,
-            F.NM_KIND: record.kind,
-            F.NM_REASON: record.reason,
-            F.NM_MODEL: record.model,
+            F.NM_PROMPT: existing.prompt,
+            F.NM_NEAREST: existing.nearest,
+            F.NM_SIMILARITY: existing.similarity,
+            F.NM_THRESHOLD: existing.threshold,
+            F.NM_KIND: existing.kind,
+            F.NM_REASON: existing.reason,
+            F.NM_MODEL: existing.model,
         }
     else:
         fields = {_text(k): _text(v) for k, v in (found[0][1] or {}).items()}
@@ -219,7 +230,7 @@ async def put_label(cache: LLMCache, scope: ViewScope, item_id: str, label: str)
     made = Label(
         namespace=namespace,
         tenant_token=token,
-        record_id=stream_id,
+        record_id=record,
         label=label,
         prompt=str(fields.get(F.NM_PROMPT, "")),
         nearest=str(fields.get(F.NM_NEAREST, "")),
@@ -230,7 +241,7 @@ async def put_label(cache: LLMCache, scope: ViewScope, item_id: str, label: str)
         model=str(fields.get(F.NM_MODEL, "")),
         labelled_at=time.time(),
     )
-    await cache.redis.hset(labels_key(space), stream_id, json.dumps(asdict(made)))
+    await cache.redis.hset(labels_key(space), record, json.dumps(asdict(made)))
     return made
 
 

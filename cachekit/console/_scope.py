@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .._layout import NAMESPACE_RE, TENANT_TOKEN_RE, encode_tenant
-from .._stats_report import tenant_label
+from .._stats_report import decode_tenant_token, tenant_label
 
 __all__ = ["ScopeError", "ViewScope", "pin"]
 
@@ -55,7 +55,7 @@ class ViewScope:
         """This scope narrowed by a request's filters; raises :class:`ScopeError` for a
         filter outside it (403) or malformed (400). Empty strings mean "no filter"."""
         namespace = namespace or None
-        if namespace is not None and not NAMESPACE_RE.match(namespace):
+        if namespace is not None and not NAMESPACE_RE.fullmatch(namespace):
             raise ScopeError(f"namespace must match {NAMESPACE_RE.pattern}, got {namespace!r}")
         token = check_token(tenant_token) if tenant_token else None
         if tenant:
@@ -72,8 +72,14 @@ class ViewScope:
 
 def check_token(token: str) -> str:
     """A tenant token as the keys spell it (``_``, ``b<base64>``, ``h<sha-256 hex>``)."""
-    if not TENANT_TOKEN_RE.match(token):
+    if not TENANT_TOKEN_RE.fullmatch(token):
         raise ScopeError(f"not a tenant token: {token[:80]!r}")
+    if token.startswith("b"):
+        # Only the canonical spelling: "bYWNtZR" decodes to "acme" too, but acme's keys
+        # are under "bYWNtZQ" (a view pinned to one must not reach the other's data).
+        decoded = decode_tenant_token(token)
+        if decoded is None or encode_tenant(decoded) != token:
+            raise ScopeError(f"not a tenant token as cachekit writes them: {token[:80]!r}")
     return token
 
 
