@@ -32,6 +32,8 @@ class CacheConfig:
     near_miss_margin: float = 0.1
     #: Share of semantic hits kept in the review stream (the console's review queue).
     review_sample: float = 0.0
+    #: Adaptive, verified thresholds (``cachekit.adaptive.AdaptiveThreshold``), or None.
+    adaptive: Any = None
     background_stores: bool = True
     max_pending_stores: int = 1000
     breaker_threshold: int = 5
@@ -61,6 +63,14 @@ class CacheConfig:
             raise CacheConfigError(
                 f"near_miss_sample must be in [0, 1], got {self.near_miss_sample!r}"
             )
+        if self.adaptive is not None:
+            from .adaptive import AdaptiveThreshold
+
+            if not isinstance(self.adaptive, AdaptiveThreshold):
+                raise CacheConfigError(
+                    "adaptive must be a cachekit.adaptive.AdaptiveThreshold or None, got "
+                    f"{type(self.adaptive).__name__}"
+                )
         if not 0.0 <= self.review_sample <= 1.0:
             raise CacheConfigError(f"review_sample must be in [0, 1], got {self.review_sample!r}")
         if not 0.0 < self.near_miss_margin <= 2.0:

@@ -6,6 +6,7 @@ The fields of the hash an entry is read from are declared in ``_schema``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,9 @@ class LookupOutcome:
     verdict: str | None = None
     verify_reason: str | None = None
     verify_score: float | None = None
+    #: A candidate the adaptive thresholds chose to check instead of serving
+    #: (``cachekit._adaptive_state.AdaptiveCheck``): the call runs, then is compared.
+    check: Any = None
 
     @property
     def storable(self) -> bool:

@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from . import _tracing as tracing
+from ._adaptive_state import record_check
 from ._flow import drop_flight, flight_key, follow, lead, may_follow
 from ._loop import on_a_loop
 from ._options import NOT_GIVEN, EntryOptions
@@ -168,6 +169,8 @@ class Pipeline:
             outcome = await cache.lookup(ticket.manifest, threshold=threshold, max_age=ctl.max_age)
         ticket.outcome = outcome
         if outcome.entry is None:
+            if outcome.check is not None:
+                ticket.reason = Reason.ADAPTIVE_CHECK
             return
         try:
             ticket.value = ticket.codec.decode(outcome.entry.payload)
@@ -253,6 +256,11 @@ class Pipeline:
         if ticket.flight is not None:
             cache.flights.resolve(ticket.flight, value)
         payload = encode(cache, self.options, ticket, value)
+        check = ticket.outcome.check if ticket.outcome is not None else None
+        if check is not None and payload is not None:
+            # The adaptive thresholds' evidence: was the cached answer this one? Off the
+            # caller's path; a full queue loses one observation, nothing else.
+            cache.background(record_check, cache, check, payload)
         if payload is None:
             drop_flight(cache, ticket)
             return None

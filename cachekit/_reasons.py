@@ -44,6 +44,10 @@ class Reason(StrEnum):
     RESERVED_FIELD = "a body field has a name the key reserves"
     # -- the runtime ----------------------------------------------------------------------
     WOULD_BLOCK = "would block the event loop"
+    # -- adaptive thresholds ------------------------------------------------------------
+    #: A semantic candidate was checked, not served: the call ran and its answer is
+    #: compared with the cached one (``cachekit.adaptive``).
+    ADAPTIVE_CHECK = "adaptive check: the answer is compared with a cached one"
 
     @property
     def code(self) -> str:

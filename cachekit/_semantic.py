@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import _tracing as tracing
+from ._adaptive_state import AdaptiveCheck, EvidenceStore, evidence_key
 from ._batching import BatchingEmbedder
 from ._cache_config import CacheConfig
 from ._entry import LookupOutcome
@@ -54,6 +55,9 @@ class SemanticLayer:
         self._redis = redis
         self.config = config
         self.budgets = config.budgets
+        self.evidence: EvidenceStore | None = (
+            EvidenceStore(config.adaptive) if config.adaptive is not None else None
+        )
         self.warn = warn
         # Loading a local model takes seconds: start now, in the background, so that it
         # never runs inside a call's lookup budget.
@@ -195,6 +199,22 @@ class SemanticLayer:
             rate = self.config.near_miss_sample
         return rate > 0.0 and random.random() < rate
 
+    async def _adaptive_serves(
+        self, manifest: KeyManifest, cand: Neighbour, outcome: LookupOutcome
+    ) -> bool:
+        """Does the scope's evidence let this candidate be served? If not, the outcome
+        carries an :class:`AdaptiveCheck` (a miss whose answer is compared)."""
+        assert self.evidence is not None
+        key = evidence_key(manifest.namespace, manifest.scope_digest)
+        evidence = await self.evidence.get(self._redis(), key)
+        if self.evidence.settings.serve(evidence, cand.similarity, random.random()):
+            return True
+        payload = cand.row.payload
+        if payload is not None:
+            outcome.check = AdaptiveCheck(key, cand.similarity, payload, cand.entry_id)
+        outcome.similarity = cand.similarity
+        return False
+
     async def _record_hit(
         self, manifest: KeyManifest, space: Space, cand: Neighbour, threshold: float
     ) -> None:
@@ -259,6 +279,12 @@ class SemanticLayer:
                     )
             if not cand.servable:
                 continue
+            if (
+                self.evidence is not None
+                and cand.entry_id != own
+                and not await self._adaptive_serves(manifest, cand, outcome)
+            ):
+                break  # checked instead: the call runs, its answer is compared afterwards
             outcome.entry = cand.entry()
             # The entry id is the exact digest of its request: finding our own digest means
             # an identical request was stored between our exact read and this search.

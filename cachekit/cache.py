@@ -34,6 +34,7 @@ from .errors import CacheBackendError, CacheConfigError
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
+    from ._adaptive_state import EvidenceStore
     from .embedders import Embedder
     from .stats import StatsReport
 
@@ -86,6 +87,7 @@ class LLMCache:
         near_miss_sample: float = 0.0,
         near_miss_margin: float = 0.1,
         review_sample: float = 0.0,
+        adaptive: Any = None,
         background_stores: bool = True,
         max_pending_stores: int = 1000,
         breaker_threshold: int = 5,
@@ -112,6 +114,8 @@ class LLMCache:
         self.drain, self.drain_sync = rt.drain, rt.drain_sync
         sem = self._sem = SemanticLayer.of(embedder, c, redis=rt.client, warn=self.warn)
         self.embedder: Embedder | None = sem.embedder if sem is not None else None
+        #: The adaptive thresholds' evidence (None unless ``adaptive=`` is given).
+        self.evidence: EvidenceStore | None = sem.evidence if sem is not None else None
         rt.on_bind = sem.reset if sem is not None else rt.on_bind  # a new loop: index again
         self._exact = ExactLayer(rt.client, c, self.warn)
         self._lookup = Lookup(rt.client, self._exact, self._sem, c, self)
