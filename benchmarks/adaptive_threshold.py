@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--floor", type=float, default=0.85, help="the static threshold floor")
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--window", type=float, default=0.02, help="AdaptiveThreshold(window=)")
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args(argv)
     check_data(args.data)
@@ -85,13 +86,21 @@ def main(argv: list[str] | None = None) -> int:
     names = ["static 0.92", "static 0.92 + verifier", f"static {args.floor} + verifier"]
     names += [f"adaptive δ={d} (floor {args.floor}) + verifier" for d in deltas]
     names += [f"adaptive δ={d} (floor {args.floor}), no verifier" for d in deltas]
+    # The same without the window's local bound (window 1.0: the pooled bound alone).
+    pooled = f"adaptive δ=0.05 (floor {args.floor}) + verifier, pooled bound only"
+    names.append(pooled)
     totals = {n: Tally() for n in names}
     per_source: dict[str, dict[str, Tally]] = defaultdict(lambda: {n: Tally() for n in names})
     for seed in range(args.seeds):
         order = list(range(len(pairs)))
         random.Random(seed).shuffle(order)
         rng = random.Random(1000 + seed)
-        policies = {d: AdaptiveThreshold(delta=d, bin_width=0.005, audit=0.02) for d in deltas}
+        policies = {
+            d: AdaptiveThreshold(delta=d, bin_width=0.005, audit=0.02, window=args.window)
+            for d in deltas
+        }
+        no_window = AdaptiveThreshold(delta=0.05, bin_width=0.005, audit=0.02, window=1.0)
+        pooled_evidence = {src: Evidence(0.005) for src in {x.source for x in pairs}}
         evidence = {
             (d, v, src): Evidence(0.005)
             for d in deltas
@@ -122,6 +131,15 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         ev.add(sim, label == 1)  # the check's answer agrees iff label 1
                         decisions[name] = (False, True)
+            if above and accepted.get(i, False):
+                ev = pooled_evidence[pair.source]
+                if no_window.serve(ev, sim, rng.random()):
+                    decisions[pooled] = (True, False)
+                else:
+                    ev.add(sim, label == 1)
+                    decisions[pooled] = (False, True)
+            else:
+                decisions[pooled] = (False, False)
             for name, (served, checked) in decisions.items():
                 for tally in (totals[name], per_source[pair.source][name]):
                     tally.requests += 1
@@ -138,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Machine: {machine()}. Versions: {versions('cachekit', 'sentence-transformers')}.",
         f"Command: `python benchmarks/adaptive_threshold.py` ({args.seeds} random orders, "
-        f"floor {args.floor}, bins 0.005, audit 2%, 95% one-sided bound). Test split of the "
+        f"floor {args.floor}, bins 0.005, window {args.window}, audit 2%, 95% one-sided "
+        "bound). Test split of the "
         f"development set: {len(pairs)} labelled pairs ({len(candidates)} at cosine >= "
         f"{args.floor}), real MiniLM cosines; a check's answer agrees exactly when the "
         "pair's label is 1 (a perfect comparator). Shares are of all requests, summed over "

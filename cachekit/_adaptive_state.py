@@ -3,13 +3,14 @@ check (see :mod:`cachekit.adaptive` for the policy)."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from ._answer_text import answer_text
+from ._answer_text import comparable_text
 from .adaptive import AdaptiveThreshold, Evidence
 
 if TYPE_CHECKING:
@@ -21,12 +22,15 @@ log = logging.getLogger("cachekit")
 
 #: Scopes whose evidence a worker keeps a copy of (the oldest copy goes first).
 _MAX_COPIES: Final = 10_000
+#: A scope's evidence expires this long after its last check.
+EVIDENCE_TTL_S: Final = 30 * 86400
 
 
-def evidence_key(namespace: str, scope_digest: str) -> str:
-    """``ck:{<ns>}:adapt:<scope>``: per namespace and scope, pooled over tenants (counts
-    only), in the namespace's own slot like its epoch."""
-    return f"ck:{{{namespace}}}:adapt:{scope_digest}"
+def evidence_key(namespace: str, scope_digest: str, bin_width: float) -> str:
+    """``ck:{<ns>}:adapt:w<width in 1/1000>:<scope>``: per namespace and scope, pooled over
+    tenants (counts only), in the namespace's own slot like its epoch. The bin width is
+    in the key: workers set up with another width never misread each other's bins."""
+    return f"ck:{{{namespace}}}:adapt:w{round(bin_width * 1000)}:{scope_digest}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +67,10 @@ class EvidenceStore:
         """Count one check in Redis (every worker's evidence) and in this worker's copy."""
         held = self._copies.get(key)
         evidence = held[0] if held is not None else Evidence(self.settings.bin_width)
-        await client.hincrby(key, Evidence.field(evidence.bin_of(similarity), same), 1)
+        async with client.pipeline(transaction=False) as pipe:  # one key: one slot
+            pipe.hincrby(key, Evidence.field(evidence.bin_of(similarity), same), 1)
+            pipe.expire(key, EVIDENCE_TTL_S)  # a scope no longer used goes
+            await pipe.execute()
         evidence.add(similarity, same)
 
 
@@ -72,13 +79,14 @@ async def record_check(cache: LLMCache, check: AdaptiveCheck, fresh_payload: str
     store = cache.evidence
     if store is None:
         return
-    cached, fresh = answer_text(check.payload), answer_text(fresh_payload)
+    cached, fresh = comparable_text(check.payload), comparable_text(fresh_payload)
     if cached is None or fresh is None:
         return
     try:
         same: Any = store.settings.comparator(cached, fresh)
         if inspect.isawaitable(same):
-            same = await same
+            async with asyncio.timeout(store.settings.compare_timeout_s):
+                same = await same
     except Exception as exc:  # noqa: BLE001 - a comparator's failure is no evidence
         log.warning("cachekit: the answer comparator failed (%s: %.200s)", type(exc).__name__, exc)
         return

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-__all__ = ["MAX_CHARS", "answer_text"]
+__all__ = ["MAX_CHARS", "answer_text", "comparable_text"]
 
 #: A review shows this much of an answer; the rest is cut with a marker.
 MAX_CHARS: Final = 4000
@@ -110,3 +110,117 @@ def _text_of(data: Any) -> str | None:
 
 def _cut(text: str) -> str:
     return text if len(text) <= MAX_CHARS else text[:MAX_CHARS] + " [... cut]"
+
+
+def comparable_text(raw: str | bytes | None) -> str | None:
+    """The whole answer, for comparing two answers: its text and any tool calls, never
+    cut. None when the payload holds nothing readable as an answer: no evidence is better
+    than evidence from a JSON dump (ids, timestamps) or an empty string (a tool call read
+    as no text)."""
+    if raw is None:
+        return None
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    try:
+        envelope = json.loads(text)
+    except ValueError:
+        return None
+    data = envelope.get("v") if isinstance(envelope, dict) and "t" in envelope else envelope
+    if isinstance(envelope, dict) and envelope.get("t") == "stream" and isinstance(data, list):
+        data = [d.get("v") if isinstance(d, dict) else d for d in data]
+    parts: list[str] = []
+    _collect(data, parts)
+    found = "".join(parts)
+    return found if found.strip() else None
+
+
+def _collect(data: Any, parts: list[str]) -> None:
+    """Append the answer text and tool calls in ``data`` (any stored shape) to ``parts``."""
+    if isinstance(data, str):
+        parts.append(data)
+    elif isinstance(data, list):
+        for item in data:  # stream chunks, LangChain generations
+            _collect(item, parts)
+    elif isinstance(data, dict):
+        _collect_dict(data, parts)
+
+
+def _collect_dict(data: dict[str, Any], parts: list[str]) -> None:
+    if "status" in data and "headers" in data and "kind" in data:  # an HTTP response
+        body = data.get("body")
+        if isinstance(body, str):
+            try:
+                _collect(json.loads(body), parts)
+            except ValueError:
+                parts.append(body)
+        for event in data.get("events") or ():
+            for line in str(event).splitlines():
+                if line.startswith("data:"):
+                    try:
+                        parsed = json.loads(line[5:].strip())
+                    except ValueError:
+                        continue
+                    if isinstance(parsed, dict):
+                        _collect_dict(parsed, parts)
+        return
+    if data.get("lc") == 1 and isinstance(data.get("kwargs"), dict):  # LangChain dumpd
+        kwargs = data["kwargs"]
+        message = kwargs.get("message")
+        if isinstance(message, dict) and isinstance(message.get("kwargs"), dict):
+            inner = message["kwargs"]
+            _collect(inner.get("content"), parts)
+            for call in inner.get("tool_calls") or ():
+                if isinstance(call, dict):
+                    parts.append(_tool(call.get("name"), call.get("args")))
+        elif isinstance(kwargs.get("text"), str):
+            parts.append(kwargs["text"])
+        return
+    for choice in data.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        for key in ("message", "delta"):
+            message = choice.get(key)
+            if isinstance(message, dict):
+                if isinstance(message.get("content"), str):
+                    parts.append(message["content"])
+                for call in message.get("tool_calls") or ():
+                    fn = call.get("function") if isinstance(call, dict) else None
+                    if isinstance(fn, dict):
+                        parts.append(_tool(fn.get("name"), fn.get("arguments")))
+        if isinstance(choice.get("text"), str):
+            parts.append(choice["text"])
+    kind = data.get("type")
+    if kind == "response.output_text.delta" and isinstance(data.get("delta"), str):
+        parts.append(data["delta"])
+    delta = data.get("delta")
+    if isinstance(delta, dict):  # anthropic stream: text and tool-input deltas
+        for key in ("text", "partial_json"):
+            if isinstance(delta.get(key), str):
+                parts.append(delta[key])
+    block = data.get("content_block")
+    if isinstance(block, dict) and block.get("type") == "tool_use":
+        parts.append(_tool(block.get("name"), None))
+    if isinstance(data.get("output_text"), str):
+        parts.append(data["output_text"])
+    elif isinstance(data.get("output"), list):  # OpenAI Responses (non-stream)
+        for item in data["output"]:
+            if not isinstance(item, dict):
+                continue
+            if item.get("type") == "function_call":
+                parts.append(_tool(item.get("name"), item.get("arguments")))
+            for part in item.get("content") or ():
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    parts.append(part["text"])
+    if isinstance(data.get("content"), list):  # anthropic Message
+        for block in data["content"]:
+            if not isinstance(block, dict):
+                continue
+            if isinstance(block.get("text"), str):
+                parts.append(block["text"])
+            if block.get("type") == "tool_use":
+                parts.append(_tool(block.get("name"), block.get("input")))
+
+
+def _tool(name: Any, arguments: Any) -> str:
+    if not isinstance(arguments, str) and arguments is not None:
+        arguments = json.dumps(arguments, sort_keys=True, ensure_ascii=False)
+    return f"\n[tool {name or ''}({arguments or ''})]"

@@ -85,6 +85,8 @@ class Explanation:
     def verdict(self) -> str:
         if self.exact_status == "hit":
             return "HIT (exact)"
+        if self.semantic_status.startswith("adaptive check"):
+            return f"MISS ({self.semantic_status}: the function runs and is compared)"
         accepted = [c for c in self.candidates if c.accepted]
         if accepted:
             c = accepted[0]
@@ -260,6 +262,8 @@ def _semantic_status(peek: Peek, embedder: Embedder | None) -> str:
         )
     if peek.semantic == "search-failed":
         return f"skipped: index search failed: {peek.detail}"
+    if peek.semantic == "adaptive-check":
+        return f"adaptive check: {peek.detail}"
     return _SKIPPED.get(peek.semantic, peek.semantic)
 
 

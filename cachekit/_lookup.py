@@ -138,6 +138,11 @@ class Lookup:
                 if outcome.verdict is None:
                     outcome.verdict, outcome.verify_reason = "rejected", cand.reason
             if cand.servable and cand.similarity >= threshold:
+                why = await self._adaptive_check(manifest, cand.entry_id, cand.similarity)
+                if why is not None:  # the lookup would check this candidate, not serve it
+                    result.semantic, result.detail = "adaptive-check", why
+                    outcome.similarity = cand.similarity
+                    break
                 result.semantic = "hit"
                 outcome.verdict = "accepted" if cand.score is not None else outcome.verdict
                 outcome.entry = cand.entry()
@@ -145,6 +150,26 @@ class Lookup:
                 outcome.similarity = cand.similarity
                 break
         return result
+
+    async def _adaptive_check(
+        self, manifest: KeyManifest, entry_id: str, similarity: float
+    ) -> str | None:
+        """Why the adaptive thresholds would check this candidate (None: served; the
+        random audit aside)."""
+        sem = self._sem
+        if sem is None or sem.evidence is None or entry_id == manifest.exact_digest:
+            return None
+        from ._adaptive_state import evidence_key
+
+        settings = sem.evidence.settings
+        key = evidence_key(manifest.namespace, manifest.scope_digest, settings.bin_width)
+        evidence = await sem.evidence.get(self._redis(), key)
+        learned = evidence.threshold(settings.delta, settings.z, settings.window)
+        if learned is None:
+            return f"no learned threshold yet ({evidence.checks} checks in this scope)"
+        if similarity + 1e-9 < learned:
+            return f"similarity {similarity:.4f} < learned threshold {learned:.3f}"
+        return None
 
 
 @dataclass(slots=True)

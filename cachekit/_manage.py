@@ -86,6 +86,9 @@ def clear_patterns(
     tag_glob = namespace_tag_glob(namespace) if token is None else Space(namespace, token).tag_glob
     own = own_pattern(tag_glob)
     extra = [p for p in index_key_patterns(tag_glob) if not p.startswith(own[:-1])]
+    if token is None:
+        # The whole namespace: its adaptive evidence goes too (cachekit._adaptive_state).
+        extra.append(f"ck:{{{namespace}}}:adapt:*")
     return (own, *extra)
 
 

@@ -256,11 +256,15 @@ class Pipeline:
         if ticket.flight is not None:
             cache.flights.resolve(ticket.flight, value)
         payload = encode(cache, self.options, ticket, value)
-        check = ticket.outcome.check if ticket.outcome is not None else None
-        if check is not None and payload is not None:
-            # The adaptive thresholds' evidence: was the cached answer this one? Off the
-            # caller's path; a full queue loses one observation, nothing else.
-            cache.background(record_check, cache, check, payload)
+        try:
+            return self._start_store(cache, ticket, value, payload)
+        finally:
+            # After the store is queued: a check never takes a store's place in the queue.
+            self._queue_check(cache, ticket, value, payload)
+
+    def _start_store(
+        self, cache: LLMCache, ticket: Ticket, value: Any, payload: str | None
+    ) -> str | None:
         if payload is None:
             drop_flight(cache, ticket)
             return None
@@ -276,6 +280,22 @@ class Pipeline:
             cache.warn("dropped", "cachekit: store queue full; a result was not cached")
             drop_flight(cache, ticket)
         return None
+
+    def _queue_check(
+        self, cache: LLMCache, ticket: Ticket, value: Any, payload: str | None
+    ) -> None:
+        """The adaptive thresholds' evidence: was the cached answer this one? Compared off
+        the caller's path; a full queue loses one observation, nothing else."""
+        check = ticket.outcome.check if ticket.outcome is not None else None
+        if check is None:
+            return
+        if payload is None:
+            # Not stored (no-store, too large): the answer can still be compared.
+            try:
+                payload = ticket.codec.encode(value)
+            except Exception:  # noqa: BLE001 - an answer with no codec is no evidence
+                return
+        cache.background(record_check, cache, check, payload)
 
     def _store_budget(self, cache: LLMCache, ticket: Ticket) -> float:
         return cache.store_budget(ticket.manifest, ticket.outcome) + cache.budgets.command

@@ -205,14 +205,24 @@ class SemanticLayer:
         """Does the scope's evidence let this candidate be served? If not, the outcome
         carries an :class:`AdaptiveCheck` (a miss whose answer is compared)."""
         assert self.evidence is not None
-        key = evidence_key(manifest.namespace, manifest.scope_digest)
-        evidence = await self.evidence.get(self._redis(), key)
-        if self.evidence.settings.serve(evidence, cand.similarity, random.random()):
+        settings = self.evidence.settings
+        key = evidence_key(manifest.namespace, manifest.scope_digest, settings.bin_width)
+        try:
+            evidence = await self.evidence.get(self._redis(), key)
+        except CACHE_ERRORS as exc:
+            # Unreadable evidence (its node is down, a foreign key): check, never fail
+            # the lookup over it, and never serve what nothing vouches for.
+            self.warn("adaptive-read", "cachekit: adaptive evidence unreadable: %s", exc)
+            evidence = None
+        if evidence is not None and settings.serve(evidence, cand.similarity, random.random()):
             return True
         payload = cand.row.payload
         if payload is not None:
             outcome.check = AdaptiveCheck(key, cand.similarity, payload, cand.entry_id)
+        # The verifier accepted this candidate; it was checked rather than served.
         outcome.similarity = cand.similarity
+        outcome.verdict = "accepted" if cand.score is not None else outcome.verdict
+        outcome.verify_score, outcome.verify_reason = cand.score, None
         return False
 
     async def _record_hit(

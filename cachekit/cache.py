@@ -113,6 +113,8 @@ class LLMCache:
         self.background, self.idle, self.on_home_thread = rt.background, rt.idle, rt.on_home_thread
         self.drain, self.drain_sync = rt.drain, rt.drain_sync
         sem = self._sem = SemanticLayer.of(embedder, c, redis=rt.client, warn=self.warn)
+        if c.adaptive is not None and sem is None:
+            raise CacheConfigError("adaptive= needs a semantic layer: pass an embedder too")
         self.embedder: Embedder | None = sem.embedder if sem is not None else None
         #: The adaptive thresholds' evidence (None unless ``adaptive=`` is given).
         self.evidence: EvidenceStore | None = sem.evidence if sem is not None else None

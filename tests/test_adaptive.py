@@ -129,16 +129,132 @@ async def test_an_audit_still_checks_above_the_learned_threshold(
     assert sum(int(v) for v in redis_sync.hgetall(key).values()) == 3
 
 
-async def test_a_failing_comparator_costs_no_call(make_cache: MakeCache) -> None:
+async def test_a_failing_comparator_gives_no_evidence(
+    make_cache: MakeCache, redis_sync: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
     def broken(cached: str, fresh: str) -> bool:
         raise RuntimeError("comparator down")
 
     cache, calls = _cache(make_cache, comparator=broken), []
     ask = _asker(cache, calls)
     await ask(BASE)
-    assert await ask("paraphrase at 0.95") == "use the reset link"
-    await cache.drain()  # the comparison fails in the background: logged, no evidence
+    with caplog.at_level("WARNING", logger="cachekit"):
+        assert await ask("paraphrase at 0.95") == "use the reset link"
+        await cache.drain()  # the comparison fails in the background: logged, no evidence
     assert last_result().status == "miss"  # type: ignore[union-attr]
+    assert not list(redis_sync.scan_iter(match="ck:{help}:adapt:*"))
+    assert any("comparator failed" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_check_is_a_miss_not_a_hit(make_cache: MakeCache, redis_sync: redis.Redis) -> None:
+    cache, calls = _cache(make_cache), []
+    ask = _asker(cache, calls)
+    await ask(BASE)
+    await ask("paraphrase at 0.95")
+    await cache.drain()
+    result = last_result()
+    assert result is not None and result.status == "miss" and result.verdict is None
+    (stats_key,) = redis_sync.scan_iter(match="ck:{help:_}:stats")
+    stats = redis_sync.hgetall(stats_key)
+    assert b"semantic" not in stats and stats[b"miss"] == b"2"  # no hit counted, no alias
+    # The entry BASE is not pointed to by the checked prompt's exact key: its own is.
+    base_entries = [k for k in redis_sync.scan_iter(match="ck:{help:_}:x:*")]
+    assert len(base_entries) == 2
+    assert len({redis_sync.get(k) for k in base_entries}) == 2
+
+
+def test_a_sync_function_records_its_checks(make_cache: MakeCache, redis_sync: redis.Redis) -> None:
+    cache = _cache(make_cache)
+    calls: list[str] = []
+
+    @cached_llm("help", cache=cache, threshold=0.9, allow_global=True, normalize=None)
+    def ask(prompt: str) -> str:
+        calls.append(prompt)
+        return TABLE[prompt][1]
+
+    ask(BASE)
+    assert ask("paraphrase at 0.96") == "Use the reset link."
+    assert last_result().reason_code == "adaptive_check"  # type: ignore[union-attr]
+    cache.drain_sync()
+    (key,) = redis_sync.scan_iter(match="ck:{help}:adapt:*")
+    assert redis_sync.hgetall(key) == {b"s:96": b"1"}
+
+
+async def test_unreadable_evidence_means_a_check_not_an_error(
+    make_cache: MakeCache, redis_sync: redis.Redis
+) -> None:
+    cache, calls = _cache(make_cache), []
+    ask = _asker(cache, calls)
+    await ask(BASE)
+    await ask("paraphrase at 0.95")
+    await cache.drain()
+    (key,) = redis_sync.scan_iter(match="ck:{help}:adapt:*")
+    redis_sync.delete(key)
+    redis_sync.set(key, "not a hash")  # something else holds the key: HGETALL fails
+    assert await ask("paraphrase at 0.96") == "Use the reset link."
+    result = last_result()
+    assert result is not None and result.status == "miss", result
+    assert result.reason_code == "adaptive_check"
+
+
+async def test_explain_says_the_candidate_would_be_checked(make_cache: MakeCache) -> None:
+    from cachekit._explanation import explain
+
+    cache, calls = _cache(make_cache), []
+    ask = _asker(cache, calls)
+    await ask(BASE)
+    function_id = f"{__name__}._asker.<locals>.ask"
+    from cachekit._manifest import build_manifest
+
+    manifest = build_manifest(
+        "help", None, {"prompt": "paraphrase at 0.95"}, function_id=function_id, normalize=None
+    )
+    report = await explain(
+        cache, manifest, function_id=function_id, embedder=cache.embedder, threshold=0.9
+    )
+    assert report.verdict.startswith("MISS (adaptive check: no learned threshold yet")
+
+
+def test_clean_checks_high_up_do_not_dilute_errors_lower_down() -> None:
+    ev = Evidence(0.005)
+    z = 1.6448536269514722
+    for _ in range(2000):
+        ev.add(0.995, True)
+    for i in range(10):
+        ev.add(0.902, i % 2 == 0)  # 50% wrong at 0.90
+    assert ev.threshold(0.02, z, window=1.0) == pytest.approx(0.9)  # pooled bound alone
+    assert ev.threshold(0.02, z, window=0.02) == pytest.approx(0.995)  # the window's says no
+
+
+def test_comparable_text_reads_the_answer_of_every_shape() -> None:
+    import json
+
+    from cachekit import _codec
+    from cachekit._answer_text import comparable_text
+    from cachekit.middleware._record import CachedResponse
+
+    def body(message: dict[str, Any], **extra: Any) -> str:
+        data = {"id": "x", "created": 1, "choices": [{"message": message}], **extra}
+        return CachedResponse("json", 200, "application/json", body=json.dumps(data)).encode()
+
+    same_text = [body({"content": "Paris."}), body({"content": "Paris."}, id="y", created=2)]
+    assert comparable_text(same_text[0]) == comparable_text(same_text[1]) == "Paris."
+    call = {"content": None, "tool_calls": [{"function": {"name": "weather", "arguments": "{}"}}]}
+    other = {"content": None, "tool_calls": [{"function": {"name": "stocks", "arguments": "{}"}}]}
+    assert comparable_text(body(call)) != comparable_text(body(other))
+    sse = CachedResponse(
+        "sse", 200, "text/event-stream",
+        events=('data: {"choices":[{"delta":{"tool_calls":[{"function":{"name":"weather",'
+                '"arguments":"{}"}}]}}]}\n\n', "data: [DONE]\n\n"),
+    )  # fmt: skip
+    assert "weather" in (comparable_text(sse.encode()) or "")
+    assert comparable_text(_codec.encode_stream(["Hel", "lo"])) == "Hello"
+    assert comparable_text(_codec.encode("x" * 9000)) == "x" * 9000  # never cut
+    assert comparable_text(_codec.encode({"choices": []})) is None  # nothing to compare
+    langchain = json.dumps([{"lc": 1, "type": "constructor", "id": ["ChatGeneration"],
+        "kwargs": {"text": "Paris.", "message": {"lc": 1, "kwargs": {
+            "content": "Paris.", "id": "run-1", "response_metadata": {"t": 1}}}}}])  # fmt: skip
+    assert comparable_text(langchain) == "Paris."
 
 
 def test_evidence_threshold_needs_enough_clean_checks() -> None:
@@ -164,11 +280,15 @@ def test_evidence_threshold_needs_enough_clean_checks() -> None:
 
 def test_settings_are_checked() -> None:
     for bad in ({"delta": 0}, {"delta": 1.5}, {"confidence": 0.4}, {"audit": -0.1},
-                {"bin_width": 0}, {"refresh_s": -1}, {"comparator": "same"}):  # fmt: skip
+                {"audit": True}, {"bin_width": 0}, {"bin_width": 1e-9}, {"refresh_s": -1},
+                {"refresh_s": float("nan")}, {"refresh_s": float("inf")},
+                {"comparator": "same"}, {"window": 0.0001}):  # fmt: skip
         with pytest.raises(CacheConfigError):
             AdaptiveThreshold(**bad)  # type: ignore[arg-type]
     with pytest.raises(CacheConfigError, match="adaptive must be"):
         LLMCache.from_url("redis://127.0.0.1:1/0", adaptive=0.05)
+    with pytest.raises(CacheConfigError, match="needs a semantic layer"):
+        LLMCache.from_url("redis://127.0.0.1:1/0", adaptive=AdaptiveThreshold())
 
 
 async def test_comparators() -> None:
@@ -216,3 +336,34 @@ async def test_a_check_through_the_proxy_compares_the_upstreams_answer(
     (key,) = redis_sync.scan_iter(match="ck:{proxy}:adapt:*")
     # The local LLM echoes the prompt: the two answers differ, and that is counted.
     assert redis_sync.hgetall(key) == {b"d:95": b"1"}
+
+
+async def test_the_same_answer_with_other_ids_counts_as_the_same(
+    make_cache: MakeCache, redis_sync: redis.Redis
+) -> None:
+    import httpx
+    from openai import AsyncOpenAI
+
+    from cachekit.proxy import create_proxy_app
+    from tests.llm_server import LocalOpenAIServer
+
+    cache = _cache(make_cache)
+    with LocalOpenAIServer(responder=lambda body: "Use the reset link.") as server:
+        app = create_proxy_app(cache, server.base_url, namespace="proxy", threshold=0.9)
+        sdk = AsyncOpenAI(
+            base_url="http://proxy.test/v1",
+            api_key="sk-adaptive",
+            max_retries=0,
+            http_client=httpx.AsyncClient(transport=httpx.ASGITransport(app=app)),
+        )
+        try:
+            for prompt in (BASE, "paraphrase at 0.95"):
+                await sdk.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}]
+                )
+            await cache.drain()
+        finally:
+            await sdk.close()
+    (key,) = redis_sync.scan_iter(match="ck:{proxy}:adapt:*")
+    # Each response has its own id and created time; the answers are the same.
+    assert redis_sync.hgetall(key) == {b"s:95": b"1"}
