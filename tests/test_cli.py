@@ -340,6 +340,38 @@ def test_explain_agrees_with_the_http_middleware(
     assert "Verdict: MISS (no entries in this scope" in result.stdout
 
 
+def test_explain_keys_a_body_as_its_api_does(redis_url: str, invoke: Any, tmp_path: Path) -> None:
+    """A Responses-API body (``input``, ``instructions``) is keyed through the API table,
+    as the middleware keys it, not as a chat body."""
+
+    async def responses(request: Request) -> Response:
+        return JSONResponse({"object": "response", "id": "r1", "output_text": "hi"})
+
+    cache = LLMCache.from_url(redis_url)
+    app = Starlette(routes=[Route("/v1/responses", responses, methods=["POST"])])
+    app.add_middleware(CacheMiddleware, cache=cache, namespace="web", allow_global=True)
+    conversation = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "Hello there"},
+    ]
+    body = {"model": "gpt-4o-mini", "instructions": "Be terse.", "input": conversation}
+    try:
+        with TestClient(app) as client:
+            assert client.post("/v1/responses", json=body).headers["x-cache"] == "MISS"
+        cache.drain_sync()
+    finally:
+        cache.close()
+    path = tmp_path / "body.json"
+    path.write_text(json.dumps(body))
+    result = invoke(
+        "explain", "-n", "web", "--body-file", str(path), "--function-id", "http:/v1/responses",
+        "--embedder", "none",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Verdict: HIT (exact)" in result.stdout, result.stdout
+
+
 def test_explain_bad_input(invoke: Any, tmp_path: Path) -> None:
     assert invoke("explain", "-n", "x").exit_code == 2  # no request given
     assert invoke("explain", "--prompt", "a", "--messages-json", "[]").exit_code == 2

@@ -152,8 +152,6 @@ def explain(
         return explain_key_command(redis_url, namespace, digest, tenant, as_json)
     arguments: dict[str, Any] = {}
     if body_file is not None:
-        from ..middleware import default_extractor
-
         try:
             raw = sys.stdin.read() if body_file == "-" else Path(body_file).read_text("utf-8")
             body = json.loads(raw)
@@ -163,6 +161,19 @@ def explain(
             raise InputError(f"--body-file: invalid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise InputError("--body-file: the body must be a JSON object")
+        http_manifest = _body_manifest(namespace, tenant, body, function_id, args, model, system)
+        if http_manifest is not None:
+            verify = {"verifier": None} if no_verify else {}
+            result = run(
+                _explain(redis_url, http_manifest, function_id, embedder, threshold, k, verify)
+            )
+            if as_json:
+                click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str))
+            else:
+                print_explanation(result)
+            return None
+        from ..middleware import default_extractor
+
         arguments = dict(default_extractor(body, None))
     elif messages_json is not None:
         messages = _load_json_option(messages_json, "--messages-json")
@@ -200,6 +211,44 @@ def explain(
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str))
     else:
         print_explanation(result)
+
+
+def _body_manifest(
+    namespace: str,
+    tenant: str | None,
+    body: dict[str, Any],
+    function_id: str,
+    args: Sequence[str],
+    model: str | None,
+    system: str | None,
+) -> Any:
+    """A body for an HTTP path (``--function-id http:<path>``), keyed as the middleware and
+    the proxy key it: through the API table (Responses input items, embeddings exact,
+    ...). None for a decorated function's id (keyed from its arguments instead). Request
+    headers the key reads (``anthropic-version``) are not known here: such a body is
+    keyed as if they were absent."""
+    if not function_id.startswith("http:"):
+        return None
+    from ..middleware._options import Config
+
+    body = dict(body)  # --model, --arg and --system change the body, as a client would
+    if model is not None:
+        body["model"] = model
+    for item in args:
+        name, value = _parse_arg(item)
+        body[name] = value
+    if system is not None:
+        if isinstance(body.get("messages"), list):
+            body["messages"] = [{"role": "system", "content": system}, *body["messages"]]
+        else:
+            body["system"] = system  # Anthropic Messages
+
+    path, _, query = function_id[len("http:") :].partition("?")
+    config = Config(namespace=namespace, allow_global=True)
+    manifest = config.manifest(body, None, tenant, path, query, None)
+    if isinstance(manifest, str):
+        raise InputError(f"--body-file: the middleware would not cache this request ({manifest})")
+    return manifest
 
 
 async def _explain(
