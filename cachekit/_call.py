@@ -13,7 +13,7 @@ from typing import Any
 
 from . import _codec
 from ._binding import BoundCall, bind
-from ._manifest import DEFAULT_IGNORE, KeyManifest, cached_manifest
+from ._manifest import DEFAULT_IGNORE, KeyManifest, cached_manifest, check_history
 from ._options import EntryOptions, blank_to_none, check_callable
 from ._pipeline import Pipeline
 from ._reasons import Reason
@@ -71,8 +71,10 @@ class KeyRules:
     ignore: frozenset[str]
     prompt: str | None
     normalize: Callable[[str], str] | None
+    history: str = "exact"
 
     def __post_init__(self) -> None:
+        check_history(self.history)
         check_callable("tenant", self.tenant, "callable(BoundCall) -> str | None")
         if self.prompt is not None and not isinstance(self.prompt, str):
             raise CacheConfigError(f"prompt must be a parameter name, got {self.prompt!r}")
@@ -123,6 +125,7 @@ class CachedCall:
             prompt_param=rules.prompt,
             ignore=rules.ignore,
             normalize=rules.normalize,
+            history=rules.history,
         )
         stream = self.generator or arguments.get("stream") is True
         ctl = current_control()

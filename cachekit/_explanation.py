@@ -85,6 +85,11 @@ class Explanation:
     def verdict(self) -> str:
         if self.exact_status == "hit":
             return "HIT (exact)"
+        if self.semantic_status == "history":
+            return (
+                "MISS (history='similar': an earlier turn of the nearest conversation asks "
+                "something else)"
+            )
         if self.semantic_status.startswith("adaptive check"):
             return f"MISS ({self.semantic_status}: the function runs and is compared)"
         accepted = [c for c in self.candidates if c.accepted]

@@ -138,6 +138,15 @@ class Lookup:
                 if outcome.verdict is None:
                     outcome.verdict, outcome.verify_reason = "rejected", cand.reason
             if cand.servable and cand.similarity >= threshold:
+                if (
+                    manifest.history
+                    and self._sem is not None
+                    and not await self._sem.history_matches(manifest, cand)
+                ):
+                    result.semantic = "history"  # history="similar": another conversation
+                    if outcome.verdict is None:
+                        outcome.verdict, outcome.verify_reason = "rejected", "history"
+                    continue
                 why = await self._adaptive_check(manifest, cand.entry_id, cand.similarity)
                 if why is not None:  # the lookup would check this candidate, not serve it
                     result.semantic, result.detail = "adaptive-check", why

@@ -16,11 +16,11 @@ import functools
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from ._attrs import pick_attrs
 from ._canonical import canonical, dumps_canonical, is_missing
-from .errors import CacheKeyError
+from .errors import CacheConfigError, CacheKeyError
 
 __all__ = [
     "DEFAULT_IGNORE",
@@ -65,6 +65,10 @@ class KeyManifest:
     #: The answer belongs to this exact request alone (an embedding is the vector of one
     #: text): no semantic lookup, no vector stored, whatever the entry point's threshold.
     exact_only: bool = False
+    #: ``history="similar"``: the texts of the earlier user/assistant turns, which the
+    #: scope then leaves out (a semantic candidate must match them turn by turn); empty
+    #: when earlier turns are part of the scope (the default) or there are none.
+    history: tuple[str, ...] = ()
 
     @property
     def has_prompt_text(self) -> bool:
@@ -76,7 +80,7 @@ class KeyManifest:
         return {
             **pick_attrs(self, "namespace", "tenant", "prompt", "normalized_prompt", "model"),
             "scope": dict(self.scope),
-            **pick_attrs(self, "scope_digest", "exact_digest", "exact_only"),
+            **pick_attrs(self, "scope_digest", "exact_digest", "exact_only", "history"),
         }
 
 
@@ -151,6 +155,7 @@ def cached_manifest(
     prompt_param: str | None,
     ignore: frozenset[str],
     normalize: Callable[[str], str] | None,
+    history: str = "exact",
 ) -> KeyManifest:
     """:func:`build_manifest`, memoised for calls whose arguments are all plain scalars.
 
@@ -164,10 +169,12 @@ def cached_manifest(
     except TypeError:
         items = None
     if items is not None and all(type(v) in _SCALARS for _, _, v in items):
+        # Scalars hold no conversation: the history mode changes nothing there.
         return _memo(namespace, tenant, items, function_id, prompt_param, ignore, normalize)
     return build_manifest(
-        namespace, tenant, arguments, function_id, prompt_param, ignore, normalize
-    )
+        namespace, tenant, arguments, function_id, prompt_param, ignore, normalize,
+        history=history,
+    )  # fmt: skip
 
 
 @functools.lru_cache(maxsize=2048)
@@ -195,16 +202,23 @@ def build_manifest(
     ignore: Iterable[str] = (),
     normalize: Callable[[str], str] | None = default_normalize,
     exact_only: bool = False,
+    history: str = "exact",
 ) -> KeyManifest:
     """Build the manifest of one call from its bound arguments (defaults applied).
 
     ``exact_only``: the prompt is keyed but never embedded (see
-    :attr:`KeyManifest.exact_only`). Raises CacheKeyError for arguments with no stable
-    key, including values nested deeper than :data:`~cachekit._canonical.MAX_DEPTH`.
+    :attr:`KeyManifest.exact_only`). ``history="similar"``: the earlier user/assistant
+    turns' texts leave the scope (their roles and order stay) for
+    :attr:`KeyManifest.history`; the exact key still holds them. Raises CacheKeyError for
+    arguments with no stable key, including values nested deeper than
+    :data:`~cachekit._canonical.MAX_DEPTH`.
     """
+    check_history(history)
     try:
-        prompt, scope_args = _split(arguments, prompt_param, ignore)
+        prompt, scope_args, turns = _split(arguments, prompt_param, ignore, history == "similar")
         scope = {"fn": function_id, "args": dict(sorted(scope_args.items()))}
+        if turns:
+            scope["history"] = "similar"  # never the scope of an exact-history call
         # One serialisation: the exact digest continues the scope's hash with the prompt.
         h = hashlib.blake2b(dumps_canonical(scope), digest_size=16)
     except RecursionError as exc:
@@ -215,6 +229,8 @@ def build_manifest(
         ) from exc
     model = arguments.get("model")
     scope_digest = h.hexdigest()
+    for turn in turns:  # the exact key: the whole conversation, as in the default mode
+        h.update(b"\x00t" + turn.encode("utf-8", "surrogatepass"))
     normalized = None
     if prompt is not None:
         normalized = normalize(prompt) if normalize is not None else prompt
@@ -232,13 +248,26 @@ def build_manifest(
         scope_digest=scope_digest,
         exact_digest=exact_digest,
         exact_only=exact_only,
+        history=turns,
     )
 
 
+HISTORY_MODES = ("exact", "similar")
+
+
+def check_history(history: object) -> None:
+    if history not in HISTORY_MODES:
+        raise CacheConfigError(f"history must be 'exact' or 'similar', got {history!r}")
+
+
 def _split(
-    arguments: Mapping[str, Any], prompt_param: str | None, ignore: Iterable[str]
-) -> tuple[str | None, dict[str, Any]]:
-    """The prompt, and every other argument in canonical form (the scope's arguments)."""
+    arguments: Mapping[str, Any],
+    prompt_param: str | None,
+    ignore: Iterable[str],
+    similar_history: bool = False,
+) -> tuple[str | None, dict[str, Any], tuple[str, ...]]:
+    """The prompt, every other argument in canonical form (the scope's arguments), and,
+    with ``similar_history``, the earlier turns' texts taken out of the scope."""
     skip = (
         ignore
         if isinstance(ignore, frozenset) and ignore >= DEFAULT_IGNORE
@@ -254,12 +283,41 @@ def _split(
             del args[name]
             break
     scope_args: dict[str, Any] = {}
+    turns: tuple[str, ...] = ()
     if prompt is None and "messages" in args and isinstance(args["messages"], list | tuple):
         msg_prompt, parts = split_messages(args["messages"])
         if msg_prompt is not None:
             prompt = msg_prompt
             del args["messages"]
+            if similar_history:
+                parts["history"], turns = _turn_texts(parts.get("history") or [])
             scope_args["messages"] = canonical(parts, "messages")
     for name, value in args.items():
         scope_args[name] = canonical(value, name)
-    return prompt, scope_args
+    return prompt, scope_args, turns
+
+
+_TURN: Final = "\x00turn"
+
+
+def _turn_texts(history: list[Any]) -> tuple[list[Any], tuple[str, ...]]:
+    """Earlier turns with their plain texts replaced by a placeholder, and the texts.
+
+    Only a user or assistant message that is text and nothing else (no tool calls, no
+    name, no images) is matched by wording; any other message stays in the scope whole.
+    """
+    shape: list[Any] = []
+    texts: list[str] = []
+    for message in history:
+        if (
+            isinstance(message, Mapping)
+            and message.get("role") in ("user", "assistant")
+            and set(message) <= {"role", "content"}
+        ):
+            content = text_of(message.get("content"))
+            if content is not None:
+                shape.append({"role": message["role"], "content": _TURN})
+                texts.append(content)
+                continue
+        shape.append(message)
+    return shape, tuple(texts)

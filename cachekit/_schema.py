@@ -18,6 +18,7 @@ fields of :data:`NEAR_MISS_FIELDS`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -50,6 +51,9 @@ ESTIMATED: Final = "te"
 EPOCH: Final = "ne"
 GENERATION: Final = "g"
 SCOPE: Final = "s"
+#: ``history="similar"`` entries: the earlier turns' texts (a JSON list), matched turn by
+#: turn before the entry is served for another wording of the conversation.
+HISTORY: Final = "hx"
 
 #: What a lookup reads of an entry, in this order (the lookup script indexes them).
 LOOKUP_FIELDS: Final = (
@@ -64,7 +68,7 @@ LOOKUP_FIELDS: Final = (
     GENERATION,
 )
 #: What a semantic candidate's verification reads (the lookup's fields plus hits).
-CANDIDATE_FIELDS: Final = (*LOOKUP_FIELDS, HITS)
+CANDIDATE_FIELDS: Final = (*LOOKUP_FIELDS, HITS, HISTORY)
 #: Every field cachekit writes but the payload (listings read these).
 INFO_FIELDS: Final = (PROMPT, MODEL, CREATED, HITS, TOKENS_IN, TOKENS_OUT, GENERATION, EPOCH, SCOPE)
 
@@ -133,6 +137,7 @@ def encode_entry(
     model: str | None,
     usage: tuple[int, int] | None,
     usage_estimated: bool,
+    history: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The fields of a new entry hash (``hits`` starts at 0)."""
     fields: dict[str, Any] = {
@@ -146,6 +151,8 @@ def encode_entry(
     }
     if model:
         fields[MODEL] = model
+    if history:
+        fields[HISTORY] = json.dumps(list(history), ensure_ascii=False)
     if usage is not None:
         fields[TOKENS_IN], fields[TOKENS_OUT] = usage
         if usage_estimated:
@@ -193,6 +200,8 @@ class EntryRow:
     epoch: int | None = None
     generation: int | None = None
     scope_digest: str | None = None
+    #: The earlier turns it was stored with (``history="similar"``); None when absent.
+    history: tuple[str, ...] | None = None
 
     @property
     def exists(self) -> bool:
@@ -220,7 +229,21 @@ def decode_row(fields: Sequence[str], values: Sequence[Any]) -> EntryRow:
         epoch=int_or_none(got.get(EPOCH)),
         generation=int_or_none(got.get(GENERATION)),
         scope_digest=_text_or_none(got.get(SCOPE)),
+        history=_turns(got.get(HISTORY)),
     )
+
+
+def _turns(value: Any) -> tuple[str, ...] | None:
+    """A stored JSON list of turn texts; None when absent or not one (foreign data)."""
+    if value is None:
+        return None
+    try:
+        turns = json.loads(text(value))
+    except ValueError:
+        return None
+    if isinstance(turns, list) and all(isinstance(t, str) for t in turns):
+        return tuple(turns)
+    return None
 
 
 def _text_or_none(value: Any) -> str | None:

@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 __all__ = ["NEAR_MISS_MAXLEN", "SemanticLayer"]
 #: Seconds between checks of an unusable vector-index meta hash.
 _INDEX_RETRY = 30.0
+#: How similar each differing earlier turn must be (``history="similar"``): above the
+#: prompt's threshold, as measured on the multi-turn traps (benchmarks/hit_quality.py).
+HISTORY_THRESHOLD = 0.95
 
 
 class SemanticLayer:
@@ -199,6 +202,34 @@ class SemanticLayer:
             rate = self.config.near_miss_sample
         return rate > 0.0 and random.random() < rate
 
+    async def history_matches(self, manifest: KeyManifest, cand: Neighbour) -> bool:
+        """Are the candidate's earlier turns this conversation's, up to wording? Each turn
+        is identical, or at least :data:`HISTORY_THRESHOLD` similar and accepted by the
+        hit verifier (the same check a prompt gets, at a higher bar)."""
+        mine, theirs = manifest.history, cand.row.history
+        if theirs is None or len(theirs) != len(mine):
+            return False
+        pairs = [(new, old) for new, old in zip(mine, theirs, strict=True) if new != old]
+        if not pairs:
+            return True
+        vectors = await asyncio.gather(*(self.embed(t) for pair in pairs for t in pair))
+        verifier = self.config.verifier
+        scope = None
+        for k, (new, old) in enumerate(pairs):
+            a = np.asarray(vectors[2 * k], dtype=np.float64)
+            b = np.asarray(vectors[2 * k + 1], dtype=np.float64)
+            norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+            cos = min(1.0, float(a @ b) / norms) if norms > 0 else 0.0
+            if cos < HISTORY_THRESHOLD:
+                return False
+            if verifier is not None:
+                from .verify import VerifyScope
+
+                scope = scope or VerifyScope(manifest.namespace, manifest.model, manifest.tenant)
+                if not verifier.verify(new, old, cos, scope).accept:
+                    return False
+        return True
+
     async def _adaptive_serves(
         self, manifest: KeyManifest, cand: Neighbour, outcome: LookupOutcome
     ) -> bool:
@@ -288,6 +319,13 @@ class SemanticLayer:
                         self._redis(), manifest, space, cand, threshold, cand.reason
                     )
             if not cand.servable:
+                continue
+            if manifest.history and not await self.history_matches(manifest, cand):
+                # history="similar": an earlier turn asks something else (or the entry
+                # kept no history to compare): another conversation, not served.
+                if outcome.verdict is None:
+                    outcome.verdict, outcome.similarity = "rejected", cand.similarity
+                    outcome.verify_reason, outcome.verify_score = "history", None
                 continue
             if (
                 self.evidence is not None

@@ -90,6 +90,7 @@ class Writer:
             model=meta.model or manifest.model,
             usage=meta.usage,
             usage_estimated=meta.usage_estimated,
+            history=manifest.history,
         )
         keys = [
             space.gen_key,

@@ -74,6 +74,7 @@ def cached_llm(
     allow_global: bool = False,
     max_entry_bytes: int | None = DEFAULT_MAX_ENTRY_BYTES,
     cache_none: bool = True,
+    history: str = "exact",
 ) -> Callable[[F], F]:
     """Cache the results of an LLM-calling function in Redis.
 
@@ -107,6 +108,11 @@ def cached_llm(
             when your function returns None for "no answer": then a None result is
             returned, not stored (``reason`` says so), and the next call runs the function
             again. Identical calls already waiting on this one still share its result.
+        history: ``"exact"`` (default): the earlier turns of ``messages`` are part of the
+            scope, so only a conversation with the very same history is a candidate.
+            ``"similar"``: a conversation whose earlier user/assistant turns differ only
+            in wording may be served too: each earlier turn must be identical, or have a
+            cosine of at least 0.95 to its counterpart and pass the hit verifier.
     """
     # Checks namespace, cache, threshold, ttl and on_result (one set of rules and
     # messages for every entry point).
@@ -114,7 +120,7 @@ def cached_llm(
         namespace, cache, threshold, ttl, on_result, max_entry_bytes=max_entry_bytes
     )
     names = check_names("ignore", ignore, "parameter names")
-    rules = KeyRules(tenant, allow_global or tenant is None, names, prompt, normalize)
+    rules = KeyRules(tenant, allow_global or tenant is None, names, prompt, normalize, history)
     _check_entry_options(max_entry_bytes, cache_none)
 
     def decorate(func: F) -> F:

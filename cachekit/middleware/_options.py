@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, TypedDict
 
-from .._manifest import KeyManifest, build_manifest, default_normalize
+from .._manifest import KeyManifest, build_manifest, check_history, default_normalize
 from .._options import NOT_GIVEN, EntryOptions, NotGiven, blank_to_none, check_callable, check_names
 from .._pipeline import Pipeline
 from .._reasons import Reason
@@ -99,6 +99,7 @@ class MiddlewareOptions(TypedDict, total=False):
     on_result: Callable[[CacheResult], None] | None
     only_if_cached: bool
     cache_field: str | None
+    history: str
 
 
 class Config:
@@ -128,6 +129,7 @@ class Config:
         cache_field: str | None = BODY_FIELD,
         goes_to: str = "the app",
         wait_for_store: bool | None = True,
+        history: str = "exact",
     ) -> None:
         # goes_to / wait_for_store are the entry point's, not the user's (not in
         # MiddlewareOptions): a server middleware waits for its store, so a client that
@@ -182,6 +184,9 @@ class Config:
         self.max_body_bytes = max_body_bytes
         self.max_response_bytes = max_response_bytes
         self.normalize = normalize
+        check_history(history)
+        #: ``"similar"``: earlier turns may differ in wording (see ``cached_llm``).
+        self.history = history
 
     @property
     def cache(self) -> LLMCache:
@@ -279,6 +284,7 @@ class Config:
                 ignore=self.ignore,
                 normalize=None if api.exact_only else self.normalize,
                 exact_only=api.exact_only,
+                history=self.history,
             )
         except CacheKeyError as exc:
             log.warning("cachekit: request has no stable key (%s); bypassing the cache", exc)
