@@ -19,12 +19,9 @@ def answer_text(raw: str | bytes | None) -> str | None:
         return None
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     try:
-        envelope = json.loads(text)
+        data = _unwrap(text)
     except ValueError:
         return _cut(text)
-    data = envelope.get("v") if isinstance(envelope, dict) and "t" in envelope else envelope
-    if isinstance(envelope, dict) and envelope.get("t") == "stream" and isinstance(data, list):
-        data = [d.get("v") if isinstance(d, dict) else d for d in data]  # inner envelopes
     if isinstance(data, dict) and "status" in data and "headers" in data and "kind" in data:
         data = _http_body(data)
     if isinstance(data, list) and data and all(isinstance(d, dict) for d in data):
@@ -36,6 +33,16 @@ def answer_text(raw: str | bytes | None) -> str | None:
     if found is not None:
         return _cut(found)
     return _cut(json.dumps(data, ensure_ascii=False, indent=1, default=str))
+
+
+def _unwrap(text: str) -> Any:
+    """The stored JSON without the codec's envelopes (a stream's inner ones too);
+    ValueError when it is not JSON."""
+    envelope = json.loads(text)
+    data = envelope.get("v") if isinstance(envelope, dict) and "t" in envelope else envelope
+    if isinstance(envelope, dict) and envelope.get("t") == "stream" and isinstance(data, list):
+        data = [d.get("v") if isinstance(d, dict) else d for d in data]  # inner envelopes
+    return data
 
 
 def _http_body(data: dict[str, Any]) -> Any:
@@ -121,12 +128,9 @@ def comparable_text(raw: str | bytes | None) -> str | None:
         return None
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     try:
-        envelope = json.loads(text)
+        data = _unwrap(text)
     except ValueError:
         return None
-    data = envelope.get("v") if isinstance(envelope, dict) and "t" in envelope else envelope
-    if isinstance(envelope, dict) and envelope.get("t") == "stream" and isinstance(data, list):
-        data = [d.get("v") if isinstance(d, dict) else d for d in data]
     parts: list[str] = []
     _collect(data, parts)
     found = "".join(parts)

@@ -141,7 +141,7 @@ class Lookup:
                 if (
                     manifest.history
                     and self._sem is not None
-                    and not await self._sem.history_matches(manifest, cand)
+                    and not await self._sem.history_matches(manifest, cand, None)
                 ):
                     result.semantic = "history"  # history="similar": another conversation
                     if outcome.verdict is None:

@@ -229,8 +229,10 @@ def build_manifest(
         ) from exc
     model = arguments.get("model")
     scope_digest = h.hexdigest()
-    for turn in turns:  # the exact key: the whole conversation, as in the default mode
-        h.update(b"\x00t" + turn.encode("utf-8", "surrogatepass"))
+    if turns:
+        # The exact key holds the whole conversation, as in the default mode: the turns as
+        # one canonical JSON list, so no turn text (NULs and all) can shift a boundary.
+        h.update(b"\x00t" + dumps_canonical(list(turns)))
     normalized = None
     if prompt is not None:
         normalized = normalize(prompt) if normalize is not None else prompt

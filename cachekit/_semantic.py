@@ -40,6 +40,8 @@ _INDEX_RETRY = 30.0
 #: How similar each differing earlier turn must be (``history="similar"``): above the
 #: prompt's threshold, as measured on the multi-turn traps (benchmarks/hit_quality.py).
 HISTORY_THRESHOLD = 0.95
+#: What comparing earlier turns may meet and turn into a miss (never a failed lookup).
+_HISTORY_EMBED_ERRORS: tuple[type[BaseException], ...] = (*CACHE_ERRORS, EmbedderError)
 
 
 class SemanticLayer:
@@ -202,31 +204,50 @@ class SemanticLayer:
             rate = self.config.near_miss_sample
         return rate > 0.0 and random.random() < rate
 
-    async def history_matches(self, manifest: KeyManifest, cand: Neighbour) -> bool:
+    async def history_matches(
+        self,
+        manifest: KeyManifest,
+        cand: Neighbour,
+        memo: dict[str, np.ndarray] | None = None,
+    ) -> bool:
         """Are the candidate's earlier turns this conversation's, up to wording? Each turn
         is identical, or at least :data:`HISTORY_THRESHOLD` similar and accepted by the
-        hit verifier (the same check a prompt gets, at a higher bar)."""
+        hit verifier (the same check a prompt gets, at a higher bar). Anything that
+        cannot be checked (an embedding failure, a verifier error) is a no: a miss costs
+        less than another conversation's answer, and never fails the lookup."""
         mine, theirs = manifest.history, cand.row.history
         if theirs is None or len(theirs) != len(mine):
             return False
         pairs = [(new, old) for new, old in zip(mine, theirs, strict=True) if new != old]
         if not pairs:
             return True
-        vectors = await asyncio.gather(*(self.embed(t) for pair in pairs for t in pair))
+        memo = {} if memo is None else memo
+        try:
+            for new, _old in pairs:
+                if new not in memo:
+                    memo[new] = await self.embed(new)
+            theirs_vectors = await asyncio.gather(*(self.embed(old) for _new, old in pairs))
+        except _HISTORY_EMBED_ERRORS as exc:
+            self.warn("history-embed", "cachekit: earlier turns not compared (a miss): %s", exc)
+            return False
         verifier = self.config.verifier
-        scope = None
-        for k, (new, old) in enumerate(pairs):
-            a = np.asarray(vectors[2 * k], dtype=np.float64)
-            b = np.asarray(vectors[2 * k + 1], dtype=np.float64)
+        from .verify import VerifyScope
+
+        scope = VerifyScope(manifest.namespace, manifest.model, manifest.tenant)
+        for (new, old), theirs_vector in zip(pairs, theirs_vectors, strict=True):
+            a = np.asarray(memo[new], dtype=np.float64)
+            b = np.asarray(theirs_vector, dtype=np.float64)
             norms = float(np.linalg.norm(a) * np.linalg.norm(b))
             cos = min(1.0, float(a @ b) / norms) if norms > 0 else 0.0
             if cos < HISTORY_THRESHOLD:
                 return False
             if verifier is not None:
-                from .verify import VerifyScope
-
-                scope = scope or VerifyScope(manifest.namespace, manifest.model, manifest.tenant)
-                if not verifier.verify(new, old, cos, scope).accept:
+                try:
+                    accept = verifier.verify(new, old, cos, scope).accept
+                except Exception as exc:  # noqa: BLE001 - a verifier bug must not serve
+                    self.warn("history-verify", "cachekit: the hit verifier failed: %r", exc)
+                    return False
+                if accept is not True:
                     return False
         return True
 
@@ -255,6 +276,14 @@ class SemanticLayer:
         outcome.verdict = "accepted" if cand.score is not None else outcome.verdict
         outcome.verify_score, outcome.verify_reason = cand.score, None
         return False
+
+    async def _record_miss(
+        self, manifest: KeyManifest, space: Space, cand: Neighbour, threshold: float, why: str
+    ) -> None:
+        try:
+            await record_near_miss(self._redis(), manifest, space, cand, threshold, why)
+        except CACHE_ERRORS as exc:
+            self.warn("near-miss", "cachekit: a near miss was not recorded: %s", exc)
 
     async def _record_hit(
         self, manifest: KeyManifest, space: Space, cand: Neighbour, threshold: float
@@ -303,9 +332,19 @@ class SemanticLayer:
         corrupt: list[str] = []
         with tracing.stage("cache.verify") as span:
             neighbours = await read_neighbours(self._redis(), space, above, outcome, max_age)
-            checked = verify_neighbours(neighbours, self.config.verifier, manifest, threshold=None)
+            # With history="similar" a candidate can be passed over after the verifier
+            # accepted it (its history differs): every candidate is then verified, so the
+            # next one is never served unchecked.
+            checked = verify_neighbours(
+                neighbours,
+                self.config.verifier,
+                manifest,
+                threshold=None,
+                every=bool(manifest.history),
+            )
             tracing.note(span, "cachekit.candidates", len(checked))
         own = manifest.exact_digest
+        turn_memo: dict[str, np.ndarray] = {}  # this request's turns, embedded once
         for cand in checked:
             if cand.verdict == "dangling":
                 dangling.append(cand.entry_id)
@@ -320,12 +359,14 @@ class SemanticLayer:
                     )
             if not cand.servable:
                 continue
-            if manifest.history and not await self.history_matches(manifest, cand):
+            if manifest.history and not await self.history_matches(manifest, cand, turn_memo):
                 # history="similar": an earlier turn asks something else (or the entry
                 # kept no history to compare): another conversation, not served.
                 if outcome.verdict is None:
                     outcome.verdict, outcome.similarity = "rejected", cand.similarity
                     outcome.verify_reason, outcome.verify_score = "history", None
+                if self._sampled():
+                    await self._record_miss(manifest, space, cand, threshold, "history")
                 continue
             if (
                 self.evidence is not None
@@ -338,8 +379,9 @@ class SemanticLayer:
             # an identical request was stored between our exact read and this search.
             outcome.layer = "exact" if cand.entry_id == own else "semantic"
             outcome.similarity = cand.similarity
-            if cand.score is not None:
-                outcome.verdict, outcome.verify_score = "accepted", cand.score
+            # What is served decides the verdict (an earlier candidate's rejection does not).
+            outcome.verdict = "accepted" if cand.score is not None else None
+            outcome.verify_score, outcome.verify_reason = cand.score, None
             await write_alias(self._redis(), manifest, space, outcome, cand.pttl, cand.row)
             if outcome.layer == "semantic" and self._sampled(self.config.review_sample):
                 await self._record_hit(manifest, space, cand, threshold)

@@ -44,7 +44,8 @@ def encode(cache: LLMCache, options: EntryOptions, ticket: Ticket, value: Any) -
         last = value[-1] if isinstance(value, list) and value else value
         _warn_uncacheable(exc, last)
         return None
-    size = _oversize(options.max_entry_bytes, payload, ticket.manifest.prompt or "")
+    manifest = ticket.manifest
+    size = _oversize(options.max_entry_bytes, payload, manifest.prompt or "", manifest.history)
     if size is not None:
         options.oversize += 1
         ticket.reason = (
@@ -62,17 +63,22 @@ def encode(cache: LLMCache, options: EntryOptions, ticket: Ticket, value: Any) -
     return payload
 
 
-def _oversize(cap: int | None, payload: str, prompt: str) -> int | None:
+def _oversize(
+    cap: int | None, payload: str, prompt: str, history: tuple[str, ...] = ()
+) -> int | None:
     """The entry's size in bytes when it is over the cap, else None.
 
-    The entry keeps the payload and the prompt text (field ``p``), so both count.
+    The entry keeps the payload, the prompt text (field ``p``) and, with
+    ``history="similar"``, the earlier turns (field ``hx``), so all count.
     UTF-8 takes 1-4 bytes a character, so values of at most a quarter of the cap in
     characters skip the exact count (a copy of the text): the common case stays cheap.
     """
-    if cap is None or (len(payload) + len(prompt)) * 4 <= cap:
+    chars = len(payload) + len(prompt) + sum(len(t) for t in history)
+    if cap is None or chars * 4 <= cap:
         return None
     size = len(payload.encode("utf-8", "surrogatepass"))
     size += len(prompt.encode("utf-8", "surrogatepass"))
+    size += sum(len(t.encode("utf-8", "surrogatepass")) for t in history)
     return size if size > cap else None
 
 

@@ -101,6 +101,7 @@ def create_proxy_app(
     close_cache: bool = False,
     only_if_cached: bool = False,
     registry: CollectorRegistry | None = None,
+    history: str = "exact",
 ) -> Starlette:
     """The proxy as a Starlette app (serve it with any ASGI server).
 
@@ -121,6 +122,7 @@ def create_proxy_app(
         max_body_bytes: larger requests are forwarded uncached.
         on_result: called with each cached endpoint's :class:`~cachekit.CacheResult`.
         close_cache: close ``cache`` when the app shuts down (lifespan).
+        history: ``"similar"`` lets earlier turns differ in wording (see ``cached_llm``).
         only_if_cached: offline replay: answer every request from the cache alone, a
             miss (or any other path) with a 504; the upstream is never called.
         registry: the ``prometheus_client`` registry ``/metrics`` serves (default: one
@@ -158,6 +160,7 @@ def create_proxy_app(
         max_body_bytes=max_body_bytes,
         on_result=on_result,
         only_if_cached=only_if_cached,
+        history=history,
     )
     routes = [
         # The proxy's own, before the catch-all: never forwarded, never cached.

@@ -67,17 +67,18 @@ async def test_no_multi_turn_trap_is_served_and_rewordings_are(semantic: LLMCach
             await chat(_messages(turns))
             result = last_result()
             assert result is not None
-            served += result.status in ("exact", "semantic")
+            if result.status in ("exact", "semantic"):
+                served += 1
+                assert result.matched_prompt == family["base"][-1]  # the base's answer
     assert wrong == []  # 0 wrong answers: the condition for offering the option at all
     # Most rewordings of the history are served (the measured option: 15 of 17 on the
     # test half, benchmarks/RESULTS.md); without the option none of them would be.
     print(f"history=similar served {served} of {total_hits} rewordings, wrong {len(wrong)}")
-    assert served >= total_hits * 0.6, (served, total_hits)
+    assert served >= 35, (served, total_hits)  # measured: 40 of 47
 
 
 async def test_the_default_keeps_earlier_turns_in_the_exact_scope(semantic: LLMCache) -> None:
     family = FAMILIES[0]
-    (reworded, _), *_ = family["hit"]
     history_reworded = next(t for t, k in family["hit"] if k.startswith("history"))
     assert history_reworded != family["base"]
     chat = _chat(semantic, "mt-default", "exact")
@@ -91,7 +92,6 @@ async def test_the_default_keeps_earlier_turns_in_the_exact_scope(semantic: LLMC
     assert result is not None and result.status == "semantic", result
     await similar(_messages(family["base"]))
     assert last_result().status == "exact"  # type: ignore[union-attr]
-    del reworded
 
 
 async def test_a_changed_history_is_named_as_the_reason(semantic: LLMCache) -> None:
@@ -121,3 +121,50 @@ def test_history_mode_is_checked() -> None:
 
     with pytest.raises(CacheConfigError, match="history must be"):
         CacheMiddleware(Starlette(), history="fuzzy", allow_global=True)
+
+
+async def test_a_candidate_passed_over_for_its_history_never_lets_the_next_go_unverified(
+    semantic: LLMCache,
+) -> None:
+    @cached_llm("mt-order", cache=semantic, allow_global=True, history="similar", threshold=0.5)
+    async def chat(messages: list[dict[str, str]]) -> str:
+        return "answer to " + json.dumps(messages[1:])
+
+    # A: its prompt is the request's, its history is not. B: its history is the request's,
+    # its prompt asks something else (the verifier refuses it).
+    await chat(_messages(["What's the weather like in Paris?", "And tomorrow?"]))
+    await chat(_messages(["What's the weather like in London?", "And the day after tomorrow?"]))
+    await chat(_messages(["What's the weather like in London?", "And tomorrow?"]))
+    result = last_result()
+    assert result is not None and result.status == "miss", result
+
+
+def test_turn_boundaries_are_part_of_the_exact_key() -> None:
+    from cachekit._manifest import build_manifest
+
+    def key(turns: list[str], prompt: str) -> str:
+        msgs = [{"role": "user", "content": t} for t in [*turns, prompt]]
+        return build_manifest("ns", None, {"messages": msgs}, "f", history="similar").exact_digest
+
+    assert key(["a\x00tb", "c"], "z") != key(["a", "b\x00tc"], "z")
+    assert key(["r\x00py"], "z") != key(["r"], "y\x00pz")
+
+
+async def test_a_failing_verifier_on_a_turn_is_a_miss_not_an_error(
+    make_cache: MakeCache, minilm: SentenceTransformerEmbedder
+) -> None:
+    from cachekit.verify import Verdict
+
+    class Picky:
+        def verify(self, new: str, cached: str, similarity: float, scope: Any) -> Verdict:
+            if "weather" in new:
+                raise RuntimeError("verifier bug")
+            return Verdict(True, None, similarity)
+
+    cache = make_cache(embedder=minilm, verifier=Picky(), background_stores=False)
+    chat = _chat(cache, "mt-picky", "similar")
+    await chat(_messages(["What's the weather like in Paris?", "And tomorrow?"]))
+    await chat(_messages(["What is the weather like in Paris?", "And tomorrow?"]))
+    result = last_result()
+    assert result is not None and result.status == "miss", result
+    assert result.verify_reason == "history"
