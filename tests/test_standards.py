@@ -512,6 +512,44 @@ def test_wsgi_strips_the_field_and_labels_the_outcome(
     assert len(flask_llm.bodies) == 1
 
 
+def test_a_bypass_before_the_body_still_strips_the_field(
+    client: TestClient, seen: Received, flask_llm: FlaskLLM
+) -> None:
+    """No tenant, or ``no-cache, no-store``: decided before the body is keyed, and still
+    the app (an upstream that refuses unknown arguments) never gets LiteLLM's field."""
+    both = {"cache-control": "no-cache, no-store"}
+    for headers in ({"x-tenant": ""}, both):
+        reply = client.post(CHAT, json=body("bypass", cache={"ttl": 5}), headers=headers)
+        assert reply.headers["x-cache"] == "BYPASS", headers
+        assert "cache" not in seen.bodies[-1] and seen.bodies[-1]["model"] == "gpt-4o-mini"
+        assert seen.lengths[-1] == str(len(json.dumps(seen.bodies[-1], separators=(",", ":"))))
+    wsgi = flask_llm.app.test_client()  # Flask's default client, not buffered
+    reply = wsgi.post(CHAT, json=body("wsgi bypass", cache={"ttl": 5}), headers=both)
+    assert reply.headers["x-cache"] == "BYPASS"
+    assert "cache" not in flask_llm.bodies[-1]
+    assert flask_llm.lengths[-1] == len(json.dumps(flask_llm.bodies[-1], separators=(",", ":")))
+
+
+def test_a_transport_bypass_strips_the_field(cache: LLMCache, upstream: Any) -> None:
+    import openai
+
+    from cachekit.transport import CacheTransport
+
+    http = httpx.Client(transport=CacheTransport(cache=cache, namespace="tx"))
+    sdk = openai.OpenAI(base_url=upstream.base_url, api_key="sk-tx", http_client=http)
+    try:
+        raw = sdk.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "tx bypass"}],
+            extra_body={"cache": {"ttl": 5}},
+            extra_headers={"cache-control": "no-cache, no-store"},
+        )
+    finally:
+        sdk.close()
+    assert raw.headers["x-cache"] == "BYPASS"
+    assert "cache" not in upstream.calls[-1].body
+
+
 def test_wsgi_only_if_cached_and_bad_controls(flask_llm: FlaskLLM) -> None:
     client = flask_llm.app.test_client()
     offline = {"Cache-Control": "only-if-cached"}

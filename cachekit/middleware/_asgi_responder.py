@@ -18,7 +18,7 @@ from .._report import report_bypass
 from .._ticket import Hit, Miss, Ticket
 from ..result import NO_CONTROL
 from ._apis import api_for
-from ._control import TTL_HEADER, Refusal, not_cached
+from ._control import TTL_HEADER, Refusal, drop_cache_field, not_cached
 from ._keyed import async_tenant
 from ._options import Config
 from ._record import CachedResponse, Recorder
@@ -68,10 +68,12 @@ class Responder:
         if length is not None and (not length.isdigit() or int(length) > opts.max_body_bytes):
             return await self.bypass(scope, send, Reason.BODY_TOO_LARGE, started)
         if control.skip_lookup and control.skip_store:
+            scope = await self.without_cache_field(scope)
             return await self.bypass(scope, send, Reason.CACHE_CONTROL, started)
         request = Request(scope)
         tenant, reason = await self.tenant(request)
         if reason is not None:
+            scope = await self.without_cache_field(scope)
             return await self.bypass(scope, send, reason, started)
         raw, reason = await self.read_body()
         if reason is not None:
@@ -136,6 +138,18 @@ class Responder:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks), None
+
+    async def without_cache_field(self, scope: Scope) -> Scope:
+        """Before a bypass decided ahead of the body: the app still must not get the
+        body's cache field (see ``drop_cache_field``). A body over the cap, or a client
+        gone, is forwarded as it is (what was read is replayed)."""
+        if self.options.cache_field is None:
+            return scope
+        raw, reason = await self.read_body()
+        if reason is not None:
+            return scope
+        body = drop_cache_field(raw, self.options.cache_field)
+        return scope if body is None else self.replace_body(scope, body)
 
     def replace_body(self, scope: Scope, body: bytes) -> Scope:
         """The app gets ``body`` (the client's without the cache field), framed anew."""

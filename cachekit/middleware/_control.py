@@ -27,6 +27,7 @@ __all__ = [
     "MAX_TTL",
     "TTL_HEADER",
     "Refusal",
+    "drop_cache_field",
     "merge_control",
     "not_cached",
     "parse_ttl_header",
@@ -177,3 +178,23 @@ def merge_control(header: CacheControl, body: CacheControl) -> CacheControl:
         ttl=_least(header.ttl, body.ttl),
         only_if_cached=header.only_if_cached or body.only_if_cached,
     )
+
+
+def drop_cache_field(raw: bytes, field: str | None) -> bytes | None:
+    """``raw`` without ``field`` when it is a JSON object holding it, else None (forward
+    ``raw`` as it is).
+
+    For bypasses decided before the body was keyed (no tenant, ``no-cache, no-store``):
+    the request still goes on, and an upstream that refuses unknown arguments (OpenAI's
+    API) would answer 400 to LiteLLM's ``cache`` field.
+    """
+    if field is None or f'"{field}"'.encode() not in raw:
+        return None  # the common case, without parsing
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(body, dict) or field not in body:
+        return None
+    del body[field]
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._reasons import Reason
 from .._ticket import Ticket
-from ._control import Refusal
+from ._control import Refusal, drop_cache_field
 from ._keyed import sync_tenant
 from ._options import Config
 from ._record import CachedResponse, Recorder
@@ -71,9 +71,11 @@ def read_request(
     if content_type is not None and not is_json_type(content_type):
         return Bypass(Reason.CONTENT_TYPE, offline)
     if control.skip_lookup and control.skip_store:
+        _without_cache_field(options, environ)
         return Bypass(Reason.CACHE_CONTROL, offline)
     tenant, reason = sync_tenant(options, environ, "WSGI")
     if reason is not None:
+        _without_cache_field(options, environ)
         return Bypass(reason, offline)
     raw, reason = read_body(environ, options.max_body_bytes)
     if reason is not None:
@@ -90,6 +92,18 @@ def read_request(
     if control.skip_lookup and (control.skip_store or control.only_if_cached):
         return Bypass(Reason.CACHE_CONTROL, offline)
     return Ticket(keyed.key, RESPONSES, control, started)
+
+
+def _without_cache_field(options: Config, environ: WSGIEnvironment) -> None:
+    """Before a bypass decided ahead of the body: the app still must not get the body's
+    cache field (see ``drop_cache_field``); an unreadable body goes on as it is."""
+    if options.cache_field is None:
+        return
+    raw, reason = read_body(environ, options.max_body_bytes)
+    body = None if reason is not None else drop_cache_field(raw, options.cache_field)
+    if body is not None:
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
 
 
 def serve(start_response: StartResponse, ticket: Ticket, cached: CachedResponse) -> list[bytes]:

@@ -20,7 +20,7 @@ from .._reasons import Reason
 from .._report import report_bypass
 from .._ticket import Miss, Ticket
 from ..middleware._apis import api_for
-from ..middleware._control import TTL_HEADER, Refusal, not_cached
+from ..middleware._control import TTL_HEADER, Refusal, drop_cache_field, not_cached
 from ..middleware._options import Config
 from ..middleware._record import CachedResponse, Recorder
 from ..middleware._request import is_json_type
@@ -143,6 +143,16 @@ class Prepared:
         """Count the bypass; a 504 when only the cache may answer, else None (forward)."""
         log.debug("cachekit: bypass %s: %s", self.request.url.path, reason)
         report_bypass(options.pipeline.options, options.cache, reason, self.started, ticket)
+        request = self.request
+        if isinstance(request.stream, self.wire.hx.ByteStream):
+            # Bypassed before the body was keyed (no tenant, no-cache + no-store): the
+            # upstream still must not get LiteLLM's field (see drop_cache_field).
+            raw = request.content
+            body = None
+            if len(raw) <= options.max_body_bytes:
+                body = drop_cache_field(raw, options.cache_field)
+            if body is not None:
+                self.request = _with_body(self.wire, request, body)
         if self.control.only_if_cached:
             why = f"the request cannot be answered from the cache ({reason})"
             return refusal_response(self.wire, not_cached(why), ticket, "BYPASS")
