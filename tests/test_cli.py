@@ -372,6 +372,30 @@ def test_explain_keys_a_body_as_its_api_does(redis_url: str, invoke: Any, tmp_pa
     assert "Verdict: HIT (exact)" in result.stdout, result.stdout
 
 
+def test_explain_knows_the_history_option(redis_url: str, invoke: Any) -> None:
+    cache = LLMCache.from_url(redis_url)
+
+    @cached_llm("hist", cache=cache, allow_global=True, history="similar")
+    def chat(messages: list[dict[str, str]]) -> str:
+        return "sunny"
+
+    msgs = [
+        {"role": "user", "content": "What's the weather like in Paris?"},
+        {"role": "assistant", "content": "Sunny."},
+        {"role": "user", "content": "And tomorrow?"},
+    ]
+    try:
+        chat(msgs)
+        cache.drain_sync()
+    finally:
+        cache.close()
+    function_id = f"{__name__}.test_explain_knows_the_history_option.<locals>.chat"
+    args = ["explain", "-n", "hist", "--messages-json", json.dumps(msgs)]
+    args += ["--function-id", function_id, "--embedder", "none"]
+    assert "Verdict: HIT (exact)" in invoke(*args, "--history", "similar").stdout
+    assert "Verdict: HIT (exact)" not in invoke(*args).stdout  # keyed as history="exact"
+
+
 def test_explain_bad_input(invoke: Any, tmp_path: Path) -> None:
     assert invoke("explain", "-n", "x").exit_code == 2  # no request given
     assert invoke("explain", "--prompt", "a", "--messages-json", "[]").exit_code == 2

@@ -87,6 +87,13 @@ def _load_json_option(text: str, what: str) -> Any:
 @click.option("--ignore", multiple=True, help="Argument names the decorator ignores. Repeatable.")
 @click.option("--no-normalize", is_flag=True, help="The decorator was given normalize=None.")
 @click.option(
+    "--history",
+    type=click.Choice(["exact", "similar"]),
+    default="exact",
+    show_default=True,
+    help="The entry point's history= option (earlier turns in the scope, or matched by wording).",
+)
+@click.option(
     "--embedder",
     default="auto",
     show_default=True,
@@ -127,6 +134,7 @@ def explain(
     function_id: str,
     ignore: Sequence[str],
     no_normalize: bool,
+    history: str,
     embedder: str,
     threshold: float | None,
     k: int,
@@ -161,7 +169,9 @@ def explain(
             raise InputError(f"--body-file: invalid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise InputError("--body-file: the body must be a JSON object")
-        http_manifest = _body_manifest(namespace, tenant, body, function_id, args, model, system)
+        http_manifest = _body_manifest(
+            namespace, tenant, body, function_id, args, model, system, history
+        )
         if http_manifest is not None:
             verify = {"verifier": None} if no_verify else {}
             result = run(
@@ -202,6 +212,7 @@ def explain(
             prompt_param=prompt_param if prompt is not None else None,
             ignore=ignore,
             normalize=None if no_normalize else default_normalize,
+            history=history,
         )
     except CacheKeyError as exc:
         raise InputError(str(exc)) from None
@@ -221,6 +232,7 @@ def _body_manifest(
     args: Sequence[str],
     model: str | None,
     system: str | None,
+    history: str = "exact",
 ) -> Any:
     """A body for an HTTP path (``--function-id http:<path>``), keyed as the middleware and
     the proxy key it: through the API table (Responses input items, embeddings exact,
@@ -244,7 +256,7 @@ def _body_manifest(
             body["system"] = system  # Anthropic Messages
 
     path, _, query = function_id[len("http:") :].partition("?")
-    config = Config(namespace=namespace, allow_global=True)
+    config = Config(namespace=namespace, allow_global=True, history=history)
     manifest = config.manifest(body, None, tenant, path, query, None)
     if isinstance(manifest, str):
         raise InputError(f"--body-file: the middleware would not cache this request ({manifest})")

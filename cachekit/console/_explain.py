@@ -27,6 +27,8 @@ class ExplainForm:
     body: str = ""
     key: str = ""
     k: int = 5
+    #: The entry point's ``history=`` option.
+    history: str = "exact"
 
     @classmethod
     def from_request(cls, form: Any, scope: ViewScope) -> ExplainForm:
@@ -38,6 +40,7 @@ class ExplainForm:
         out.path = str(form.get("path") or out.path)
         out.body = str(form.get("body") or "")
         out.key = str(form.get("key") or "").strip().lower()
+        out.history = "similar" if form.get("history") == "similar" else "exact"
         try:
             out.k = max(1, min(20, int(str(form.get("k") or 5))))
         except ValueError:
@@ -78,7 +81,7 @@ async def run_explain(
     from .._explanation import explain
     from ..middleware._options import Config
 
-    config = Config(cache=cache, namespace=form.namespace, allow_global=True)
+    config = Config(cache=cache, namespace=form.namespace, allow_global=True, history=form.history)
     manifest = config.manifest(body, None, _tenant_of(scope.tenant_token), form.path, "", None)
     if isinstance(manifest, str):
         raise ScopeError(f"this request is not cached: {manifest}")
