@@ -99,6 +99,8 @@ NEAR_MISS_FIELDS: Final = (NM_PROMPT, NM_NEAREST, NM_SIMILARITY, NM_THRESHOLD, N
 NM_KIND: Final = "kind"
 #: The entry id of the nearest (or served) entry, so the review shows its answer.
 NM_ENTRY: Final = "entry"
+#: The request's scope digest, so a label on the record can count as adaptive evidence.
+NM_SCOPE: Final = "scope"
 RECORD_KINDS: Final = ("hit", "near", "rejected")
 
 

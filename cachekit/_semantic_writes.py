@@ -51,6 +51,7 @@ async def record_near_miss(
     record = dict(zip(F.NEAR_MISS_FIELDS, values, strict=True))
     record[F.NM_KIND] = kind or ("rejected" if reason else "near")
     record[F.NM_ENTRY] = best.entry_id
+    record[F.NM_SCOPE] = manifest.scope_digest
     key = space.hit_sample_key if record[F.NM_KIND] == "hit" else space.near_miss_key
     await client.xadd(key, record, maxlen=NEAR_MISS_MAXLEN, approximate=True)
 

@@ -624,3 +624,26 @@ async def test_a_failed_hit_sample_does_not_cost_the_hit(
     await answer(PAIRS[0][1], user="acme")
     result = last_result()
     assert result is not None and result.status == "semantic", result
+
+
+async def test_labels_count_as_adaptive_evidence(
+    seeded: LLMCache, make_cache: MakeCache, minilm: SentenceTransformerEmbedder,
+    redis_sync: redis.Redis,
+) -> None:  # fmt: skip
+    from cachekit.adaptive import AdaptiveThreshold
+
+    adaptive = make_cache(embedder=minilm, adaptive=AdaptiveThreshold(bin_width=0.005))
+    async with _pinned(adaptive) as c:
+        page = (await c.get("/review?kind=rejected&tenant=acme", headers=H)).text
+        item = _item_ids(page)[0]
+        r = await c.post("/review/label", json={"id": item, "label": "different"}, headers=H)
+        assert r.status_code == 200
+        (key,) = redis_sync.scan_iter(match="ck:{support}:adapt:w5:*")
+        counts = {k.decode(): int(v) for k, v in redis_sync.hgetall(key).items()}
+        assert sum(counts.values()) == 1 and next(iter(counts)).startswith("d:")
+        # The same label again counts once; a relabel moves the count.
+        await c.post("/review/label", json={"id": item, "label": "different"}, headers=H)
+        await c.post("/review/label", json={"id": item, "label": "same"}, headers=H)
+        counts = {k.decode(): int(v) for k, v in redis_sync.hgetall(key).items()}
+        assert sorted(v for v in counts.values()) == [0, 1]
+        assert next(k for k, v in counts.items() if v == 1).startswith("s:")

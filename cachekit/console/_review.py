@@ -11,6 +11,7 @@ that ``cachekit tune --pairs`` reads.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -72,6 +73,8 @@ class Label:
     reason: str
     model: str
     labelled_at: float
+    #: The request's scope digest ("" for records written before it was kept).
+    scope: str = ""
 
     def pair(self) -> dict[str, Any]:
         """One line of the exported labelled-pairs file (``cachekit tune --pairs``)."""
@@ -240,9 +243,29 @@ async def put_label(cache: LLMCache, scope: ViewScope, item_id: str, label: str)
         reason=reason,
         model=str(fields.get(F.NM_MODEL, "")),
         labelled_at=time.time(),
+        scope=str(fields.get(F.NM_SCOPE, "") or (existing.scope if existing else "")),
     )
     await cache.redis.hset(labels_key(space), record, json.dumps(asdict(made)))
+    await _as_evidence(cache, made, existing)
     return made
+
+
+async def _as_evidence(cache: LLMCache, made: Label, before: Label | None) -> None:
+    """With adaptive thresholds on, a label is a check an operator made: it counts in the
+    scope's evidence (a relabel moves its count; the same label twice counts once)."""
+    store = cache.evidence
+    if store is None or not made.scope or not math.isfinite(made.similarity):
+        return
+    if before is not None and before.label == made.label:
+        return
+    from .._adaptive_state import evidence_key
+    from ..adaptive import Evidence
+
+    key = evidence_key(made.namespace, made.scope, store.settings.bin_width)
+    index = Evidence(store.settings.bin_width).bin_of(made.similarity)
+    if before is not None and before.scope == made.scope:
+        await cache.redis.hincrby(key, Evidence.field(index, before.label == "same"), -1)
+    await store.add(cache.redis, key, made.similarity, made.label == "same")
 
 
 async def all_labels(cache: LLMCache, scope: ViewScope) -> list[Label]:
