@@ -173,7 +173,7 @@ class Lookup:
         settings = sem.evidence.settings
         key = evidence_key(manifest.namespace, manifest.scope_digest, settings.bin_width)
         evidence = await sem.evidence.get(self._redis(), key)
-        learned = evidence.threshold(settings.delta, settings.z, settings.window)
+        learned = settings.learned(evidence)
         if learned is None:
             return f"no learned threshold yet ({evidence.checks} checks in this scope)"
         if similarity + 1e-9 < learned:

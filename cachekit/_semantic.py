@@ -22,6 +22,7 @@ from ._adaptive_state import AdaptiveCheck, EvidenceStore, evidence_key
 from ._batching import BatchingEmbedder
 from ._cache_config import CacheConfig
 from ._entry import LookupOutcome
+from ._history_match import history_matches
 from ._layout import Space
 from ._manifest import KeyManifest
 from ._neighbours import Neighbour, read_neighbours, verify_neighbours
@@ -37,11 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["NEAR_MISS_MAXLEN", "SemanticLayer"]
 #: Seconds between checks of an unusable vector-index meta hash.
 _INDEX_RETRY = 30.0
-#: How similar each differing earlier turn must be (``history="similar"``): above the
-#: prompt's threshold, as measured on the multi-turn traps (benchmarks/hit_quality.py).
-HISTORY_THRESHOLD = 0.95
-#: What comparing earlier turns may meet and turn into a miss (never a failed lookup).
-_HISTORY_EMBED_ERRORS: tuple[type[BaseException], ...] = (*CACHE_ERRORS, EmbedderError)
 
 
 class SemanticLayer:
@@ -210,46 +206,15 @@ class SemanticLayer:
         cand: Neighbour,
         memo: dict[str, np.ndarray] | None = None,
     ) -> bool:
-        """Are the candidate's earlier turns this conversation's, up to wording? Each turn
-        is identical, or at least :data:`HISTORY_THRESHOLD` similar and accepted by the
-        hit verifier (the same check a prompt gets, at a higher bar). Anything that
-        cannot be checked (an embedding failure, a verifier error) is a no: a miss costs
-        less than another conversation's answer, and never fails the lookup."""
-        mine, theirs = manifest.history, cand.row.history
-        if theirs is None or len(theirs) != len(mine):
-            return False
-        pairs = [(new, old) for new, old in zip(mine, theirs, strict=True) if new != old]
-        if not pairs:
-            return True
-        memo = {} if memo is None else memo
-        try:
-            for new, _old in pairs:
-                if new not in memo:
-                    memo[new] = await self.embed(new)
-            theirs_vectors = await asyncio.gather(*(self.embed(old) for _new, old in pairs))
-        except _HISTORY_EMBED_ERRORS as exc:
-            self.warn("history-embed", "cachekit: earlier turns not compared (a miss): %s", exc)
-            return False
-        verifier = self.config.verifier
-        from .verify import VerifyScope
-
-        scope = VerifyScope(manifest.namespace, manifest.model, manifest.tenant)
-        for (new, old), theirs_vector in zip(pairs, theirs_vectors, strict=True):
-            a = np.asarray(memo[new], dtype=np.float64)
-            b = np.asarray(theirs_vector, dtype=np.float64)
-            norms = float(np.linalg.norm(a) * np.linalg.norm(b))
-            cos = min(1.0, float(a @ b) / norms) if norms > 0 else 0.0
-            if cos < HISTORY_THRESHOLD:
-                return False
-            if verifier is not None:
-                try:
-                    accept = verifier.verify(new, old, cos, scope).accept
-                except Exception as exc:  # noqa: BLE001 - a verifier bug must not serve
-                    self.warn("history-verify", "cachekit: the hit verifier failed: %r", exc)
-                    return False
-                if accept is not True:
-                    return False
-        return True
+        """``history="similar"``: see :func:`cachekit._history_match.history_matches`."""
+        return await history_matches(
+            manifest,
+            cand,
+            embed=self.embed,
+            verifier=self.config.verifier,
+            warn=self.warn,
+            memo=memo,
+        )
 
     async def _adaptive_serves(
         self, manifest: KeyManifest, cand: Neighbour, outcome: LookupOutcome
@@ -277,22 +242,23 @@ class SemanticLayer:
         outcome.verify_score, outcome.verify_reason = cand.score, None
         return False
 
-    async def _record_miss(
-        self, manifest: KeyManifest, space: Space, cand: Neighbour, threshold: float, why: str
+    async def _keep(
+        self,
+        manifest: KeyManifest,
+        space: Space,
+        cand: Neighbour,
+        threshold: float,
+        reason: str | None = None,
+        kind: str | None = None,
     ) -> None:
+        """Keep a sampled record (a history rejection, a hit for review); its failure
+        never costs the lookup."""
         try:
-            await record_near_miss(self._redis(), manifest, space, cand, threshold, why)
+            await record_near_miss(
+                self._redis(), manifest, space, cand, threshold, reason, kind=kind
+            )
         except CACHE_ERRORS as exc:
-            self.warn("near-miss", "cachekit: a near miss was not recorded: %s", exc)
-
-    async def _record_hit(
-        self, manifest: KeyManifest, space: Space, cand: Neighbour, threshold: float
-    ) -> None:
-        """Keep a sampled semantic hit for review; its failure never costs the hit."""
-        try:
-            await record_near_miss(self._redis(), manifest, space, cand, threshold, kind="hit")
-        except CACHE_ERRORS as exc:
-            self.warn("review-sample", "cachekit: a sampled hit was not recorded: %s", exc)
+            self.warn("sample", "cachekit: a sampled %s was not recorded: %s", kind or reason, exc)
 
     async def search(
         self,
@@ -366,7 +332,7 @@ class SemanticLayer:
                     outcome.verdict, outcome.similarity = "rejected", cand.similarity
                     outcome.verify_reason, outcome.verify_score = "history", None
                 if self._sampled():
-                    await self._record_miss(manifest, space, cand, threshold, "history")
+                    await self._keep(manifest, space, cand, threshold, "history")
                 continue
             if (
                 self.evidence is not None
@@ -384,7 +350,7 @@ class SemanticLayer:
             outcome.verify_score, outcome.verify_reason = cand.score, None
             await write_alias(self._redis(), manifest, space, outcome, cand.pttl, cand.row)
             if outcome.layer == "semantic" and self._sampled(self.config.review_sample):
-                await self._record_hit(manifest, space, cand, threshold)
+                await self._keep(manifest, space, cand, threshold, kind="hit")
             break
         if corrupt:
             await self._redis().delete(*(space.entry_key(e) for e in corrupt))

@@ -236,9 +236,13 @@ class AdaptiveThreshold:
             raise CacheConfigError("comparator must be callable(cached_text, fresh_text)")
         object.__setattr__(self, "z", _z(self.confidence))
 
+    def learned(self, evidence: Evidence) -> float | None:
+        """The threshold ``evidence`` supports under these settings, or None yet."""
+        return evidence.threshold(self.delta, self.z, self.window)
+
     def serve(self, evidence: Evidence, similarity: float, draw: float) -> bool:
         """Serve a candidate of ``similarity`` (else check it); ``draw`` is uniform [0, 1)."""
-        learned = evidence.threshold(self.delta, self.z, self.window)
+        learned = self.learned(evidence)
         if learned is None or similarity + 1e-9 < learned:
             return False
         return draw >= self.audit

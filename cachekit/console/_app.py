@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -23,13 +24,14 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from .._layout import NAMESPACE_RE
 from .._policy import CACHE_ERRORS
 from ..errors import CacheKitError
 from . import _history, _overview, _quality, _review
+from ._actions import parse_action
 from ._auth import CSRF_FIELD, TokenGate, csrf_token, new_token
 from ._charts import histogram_chart, traffic_chart
 from ._explain import ExplainForm, run_explain
+from ._render import SECURITY_HEADERS, templates
 from ._scope import ScopeError, ViewScope, pin
 
 if TYPE_CHECKING:
@@ -40,20 +42,7 @@ __all__ = ["TOKEN_ENV", "Console", "create_app"]
 log = logging.getLogger("cachekit.console")
 
 TOKEN_ENV: Final = "CACHEKIT_CONSOLE_TOKEN"
-_HERE: Final = os.path.dirname(__file__)
-_SECURITY_HEADERS: Final = {
-    # Prompts are attacker-controlled text: even if one escaped the templates, no inline
-    # script or foreign resource would run.
-    "content-security-policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-    ),
-    "x-content-type-options": "nosniff",
-    # same-origin: our own forms then carry a real Origin header for the gate to check.
-    "referrer-policy": "same-origin",
-    "cache-control": "no-store",
-    "x-frame-options": "DENY",
-}
+_HERE: Final = os.path.dirname(__file__)  # the static files
 #: What a page shows as "Redis could not be read" (503) instead of a traceback.
 _FAILURES: Final[tuple[type[BaseException], ...]] = (CacheKitError, *CACHE_ERRORS)
 _WINDOWS: Final = {"1h": 3600.0, "6h": 6 * 3600.0, "24h": 86400.0}
@@ -165,7 +154,7 @@ def create_app(
 
 
 async def _no_icon(request: Request) -> Response:
-    return Response(status_code=204, headers=_SECURITY_HEADERS)
+    return Response(status_code=204, headers=SECURITY_HEADERS)
 
 
 async def _sample_forever(console: Console) -> None:
@@ -179,47 +168,10 @@ async def _sample_forever(console: Console) -> None:
         await asyncio.sleep(console.history_interval)
 
 
-def _templates() -> Any:
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(os.path.join(_HERE, "templates")),
-        autoescape=True,  # every prompt and answer is attacker-controlled text
-        undefined=jinja2.StrictUndefined,
-    )
-    env.filters["pct"] = lambda v: "–" if v is None else f"{v:.1%}"
-    env.filters["usd"] = lambda v: f"${v:,.4f}" if v < 100 else f"${v:,.2f}"
-    env.filters["num"] = lambda v: f"{v:,}"
-    env.filters["bytes"] = _human_bytes
-    env.filters["ago"] = lambda t: _ago(time.time() - t) if t else "–"
-    return env
-
-
-def _human_bytes(n: int | None) -> str:
-    if n is None:
-        return "–"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
-        value /= 1024
-    return f"{value:,.1f} GiB"
-
-
-def _ago(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s ago"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min ago"
-    if seconds < 129600:
-        return f"{seconds / 3600:.0f} h ago"
-    return f"{seconds / 86400:.0f} days ago"
-
-
 class _Pages:
     def __init__(self, console: Console) -> None:
         self.c = console
-        self.env = _templates()
+        self.env = templates()
         self.csrf = csrf_token(console.token)
 
     # -- helpers ------------------------------------------------------------------------
@@ -243,7 +195,7 @@ class _Pages:
             page=name.removesuffix(".html"),
             **context,
         )
-        return HTMLResponse(html, status_code=status, headers=_SECURITY_HEADERS)
+        return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
     def error(self, request: Request, status: int, message: str) -> Response:
         return self.render(
@@ -291,7 +243,7 @@ class _Pages:
         except ScopeError as exc:
             return self.error(request, exc.status, str(exc))
         try:
-            records = await self.c.cache.run(_records, self.c.cache, scope)
+            records = await self.c.cache.run(_review.sampled_records, self.c.cache, scope)
             labels = await self.c.cache.run(_review.all_labels, self.c.cache, scope)
         except _FAILURES as exc:
             return self.error(request, 503, f"Redis could not be read: {exc}")
@@ -323,7 +275,13 @@ class _Pages:
         unlabelled = request.query_params.get("all") != "1"
         try:
             items = await self.c.cache.run(
-                _review_items, self.c.cache, scope, (kind,) if kind else _quality.KINDS, unlabelled
+                functools.partial(
+                    _review.review_items,
+                    kinds=(kind,) if kind else _quality.KINDS,
+                    unlabelled_only=unlabelled,
+                ),
+                self.c.cache,
+                scope,
             )
         except _FAILURES as exc:
             return self.error(request, 503, f"Redis could not be read: {exc}")
@@ -361,7 +319,7 @@ class _Pages:
             return self._refuse(request, wants_json, 503, f"Redis could not be written: {exc}")
         if wants_json:
             return JSONResponse(
-                {"ok": True, "id": item_id, "label": made.label}, headers=_SECURITY_HEADERS
+                {"ok": True, "id": item_id, "label": made.label}, headers=SECURITY_HEADERS
             )
         back = request.headers.get("referer")
         root = request.scope.get("root_path", "") or ""
@@ -370,7 +328,7 @@ class _Pages:
 
     def _refuse(self, request: Request, wants_json: bool, status: int, message: str) -> Response:
         if wants_json:
-            return JSONResponse({"ok": False, "error": message}, status, _SECURITY_HEADERS)
+            return JSONResponse({"ok": False, "error": message}, status, SECURITY_HEADERS)
         return self.error(request, status, message)
 
     async def export(self, request: Request) -> Response:
@@ -385,7 +343,7 @@ class _Pages:
             _review.export_labels(labels),
             media_type="application/x-ndjson",
             headers={
-                **_SECURITY_HEADERS,
+                **SECURITY_HEADERS,
                 "content-disposition": 'attachment; filename="cachekit-labels.jsonl"',
             },
         )
@@ -430,7 +388,7 @@ class _Pages:
     async def confirm(self, request: Request) -> Response:
         form = await request.form()
         try:
-            action = self._action(form)
+            action = parse_action(form, self.c.pinned, self.c.read_only)
         except ScopeError as exc:
             return self.error(request, exc.status, str(exc))
         return self.render(request, "confirm.html", action=action)
@@ -438,7 +396,7 @@ class _Pages:
     async def run_action(self, request: Request) -> Response:
         form = await request.form()
         try:
-            action = self._action(form)
+            action = parse_action(form, self.c.pinned, self.c.read_only)
         except ScopeError as exc:
             return self.error(request, exc.status, str(exc))
         if form.get("confirm", "") != action.namespace:
@@ -457,58 +415,6 @@ class _Pages:
             return self.error(request, 503, f"The action failed: {exc}")
         log.warning("cachekit console: %s %s (%s)", action.name, action.where, done)
         return self.render(request, "done.html", action=action, done=done)
-
-    def _action(self, form: Any) -> _Action:
-        if self.c.read_only:
-            raise ScopeError("This console is read-only.", 403)
-        name = str(form.get("action", ""))
-        if name not in ("invalidate", "clear"):
-            raise ScopeError("action must be invalidate or clear")
-        namespace = str(form.get("namespace", ""))
-        if not NAMESPACE_RE.fullmatch(namespace):
-            raise ScopeError(f"namespace must match {NAMESPACE_RE.pattern}")
-        token = str(form.get("tenant_token", "")) or None
-        scope = self.c.pinned.narrow(namespace, None, token)
-        if self.c.pinned.tenant_token is not None and token is None:
-            raise ScopeError("this console acts on its own tenant only: name it", 403)
-        return _Action(name, namespace, scope.tenant_token)
-
-
-@dataclass(frozen=True, slots=True)
-class _Action:
-    name: str
-    namespace: str
-    tenant_token: str | None
-
-    @property
-    def where(self) -> str:
-        from .._stats_report import tenant_label
-
-        who = (
-            "every tenant"
-            if self.tenant_token is None
-            else f"tenant {tenant_label(self.tenant_token)}"
-        )
-        return f"namespace {self.namespace}, {who}"
-
-
-async def _records(cache: LLMCache, scope: ViewScope) -> list[Any]:
-    out: list[Any] = []
-    for namespace, token in await _review.record_spaces(cache, scope):
-        from .._tune_near_misses import read_near_misses
-
-        out.extend(
-            await read_near_misses(
-                cache.redis, namespace, tenant_token=token, limit=2000, kinds=_quality.KINDS
-            )
-        )
-    return [r for r in out if scope.allows(r.namespace, r.tenant_token)]
-
-
-async def _review_items(
-    cache: LLMCache, scope: ViewScope, kinds: tuple[str, ...], unlabelled: bool
-) -> list[_review.ReviewItem]:
-    return await _review.review_items(cache, scope, kinds=kinds, unlabelled_only=unlabelled)
 
 
 def _local(url: str) -> str:

@@ -290,3 +290,16 @@ async def all_labels(cache: LLMCache, scope: ViewScope) -> list[Label]:
 def export_labels(labels: Iterable[Label]) -> str:
     """The labels as JSONL labelled pairs (``text_a`` new prompt, ``text_b`` cached one)."""
     return "".join(json.dumps(lab.pair(), ensure_ascii=False) + "\n" for lab in labels)
+
+
+async def sampled_records(cache: LLMCache, scope: ViewScope) -> list[NearMiss]:
+    """Every sampled record in ``scope`` (hits, near misses, rejections), newest first
+    per stream: what the quality page's histogram counts."""
+    out: list[NearMiss] = []
+    for namespace, token in await record_spaces(cache, scope):
+        out.extend(
+            await read_near_misses(
+                cache.redis, namespace, tenant_token=token, limit=2000, kinds=F.RECORD_KINDS
+            )
+        )
+    return [r for r in out if scope.allows(r.namespace, r.tenant_token)]
