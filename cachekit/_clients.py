@@ -20,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from ._policy import Budgets
+from ._pool import FastBlockingPool
 from ._scripts import LOOKUP_LUA, STORE_LUA
 from .errors import CacheConfigError
 
@@ -68,7 +69,7 @@ def url_factory(url: str, max_connections: int, budgets: Budgets) -> Factory:
     def factory() -> aredis.Redis:
         # socket_timeout=None on purpose: redis-py wraps every read of a socket with
         # a timeout in wait_for (~80 µs a command here); the stage budgets bound waits.
-        pool = aredis.BlockingConnectionPool.from_url(
+        pool = FastBlockingPool.from_url(
             url,
             max_connections=max_connections,
             timeout=budgets.pool_wait,

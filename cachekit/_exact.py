@@ -9,7 +9,6 @@ The read-only mode (:meth:`ExactLayer.peek`) runs the same script without its wr
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import time
 from collections.abc import Callable
@@ -35,19 +34,19 @@ _EPOCH_PROBE_SECONDS = 0.5
 def _entry(reply: Any) -> Entry:
     """The entry of a hit's reply (see ``LOOKUP_LUA``): with what serving it saved and
     its PTTL, except in the read-only reply, which carries its hits instead."""
-    entry = Entry(
-        entry_id=text(reply[2]),
-        payload=bytes(reply[4]),
-        created=float(reply[5]),
-        prompt=text(reply[6]) if reply[6] else None,
-        model=text(reply[7]) if len(reply) > 7 and reply[7] else None,
-    )
+    entry_id, payload, created = text(reply[2]), bytes(reply[4]), float(reply[5])
+    prompt = text(reply[6]) if reply[6] else None
+    model = text(reply[7]) if len(reply) > 7 and reply[7] else None
     if len(reply) < 12:
-        return entry
+        return Entry(entry_id, payload, created, prompt, model)
     tokens_in, tokens_out = int_or_none(reply[8] or None), int_or_none(reply[9] or None)
     pttl = int_or_none(reply[11])
-    return dataclasses.replace(
-        entry,
+    return Entry(
+        entry_id,
+        payload,
+        created,
+        prompt,
+        model,
         tokens=None if tokens_in is None or tokens_out is None else (tokens_in, tokens_out),
         estimated=bool(reply[10]),
         pttl=pttl if pttl is not None and pttl >= 0 else None,

@@ -70,7 +70,10 @@ def _tracer() -> Any:
     if provider is _seen[0]:
         return _seen[1]
     if isinstance(provider, trace.ProxyTracerProvider):
-        return None  # the API's stand-in until the application sets a provider
+        # The API's stand-in until the application sets a provider (redis-py imports the
+        # API, so this is the common case): remembered, so later calls skip the check.
+        _seen = (provider, None)
+        return None
     _seen = (provider, provider.get_tracer(TRACER_NAME))
     return _seen[1]
 
