@@ -66,7 +66,7 @@ SEED_GUIDE_SIZES = (1_000, 10_000)
 RVL_ASTORE_FIRST = 1_000  # RedisVL entries stored one by one with astore(); bulk after that
 SEED_GUIDE_SECONDS = 20.0  # time box for the O(N)-round-trip seed-guide lookups per size
 FLAT_MAX_SECONDS = 1.0  # skip flat at a size whose projected per-query time exceeds this
-EF_SWEEP = (20, 50, 100)  # search-time EF tried besides cachekit's default (HNSW backends)
+EF_SWEEP = (20, 32, 50, 64, 200)  # search-time EFs tried besides the default (HNSW backends)
 #: What the semantic layer reads of each candidate entry (one HMGET + PTTL per candidate).
 ENTRY_FIELDS = list(CANDIDATE_FIELDS)
 TIE_TOL = 1e-5  # recall@1: a returned vector as close as the exact top-1 counts as a hit

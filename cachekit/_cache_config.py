@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._breaker import CircuitBreaker
+from ._index._options import DEFAULT_EF_RUNTIME
 from ._policy import Budgets
 from ._sentinel import NOT_GIVEN
 from .errors import CacheConfigError
@@ -27,6 +28,9 @@ class CacheConfig:
     budgets: Budgets = field(default_factory=Budgets)
     index: str = "auto"
     quantization: str = "int8"
+    #: Search-time exploration factor of the HNSW backends (VSIM EF / FT EF_RUNTIME).
+    ef_runtime: int = DEFAULT_EF_RUNTIME
+    #: Neighbours fetched per semantic lookup (each is verified before it is served).
     candidates: int = 4
     near_miss_sample: float = 0.0
     near_miss_margin: float = 0.1
@@ -81,7 +85,9 @@ class CacheConfig:
             raise CacheConfigError(
                 f"cluster_connections must be an int >= 1, got {self.cluster_connections!r}"
             )
-        if not _positive_int(self.candidates):
+        if isinstance(self.ef_runtime, bool) or not _positive_int(self.ef_runtime):
+            raise CacheConfigError(f"ef_runtime must be an int >= 1, got {self.ef_runtime!r}")
+        if isinstance(self.candidates, bool) or not _positive_int(self.candidates):
             raise CacheConfigError(f"candidates must be an int >= 1, got {self.candidates!r}")
         try:
             CircuitBreaker.check(self.breaker_threshold, self.breaker_cooldown)

@@ -113,7 +113,12 @@ class Lookup:
         vector = (await embedder.embed([manifest.prompt or ""]))[0]
         scope = space.scope(outcome.generation, manifest.scope_digest)
         try:
-            index = make_index(backend, client, quantization=self._config.quantization)
+            index = make_index(
+                backend,
+                client,
+                quantization=self._config.quantization,
+                ef_runtime=self._config.ef_runtime,
+            )
             found = await index.search(scope, vector, k or self._config.candidates)
         except Exception as exc:  # noqa: BLE001 - reported: a peek is diagnostics
             result.semantic, result.detail = "search-failed", str(exc)

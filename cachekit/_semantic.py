@@ -170,7 +170,12 @@ class SemanticLayer:
 
                 assert self.embedder is not None
                 kind = await resolve_index(self.config.index, self._redis())
-                index = make_index(kind, self._redis(), quantization=self.config.quantization)
+                index = make_index(
+                    kind,
+                    self._redis(),
+                    quantization=self.config.quantization,
+                    ef_runtime=self.config.ef_runtime,
+                )
                 await index.ensure(self.embedder.dimensions, self.embedder.model_id)
             except BaseException as exc:
                 ready, self._index_ready = self._index_ready, None

@@ -22,6 +22,7 @@ from ._clients import client_factory, no_touch, url_factory
 from ._entry import Entry, LookupOutcome
 from ._exact import ExactLayer
 from ._flight import Flights
+from ._index._options import DEFAULT_EF_RUNTIME
 from ._layout import Space, space_of
 from ._lookup import Lookup, Peek
 from ._manifest import KeyManifest
@@ -81,6 +82,7 @@ class LLMCache:
         embedder: Embedder | Callable[..., Any] | None = None,
         index: str = "auto",
         quantization: str = "int8",
+        ef_runtime: int = DEFAULT_EF_RUNTIME,
         default_ttl: int | None = None,
         budgets: Budgets | None = None,
         candidates: int = 4,

@@ -21,6 +21,7 @@ import redis
 
 from cachekit import Budgets, IndexMismatchError, LLMCache, cached_llm, last_result, use_tenant
 from cachekit.embedders import CallableEmbedder, SentenceTransformerEmbedder
+from cachekit.errors import CacheConfigError
 from tests._helpers import MakeCache
 
 BACKENDS = ["vectorset", "search", "flat"]
@@ -363,3 +364,49 @@ async def test_tenants_never_share_semantic_hits(tcache: LLMCache, table: TableE
     with use_tenant("acme"):
         assert await ask("secret question, rephrased") == "for acme"
         assert last_result().status == "semantic"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("backend_name", ["vectorset", "search"])
+async def test_search_effort_and_candidates_reach_redis(
+    make_cache: MakeCache, redis_sync: redis.Redis, table: TableEmbedder, backend_name: str
+) -> None:
+    # ef_runtime= and candidates= are the knobs of the recall/latency curve: the search
+    # command Redis receives must carry them (read back from Redis' own SLOWLOG).
+    emb = CallableEmbedder(table, dimensions=DIMS, model_id="test/table")
+    cache = make_cache(
+        embedder=emb, index=backend_name, background_stores=False, budgets=GENEROUS,
+        ef_runtime=37, candidates=3,
+    )  # fmt: skip
+    table.set("first question", E1)
+    table.set("second question", with_cosine(E1, 0.99))
+
+    @cached_llm(namespace="effort", cache=cache, threshold=0.9, allow_global=True)
+    async def ask(prompt: str) -> str:
+        return f"answer to {prompt}"
+
+    await ask("first question")
+    redis_sync.config_set("slowlog-log-slower-than", 0)
+    redis_sync.config_set("slowlog-max-len", 1024)
+    redis_sync.slowlog_reset()
+    try:
+        await ask("second question")
+        assert last_result().status == "semantic"  # type: ignore[union-attr]
+        entries = redis_sync.slowlog_get(1024, decode_responses=False)
+        logged = [e["command"].decode("latin-1").split() for e in entries]
+    finally:
+        redis_sync.config_set("slowlog-log-slower-than", 10000)
+    searches = [c for c in logged if c[0].upper() in ("VSIM", "FT.SEARCH")]
+    assert searches, logged
+    words = searches[0]
+    if backend_name == "vectorset":
+        assert words[words.index("EF") + 1] == "37" and words[words.index("COUNT") + 1] == "3"
+    else:
+        assert words[words.index("K") + 1] == "3" and words[words.index("EF") + 1] == "37"
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("ef_runtime", 0), ("ef_runtime", True), ("candidates", 0)]
+)
+def test_bad_search_effort_is_a_config_error(option: str, value: object) -> None:
+    with pytest.raises(CacheConfigError, match=option):
+        LLMCache.from_url("redis://127.0.0.1:1", **{option: value})
