@@ -51,12 +51,29 @@ def _too_deep(where: str) -> CacheKeyError:
     )
 
 
+def _bad_key(where: str, key: object) -> CacheKeyError:
+    return CacheKeyError(
+        f"cannot build a cache key from {where}: mapping key {key!r} is "
+        f"{type(key).__name__}, only str keys are supported",
+        parameter=where.split("[", 1)[0],
+    )
+
+
 def canonical(value: object, where: str, depth: int = 0) -> Any:
     """Turn ``value`` into plain JSON data with a stable form, or raise CacheKeyError.
 
     ``depth`` counts the containers above ``value``; past :data:`MAX_DEPTH` the value
     has no key (CacheKeyError), never a RecursionError.
     """
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    # Parsed JSON (request bodies, messages) is dicts and lists of plain scalars: walked
+    # without the ABC checks and the per-value path strings of the general case below.
+    if type(value) is dict:
+        return _plain_dict(value, where, depth)
+    if type(value) is list:
+        return _plain_list(value, where, depth)
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):
@@ -74,11 +91,7 @@ def canonical(value: object, where: str, depth: int = 0) -> Any:
         out: dict[str, Any] = {}
         for k, v in value.items():
             if not isinstance(k, str):
-                raise CacheKeyError(
-                    f"cannot build a cache key from {where}: mapping key {k!r} is "
-                    f"{type(k).__name__}, only str keys are supported",
-                    parameter=where.split("[", 1)[0],
-                )
+                raise _bad_key(where, k)
             if is_missing(v):
                 continue
             out[k] = canonical(v, f"{where}[{k!r}]", depth)
@@ -103,6 +116,32 @@ def canonical(value: object, where: str, depth: int = 0) -> Any:
         "pass plain data, or list the parameter in ignore=",
         parameter=where.split("[", 1)[0],
     )
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _plain_dict(value: dict[Any, Any], where: str, depth: int) -> dict[str, Any]:
+    if depth >= MAX_DEPTH:
+        raise _too_deep(where)
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        if not isinstance(k, str):
+            raise _bad_key(where, k)
+        if type(v) in _PLAIN or (type(v) is float and math.isfinite(v)):
+            out[k] = v
+        elif not is_missing(v):
+            out[k] = canonical(v, f"{where}[{k!r}]", depth + 1)
+    return dict(sorted(out.items()))
+
+
+def _plain_list(value: list[Any], where: str, depth: int) -> list[Any]:
+    if depth >= MAX_DEPTH:
+        raise _too_deep(where)
+    return [
+        v if type(v) in _PLAIN else canonical(v, f"{where}[{i}]", depth + 1)
+        for i, v in enumerate(value)
+    ]
 
 
 def dumps_canonical(data: Any) -> bytes:
