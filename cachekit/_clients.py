@@ -21,7 +21,7 @@ from redis.exceptions import ResponseError
 
 from ._policy import Budgets
 from ._pool import FastBlockingPool
-from ._scripts import LOOKUP_LUA, STORE_LUA
+from ._scripts import COUNTER_ONLY_LUA, LOOKUP_LUA, STORE_LUA
 from .errors import CacheConfigError
 
 __all__ = [
@@ -134,7 +134,9 @@ async def prepare_cluster(client: Any) -> None:
     past lookup budgets.
     """
     await client.initialize()
-    await asyncio.gather(client.script_load(LOOKUP_LUA), client.script_load(STORE_LUA))
+    await asyncio.gather(
+        *(client.script_load(s) for s in (LOOKUP_LUA, STORE_LUA, COUNTER_ONLY_LUA))
+    )
 
 
 _SECRET_PARAMS = frozenset({"password", "username", "user", "pass"})

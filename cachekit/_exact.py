@@ -20,7 +20,14 @@ from ._layout import Space, epoch_key
 from ._manifest import KeyManifest
 from ._policy import CACHE_ERRORS, OUTAGES, RateLimitedLog
 from ._schema import EntryRow, float_or_none, int_or_none, text
-from ._scripts import COUNTER_ONLY_LUA, LOOKUP_LUA, LOOKUP_SHA, READ_ONLY, run_script
+from ._scripts import (
+    COUNTER_ONLY_LUA,
+    COUNTER_ONLY_SHA,
+    LOOKUP_LUA,
+    LOOKUP_SHA,
+    READ_ONLY,
+    run_script,
+)
 from .errors import CacheBackendError
 
 __all__ = ["ExactLayer"]
@@ -208,7 +215,11 @@ class ExactLayer:
         counter reads as 0 and stays missing.
         """
         mode = (READ_ONLY,) if read_only else ()
-        value = await (client or self._redis()).eval(COUNTER_ONLY_LUA, 1, key, *mode)
+        # EVALSHA: on a cluster every lookup reads the namespace epoch this way, and EVAL
+        # would send the whole script text to that one node each time.
+        value = await run_script(
+            client or self._redis(), COUNTER_ONLY_SHA, COUNTER_ONLY_LUA, [key], mode
+        )
         return -1 if value is None else int(value)
 
     async def counters(self, space: Space) -> LookupOutcome:

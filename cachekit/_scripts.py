@@ -19,6 +19,7 @@ from ._layout import ENTRY, EXACT
 __all__ = [
     "BUMP_LUA",
     "COUNTER_ONLY_LUA",
+    "COUNTER_ONLY_SHA",
     "LOOKUP_LUA",
     "LOOKUP_SHA",
     "READ_ONLY",
@@ -178,6 +179,7 @@ end
 return 1
 """)
 LOOKUP_SHA = hashlib.sha1(LOOKUP_LUA.encode()).hexdigest()
+COUNTER_ONLY_SHA = hashlib.sha1(COUNTER_ONLY_LUA.encode()).hexdigest()
 STORE_SHA = hashlib.sha1(STORE_LUA.encode()).hexdigest()
 
 

@@ -108,3 +108,36 @@ def test_sync_callers_on_a_cluster(cluster_url: str) -> None:
     assert ask("hello") == "HELLO"
     assert last_result().status == "exact"  # type: ignore[union-attr]
     cache.close()
+
+
+async def test_cluster_hits_send_no_script_text(
+    cluster: list[RedisServer], cluster_url: str
+) -> None:
+    # On a cluster every lookup also reads the namespace epoch on the node that holds it.
+    # That read went as EVAL with the whole script on every hit, all on one node; it is
+    # EVALSHA now, and survives a SCRIPT FLUSH (NOSCRIPT -> loaded once, then EVALSHA).
+    nodes = [redis.Redis(port=n.port) for n in cluster]
+    async with LLMCache.from_url(cluster_url, budgets=GENEROUS) as cache:
+
+        @cached_llm(namespace="sha", cache=cache, tenant=lambda c: c.arguments["org"])
+        async def ask(prompt: str, org: str) -> str:
+            return f"{org}: {prompt}"
+
+        for i in range(6):
+            await ask("hello", f"org-{i}")
+        await cache.drain()
+        for node in nodes:
+            node.config_resetstat()
+            node.script_flush()
+        for _ in range(5):
+            for i in range(6):
+                assert await ask("hello", f"org-{i}") == f"org-{i}: hello"
+                assert last_result().status == "exact"  # type: ignore[union-attr]
+    stats = [node.info("commandstats") for node in nodes]
+    for node in nodes:
+        node.close()
+    evals = sum(s.get("cmdstat_eval", {}).get("calls", 0) for s in stats)
+    evalshas = sum(s.get("cmdstat_evalsha", {}).get("calls", 0) for s in stats)
+    assert evals == 0, stats
+    # 30 hits: a lookup script and an epoch read each (plus the NOSCRIPT retries).
+    assert evalshas >= 60
