@@ -27,7 +27,7 @@ miss, embedding, VSIM, candidate read, hit verifier, alias write.
 * ``--under-load``: every variant once more with a background process spinning one core
   (``while True: pass``), since the goal reads "under the benchmark's load".
 
-    python benchmarks/embedding_path.py --under-load       # 3 rounds, ~6 min
+    python benchmarks/embedding_path.py --under-load   # 4 variants x 3 rounds, ~1 min each: ~12 min
     python benchmarks/embedding_path.py --rounds 1 --calls 50 --conc-calls 48 --no-write
 """
 
