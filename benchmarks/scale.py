@@ -408,6 +408,7 @@ async def run(args: argparse.Namespace, data: Data) -> tuple[list[Row], str]:
             embedder=embedder,
             index="vectorset",
             quantization="int8",
+            ef_runtime=args.ef,
             default_ttl=TTL,
             budgets=budgets,
             max_connections=64,
@@ -507,8 +508,8 @@ def render(
         f"- **search** = cachekit's `VectorSetIndex.search(scope, v, k=4)` = one `VSIM … "
         f"WITHSCORES COUNT 4 EF {args.ef}`; **lookup** = `LLMCache.lookup()` at threshold "
         f"{args.threshold:.2f} (exact-layer EVALSHA miss, the batcher hop to an instant "
-        "`CallableEmbedder` of precomputed query vectors, VSIM at cachekit's built-in EF "
-        f"{DEFAULT_EF_RUNTIME} (`LLMCache` has no EF option), candidate HMGET, the hit "
+        f"`CallableEmbedder` of precomputed query vectors, VSIM at `ef_runtime={args.ef}` "
+        f"(cachekit's default is {DEFAULT_EF_RUNTIME}), candidate HMGET, the hit "
         "verifier and, on a hit, the exact-alias write; aliases deleted after each N). "
         "Search and lookup alternate per query.",
         "- recall@1 = the search's top-1 is the exact (numpy float32) nearest stored vector "
@@ -570,7 +571,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--queries", type=int, default=1000, help="held-out queries (default 1000)")
     p.add_argument(
-        "--ef", type=int, default=DEFAULT_EF_RUNTIME, help="VSIM EF of the search column"
+        "--ef", type=int, default=DEFAULT_EF_RUNTIME, help="VSIM EF of the search column and of the cache (ef_runtime=)"
     )
     p.add_argument(
         "--first", type=int, default=2000, help="entries stored through LLMCache.store()"
