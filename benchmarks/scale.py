@@ -571,7 +571,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--queries", type=int, default=1000, help="held-out queries (default 1000)")
     p.add_argument(
-        "--ef", type=int, default=DEFAULT_EF_RUNTIME, help="VSIM EF of the search column and of the cache (ef_runtime=)"
+        "--ef",
+        type=int,
+        default=DEFAULT_EF_RUNTIME,
+        help="VSIM EF of the search column and of the cache (ef_runtime=)",
     )
     p.add_argument(
         "--first", type=int, default=2000, help="entries stored through LLMCache.store()"
