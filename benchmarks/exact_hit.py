@@ -23,6 +23,7 @@ from _report import machine, redis_version, versions, write_section
 
 from cachekit import LLMCache, cached_llm, last_result
 from cachekit._codec import encode
+from cachekit._scripts import LOOKUP_SHA
 from cachekit._server import RedisServer
 
 ANSWER = "Paris is the capital of France. " * 32  # ~1 KB, a typical short completion
@@ -40,6 +41,7 @@ async def bench(url: str, n: int, rounds: int) -> dict[str, list[float]]:
         "decorator": [],
         "raw_get": [],
         "raw_get_decode": [],
+        "raw_script": [],
         "lookup_only": [],
     }
     async with LLMCache.from_url(url) as cache:
@@ -63,6 +65,13 @@ async def bench(url: str, n: int, rounds: int) -> dict[str, list[float]]:
         )
         probe = await cache.lookup(manifest, threshold=None)
         assert probe.entry is not None, "manifest rebuilt here must match the decorator's"
+        # The same lookup script on the same keys from the plain client: what the script
+        # itself costs over a GET, with none of cachekit's Python around it.
+        space = cache.space(manifest)
+        keys = [space.gen_key, space.stats_key, space.epoch_key]
+        script_args = [space.prefix, manifest.exact_digest, "", ""]
+        assert (await raw.evalsha(LOOKUP_SHA, 3, *keys, *script_args))[3] == b"hit"
+        await raw.config_resetstat()
 
         for _ in range(rounds):
             for _ in range(n):
@@ -79,11 +88,18 @@ async def bench(url: str, n: int, rounds: int) -> dict[str, list[float]]:
                 out["raw_get_decode"].append(time.perf_counter() - t0)
             for _ in range(n):
                 t0 = time.perf_counter()
+                await raw.evalsha(LOOKUP_SHA, 3, *keys, *script_args)
+                out["raw_script"].append(time.perf_counter() - t0)
+            for _ in range(n):
+                t0 = time.perf_counter()
                 await ask("What is the capital of France?")
                 out["decorator"].append(time.perf_counter() - t0)
         r = last_result()
         assert r is not None and r.status == "exact"
+        stats = await raw.info("commandstats")
     await raw.aclose()
+    for cmd in ("get", "evalsha"):
+        out[f"server_{cmd}"] = [float(stats.get(f"cmdstat_{cmd}", {}).get("usec_per_call", 0))]
     return out
 
 
@@ -104,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if server is not None:
             server.stop()
+    server = {k: res.pop(f"server_{k}")[0] for k in ("get", "evalsha")}
     us: dict[str, tuple[float, float]] = {
         k: (statistics.median(v) * 1e6, pct(v, 0.95) * 1e6) for k, v in res.items()
     }
@@ -123,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, label in (
         ("raw_get", "raw `await redis.get()` (baseline)"),
         ("raw_get_decode", "raw GET + cachekit JSON decode"),
+        ("raw_script", "raw `EVALSHA` of cachekit's lookup script (plain client, same keys)"),
         ("lookup_only", "`LLMCache.lookup()` alone (pool + EVALSHA script)"),
         ("decorator", "`@cached_llm` exact hit"),
     ):
@@ -131,16 +149,23 @@ def main(argv: list[str] | None = None) -> int:
             f"| {label} | {med:.0f} | {p95:.0f} | {med / base_med:.2f}× | {med - base_med:+.0f} |"
         )
     delta = us["decorator"][0] - base_med
+    delta95 = us["decorator"][1] - base_p95
     goal = "met" if delta <= 60 else "NOT met"
+    goal95 = "met" if delta95 <= 100 else "NOT met"
+    script = us["raw_script"][0] - base_med
     lines += [
         "",
-        f"Goal (median within raw GET + 60 µs): **{goal}** ({delta:+.0f} µs, "
-        f"p95 {us['decorator'][1] - base_p95:+.0f} µs). A hit is one round trip: one `EVALSHA` "
-        "(namespace epoch, tenant generation, pointer, entry, hit and token counters). "
-        f"Of the gap, {us['lookup_only'][0] - base_med:+.0f} µs is the lookup itself (the "
-        "blocking pool's timeout handling and the script vs a plain GET) and "
-        f"{us['decorator'][0] - us['lookup_only'][0]:+.0f} µs the decorator (binding, key, "
-        "decode, budgets, result reporting).",
+        f"Goal (median within raw GET + 60 µs): **{goal}** ({delta:+.0f} µs); p95 within raw "
+        f"GET p95 + 100 µs: **{goal95}** ({delta95:+.0f} µs). A hit is one round trip: one "
+        "`EVALSHA` (namespace epoch, tenant generation, pointer, entry, hit and token "
+        f"counters). What bounds it: the script alone, sent from a plain client, costs "
+        f"{script:+.0f} µs over a GET (Redis spends {server['evalsha']:.1f} µs of server time "
+        f"per call on it vs {server['get']:.1f} µs for GET: Lua's per-call set-up and its "
+        "commands, plus a 12-element reply to parse), which already uses the whole budget; "
+        f"`LLMCache.lookup()` adds {us['lookup_only'][0] - us['raw_script'][0]:+.0f} µs to it "
+        f"(pool, budget timeout, reply to entry) and the decorator "
+        f"{us['decorator'][0] - us['lookup_only'][0]:+.0f} µs (binding, key, decode, breaker, "
+        "result reporting).",
     ]
     text = "\n".join(lines)
     print(text)
