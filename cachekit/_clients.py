@@ -7,7 +7,6 @@ loop (see ``_runtime``).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
@@ -134,9 +133,10 @@ async def prepare_cluster(client: Any) -> None:
     past lookup budgets.
     """
     await client.initialize()
-    await asyncio.gather(
-        *(client.script_load(s) for s in (LOOKUP_LUA, STORE_LUA, COUNTER_ONLY_LUA))
-    )
+    # One at a time: each load goes to every node at once, and a pool of two
+    # connections per node (max_connections=2) would run out with more in flight.
+    for script in (LOOKUP_LUA, STORE_LUA, COUNTER_ONLY_LUA):
+        await client.script_load(script)
 
 
 _SECRET_PARAMS = frozenset({"password", "username", "user", "pass"})
