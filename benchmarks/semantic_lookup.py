@@ -67,7 +67,8 @@ RVL_ASTORE_FIRST = 1_000  # RedisVL entries stored one by one with astore(); bul
 SEED_GUIDE_SECONDS = 20.0  # time box for the O(N)-round-trip seed-guide lookups per size
 FLAT_MAX_SECONDS = 1.0  # skip flat at a size whose projected per-query time exceeds this
 EF_SWEEP = (20, 32, 50, 64, 200)  # search-time EFs tried besides the default (HNSW backends)
-#: What the semantic layer reads of each candidate entry (one HMGET + PTTL per candidate).
+#: What the semantic layer reads of each candidate's entry hash (one HMGET + PTTL + GET of
+#: its body per candidate).
 ENTRY_FIELDS = list(CANDIDATE_FIELDS)
 TIE_TOL = 1e-5  # recall@1: a returned vector as close as the exact top-1 counts as a hit
 MIN_LOOKUPS = 20  # lookups run even past the time box
@@ -333,7 +334,7 @@ class Row:
     breakdown: str = ""  # MEMORY USAGE of the parts of one entry (cachekit only)
     ef_sweep: list[tuple[int, float, float, float]] = field(default_factory=list)
     search: tuple[float, float] | None = None  # index.search only (ms p50, p95)
-    semantic: tuple[float, float] | None = None  # search + HMGET pipeline
+    semantic: tuple[float, float] | None = None  # search + candidates' read pipeline
     full: tuple[float, float] | None = None  # whole lookup (cachekit: LLMCache.lookup)
     server_us: float | None = None  # server µs per search command
     recall: float | None = None
@@ -546,12 +547,18 @@ class CachekitSystem(System):
         return None
 
     async def breakdown(self, r: aredis.Redis, n: int) -> str:
-        """Mean MEMORY USAGE of 100 sampled entry hashes / exact keys, and the index share."""
+        """Mean MEMORY USAGE of 100 sampled entry hashes, bodies and exact keys (those
+        that exist: a layout without one of them shows none), and the index share."""
         digests = [self.ctx.manifests[i].exact_digest for i in range(0, n, max(1, n // 100))]
         entry = await mean_usage(r, [self.space.entry_key(d) for d in digests])
+        body = await mean_usage(r, [self.space.body_key(d) for d in digests])
         exact = await mean_usage(r, [self.space.exact_key(self.generation, d) for d in digests])
         encoding = await r.object("encoding", self.space.entry_key(digests[0]))
-        parts = [f"entry hash {entry:,.0f} ({to_str(encoding)})", f"exact key {exact:,.0f}"]
+        parts = [f"entry hash {entry:,.0f} ({to_str(encoding)})"]
+        if body:
+            parts.append(f"body {body:,.0f}")
+        if exact:
+            parts.append(f"exact key {exact:,.0f}")
         if self.kind == "search":
             doc = await mean_usage(r, [self.scope.doc_key(d) for d in digests])
             parts.append(f"doc hash {doc:,.0f}")
@@ -566,6 +573,7 @@ class CachekitSystem(System):
             for cand in found:
                 pipe.hmget(self.space.entry_key(cand.entry_id), ENTRY_FIELDS)
                 pipe.pttl(self.space.entry_key(cand.entry_id))
+                pipe.get(self.space.body_key(cand.entry_id))
             await pipe.execute()
 
     async def measure(self, n: int, row: Row) -> None:
@@ -933,16 +941,18 @@ def notes() -> list[str]:
         "stretch with the load average above; the ratios between systems travel better.",
         "- full − search = what cachekit adds around the index: one EVALSHA round trip (the "
         "exact-layer miss), the embedding batcher hop (notes column; measured alone with an "
-        "instant embedder) and, on a hit, the HMGET+PTTL pipeline and the exact-alias MULTI.",
+        "instant embedder) and, on a hit, the candidates' read pipeline and the exact-alias "
+        "MULTI.",
         "- Where the EF sweep changes nothing (RediSearch at 10k) its hybrid-query planner "
         "answered the TAG-filtered KNN by brute force (the one scope's filter matches every "
         "document); from 100k it walks the HNSW graph and EF matters.",
         "- `server µs / store` is time the Redis main thread is busy per `LLMCache.store()` "
         "(the VADD / indexing HSET runs inside the MULTI): every other client, exact hits "
         "included, waits behind it.",
-        "- The cachekit entry hash is `hashtable`-encoded because the ~1 KB payload exceeds "
-        "Redis' `hash-max-listpack-value` (64 B): ~1.9 KB for ~1.25 KB of data (a listpack "
-        "would take ~1.4 KB).",
+        "- A cachekit entry is a hash of small fields (listpack-encoded: every value under "
+        "Redis' `hash-max-listpack-value`, 64 B) and a body string (prompt, earlier turns "
+        "and the ~1 KB payload) with the same TTL; the exact lookup reads the entry of its "
+        "own digest, so only semantic hits leave an exact key (an alias).",
         "- RedisVL's SemanticCache uses a FLAT (exact, brute-force) index by default: it is "
         "cheap at 10k and linear in N. The seed guide's rows at 10k hold 3-4 lookups (20 s "
         "time box): their p95 and hit share are anecdotal. `flat` moves the whole scope to "
@@ -985,7 +995,7 @@ def build_markdown(
         "(FLUSHALL, FT.DROPINDEX) before each system×dimension; N grows in place.",
         f"- every entry carries a ~{RESPONSE_BYTES} B response; TTL {TTL // 86400} days for "
         "every system. cachekit is loaded through the real `LLMCache.store()` (entry hash + "
-        "exact key + vector in one MULTI; 64 concurrent stores), RedisVL through "
+        "body in one script, then the vector; 64 concurrent stores), RedisVL through "
         f"`SemanticCache.astore(prompt, response, vector=...)` for the first {RVL_ASTORE_FIRST:,} "
         "entries and then through the same `AsyncSearchIndex.load` of a `CacheEntry` that "
         "`astore` makes, 500 per pipeline (same keys, fields and TTL; per-entry `astore` is "
@@ -993,9 +1003,10 @@ def build_markdown(
         "entry.",
         "- latency excludes embedding (vectors are precomputed). cachekit columns: **search** "
         "= `VectorIndex.search(scope, v, k=4)`; **search+HMGET** = that plus one pipeline "
-        "HMGET+PTTL of all 4 candidates' entries (the semantic step on a hit); **full** = "
+        "HMGET+PTTL+GET (hash, TTL, body) of all 4 candidates' entries (the semantic step "
+        "on a hit); **full** = "
         f"`LLMCache.lookup()` at threshold {thr:.2f} (exact-layer EVALSHA miss, the batcher "
-        "hop to an instant `CallableEmbedder`, search, HMGET of candidates above the "
+        "hop to an instant `CallableEmbedder`, search, the read of candidates above the "
         "threshold and, on a hit, the exact-alias MULTI), aliases deleted after each size. "
         f"RedisVL: `acheck(vector=..., num_results=1)` with distance_threshold {1 - thr:.2f} "
         "(same cut; its default FLAT index; a hit refreshes the TTL as RedisVL does). "
@@ -1003,8 +1014,8 @@ def build_markdown(
         "- recall@1: cachekit = top-1 of `search` is the exact (numpy, float32) nearest "
         "stored vector (ties within 1e-5 count); RedisVL = same, over queries whose exact "
         "top-1 passes the threshold. **hits** = share of lookups served at the threshold.",
-        "- bytes/entry = (INFO `used_memory` after loading − after emptying) / N: entry, "
-        "exact key, vector, index structures, TTL bookkeeping; 'index' = `MEMORY USAGE` "
+        "- bytes/entry = (INFO `used_memory` after loading − after emptying) / N: entry "
+        "hash and body, vector, index structures, TTL bookkeeping; 'index' = `MEMORY USAGE` "
         "of the vector set or FT.INFO `vector_index_sz_mb`, already included.",
         "",
         "### Latency and recall",

@@ -1,4 +1,5 @@
-"""The exact layer: one script call reads counters, pointer and entry, and counts the hit.
+"""The exact layer: one script call reads counters and entry (or the alias a semantic hit
+left), and counts the hit.
 
 On one node a lookup is one ``EVALSHA`` (``_scripts.LOOKUP_LUA``). On a cluster the
 namespace epoch lives in another hash slot, so it is read concurrently and the script
@@ -90,8 +91,9 @@ class ExactLayer:
     ) -> tuple[LookupOutcome, str, str | None, EntryRow | None]:
         """What :meth:`read` would find, with nothing written (read-only, on ``client``).
 
-        Returns the outcome, the script's status for the exact pointer (``hit``,
-        ``absent``, ``dangling``, ``epoch``, ...), the entry id it names and its fields.
+        Returns the outcome, the script's status for the request's entry (``hit``,
+        ``absent``, ``dangling``, ``epoch``, ...; its own, or the one its alias names),
+        that entry's id and its fields.
         """
         keys = [space.gen_key, space.stats_key]
         known = ""
@@ -102,7 +104,7 @@ class ExactLayer:
         args = [space.prefix, manifest.exact_digest, "", known, READ_ONLY]
         reply = await run_script(client, LOOKUP_SHA, LOOKUP_LUA, keys, args)
         outcome = self._outcome(reply, space)
-        if len(reply) < 9:  # no pointer, or a key cachekit did not write: nothing to show
+        if len(reply) < 9:  # no entry, or a key cachekit did not write: nothing to show
             return outcome, outcome.reason or "absent", None, None
         payload, created, prompt, model, hits = reply[4:9]
         row = EntryRow(

@@ -2,10 +2,10 @@
 lookup of it would find now.
 
 The header carries the request's exact digest only (a hash: no tenant, no namespace), so
-the tenant is either given or found: every tenant of the namespace that holds a pointer
-for that digest. Each is read with the lookup's own script in its read-only mode
-(:meth:`LLMCache.peek`), so the verdict is what a request would get; nothing is written,
-and on one node the reads leave eviction clocks alone.
+the tenant is either given or found: every tenant of the namespace that holds the entry
+of that digest or an exact alias for it. Each is read with the lookup's own script in its
+read-only mode (:meth:`LLMCache.peek`), so the verdict is what a request would get;
+nothing is written, and on one node the reads leave eviction clocks alone.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from ._layout import EXACT, Space, key_pattern, parse_tag, space_of
+from ._layout import ENTRY, EXACT, Space, key_pattern, parse_tag, space_of
 from ._manifest import KeyManifest
-from ._schema import SCOPE, text
+from ._schema import GENERATION, SCOPE, int_or_none, text
 
 if TYPE_CHECKING:
     from .cache import LLMCache
@@ -32,7 +32,7 @@ _MAX_SCAN: Final = 1000
 
 @dataclass(slots=True)
 class KeyMatch:
-    """One tenant's pointer for the digest, and the entry it leads to."""
+    """One tenant's entry for the digest (or the alias it holds), and what a lookup finds."""
 
     tenant_token: str
     generation: int
@@ -47,7 +47,7 @@ class KeyMatch:
     #: Seconds the entry has left (None: it never expires, or there is no entry).
     ttl_s: float | None = None
     scope_digest: str | None = None
-    #: Generations that hold a pointer for the digest too (invalidated since).
+    #: Other generations that hold the digest too (invalidated since).
     older_generations: list[int] = field(default_factory=list)
 
     @property
@@ -55,7 +55,7 @@ class KeyMatch:
         if self.status == "hit":
             return "HIT (exact)"
         why = {
-            "absent": "no pointer under the current generation",
+            "absent": "no entry under the current generation",
             "dangling": "the entry is gone (expired or evicted)",
             "stale-epoch": "stored before the namespace's last invalidate()",
             "stale-generation": "stored before the tenant's last invalidate()",
@@ -100,20 +100,36 @@ class KeyExplanation:
 
 
 async def _pointers(cache: LLMCache, namespace: str, digest: str) -> dict[str, list[int]]:
-    """Tenant token -> generations holding a pointer for ``digest`` (one SCAN)."""
+    """Tenant token -> generations holding ``digest``: its entry (``e:<digest>``, of the
+    generation in its ``g`` field) or an exact alias (``x:<gen>:<digest>``). One SCAN."""
     found: dict[str, list[int]] = {}
+    entries: list[tuple[str, str]] = []  # (tenant token, entry key)
     async with cache.reader() as client:
-        pattern = key_pattern(f"{EXACT}:*:{digest}", namespace)
+        pattern = key_pattern(f"[{ENTRY}{EXACT}]:*{digest}", namespace)
         async for raw in client.scan_iter(match=pattern, count=1000):
-            parsed = parse_tag(text(raw))
+            key = text(raw)
+            parsed = parse_tag(key)
             if parsed is None:
                 continue
             _, token, rest = parsed
-            generation = rest.split(":")[1] if rest.count(":") == 2 else ""
-            if generation.isdigit():
-                found.setdefault(token, []).append(int(generation))
-            if len(found) >= _MAX_SCAN:
+            if rest == f"{ENTRY}:{digest}":
+                entries.append((token, key))
+            elif rest.count(":") == 2 and rest.startswith(f"{EXACT}:"):
+                generation = rest.split(":")[1]
+                if generation.isdigit():
+                    found.setdefault(token, []).append(int(generation))
+            if len(found) + len(entries) >= _MAX_SCAN:
                 break
+        if entries:
+            async with client.pipeline(transaction=False) as pipe:
+                for _, key in entries:
+                    pipe.hget(key, GENERATION)
+                gens = await pipe.execute(raise_on_error=False)
+            for (token, _), raw_gen in zip(entries, gens, strict=True):
+                of_entry = int_or_none(None if isinstance(raw_gen, BaseException) else raw_gen)
+                held = found.setdefault(token, [])
+                if of_entry is not None and of_entry not in held:
+                    held.append(of_entry)
     return found
 
 

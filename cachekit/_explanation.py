@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from ._attrs import pick_attrs
-from ._layout import Space, entry_pattern
+from ._entry_texts import entry_prompts
+from ._layout import Space, entry_pattern, parse_entry_key
 from ._lookup import Peek
 from ._manifest import KeyManifest
-from ._schema import EPOCH, GENERATION, MODEL, PROMPT, SCOPE, decode_row
+from ._schema import EPOCH, GENERATION, MODEL, PROMPT, SCOPE, decode_row, text
 
 if TYPE_CHECKING:
     from .cache import LLMCache
@@ -27,7 +28,9 @@ __all__ = ["Candidate", "Explanation", "ScopeSummary", "explain"]
 
 _MAX_SCOPES_SHOWN: Final = 8
 _CHECK: Final = ("accept", "reason", "detail", "score")
-_SCOPE_FIELDS: Final = (SCOPE, MODEL, PROMPT, GENERATION, EPOCH)
+#: The last is an earlier layout's prompt field (a current entry's is in its body).
+_SCOPE_FIELDS: Final = (SCOPE, MODEL, GENERATION, EPOCH, PROMPT)
+_PROMPT_AT: Final = _SCOPE_FIELDS.index(PROMPT)
 #: How the exact layer's verdicts read in an explanation.
 _EXACT_STATUS: Final = {"epoch": "stale-epoch", "generation": "stale-generation"}
 #: Why the semantic layer did not run, as an explanation says it.
@@ -186,23 +189,36 @@ async def _scopes(
             keys.append(key)
             if len(keys) >= max_scan:
                 break
-        groups: dict[str, tuple[int, Counter[str], str]] = {}
+        counts: dict[str, tuple[int, Counter[str]]] = {}
+        samples: dict[str, tuple[str, Any]] = {}  # scope -> (entry id, its hash's prompt)
         for start in range(0, len(keys), 500):
+            batch = keys[start : start + 500]
             async with client.pipeline(transaction=False) as pipe:
-                for key in keys[start : start + 500]:
+                for key in batch:
                     pipe.hmget(key, list(_SCOPE_FIELDS))
                 replies = await pipe.execute()
-            for values in replies:
-                row = decode_row(_SCOPE_FIELDS, values)
-                if row.scope_digest is None or (row.generation, row.epoch) != (generation, epoch):
+            for key, values in zip(batch, replies, strict=True):
+                row, parsed = decode_row(_SCOPE_FIELDS, values), parse_entry_key(text(key))
+                scope = row.scope_digest
+                live = (row.generation, row.epoch) == (generation, epoch)
+                if parsed is None or scope is None or not live:
                     continue
-                count, models, sample = groups.get(
-                    row.scope_digest, (0, Counter(), row.prompt or "")
-                )
+                count, models = counts.get(scope, (0, Counter()))
                 if row.model is not None:
                     models[row.model] += 1
-                groups[row.scope_digest] = (count + 1, models, sample)
-    return groups
+                counts[scope] = (count + 1, models)
+                samples.setdefault(scope, (parsed[2], values[_PROMPT_AT]))
+        # One sample prompt per scope, from its body (an earlier layout's hash has its
+        # own): never every entry's.
+        scopes = list(counts)
+        prompts = await entry_prompts(
+            client,
+            [(space, samples[s][0]) for s in scopes],
+            known=[samples[s][1] for s in scopes],
+        )
+    return {
+        scope: (*counts[scope], prompt or "") for scope, prompt in zip(scopes, prompts, strict=True)
+    }
 
 
 async def explain(
@@ -241,7 +257,7 @@ async def explain(
         tenant_token=space.tenant_token,
         epoch=outcome.epoch,
         generation=outcome.generation,
-        exact_key=space.exact_key(outcome.generation, manifest.exact_digest),
+        exact_key=_exact_key(space, outcome.generation, manifest.exact_digest, peek),
         exact_status=_EXACT_STATUS.get(peek.exact, peek.exact),
         exact_entry=exact_entry,
         semantic_status=_semantic_status(peek, embedder),
@@ -256,6 +272,14 @@ async def explain(
         ],
         other_scope_entries=sum(n for _, (n, _, _) in other),
     )
+
+
+def _exact_key(space: Space, generation: int, digest: str, peek: Peek) -> str:
+    """The key the exact verdict is about: the request's own entry, or the alias a
+    semantic hit left when that names another entry."""
+    if peek.exact_entry_id is None or peek.exact_entry_id == digest:
+        return space.entry_key(digest)
+    return space.exact_key(generation, digest)
 
 
 def _semantic_status(peek: Peek, embedder: Embedder | None) -> str:

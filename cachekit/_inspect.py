@@ -10,14 +10,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ._entry_texts import entry_prompts
 from ._layout import Space, entry_pattern, epoch_key, parse_entry_key
-from ._schema import INFO_FIELDS, decode_row, int_or_none, text
+from ._schema import INFO_FIELDS, PROMPT, decode_row, int_or_none, text
 from ._stats_report import tenant_label
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
 __all__ = ["EntryInfo", "counter_values", "list_entries"]
+
+_PROMPT_AT = INFO_FIELDS.index(PROMPT)
 
 
 @dataclass(slots=True)
@@ -80,6 +83,18 @@ async def counter_values(
     return gens, epochs
 
 
+def _field(values: Any, at: int) -> Any:
+    """One field of an HMGET reply (None when the read failed: a key of another type)."""
+    return values[at] if isinstance(values, list) else None
+
+
+def _size(entry: Any, body: Any) -> int | None:
+    """MEMORY USAGE of the hash plus its body (None: MEMORY is disabled here)."""
+    if not isinstance(entry, int):
+        return None
+    return entry + (body if isinstance(body, int) else 0)
+
+
 def _int(value: Any) -> int:
     number = int_or_none(value)
     return 0 if number is None else number
@@ -118,14 +133,24 @@ async def list_entries(
     for start in range(0, len(keys), 500):
         batch = keys[start : start + 500]
         async with client.pipeline(transaction=False) as pipe:
-            for key, *_ in batch:
+            for key, ns, tok, entry_id in batch:
                 pipe.hmget(key, list(INFO_FIELDS))
                 pipe.memory_usage(key)
+                pipe.memory_usage(Space(ns, tok).body_key(entry_id))
                 pipe.ttl(key)
             # MEMORY may be disabled on managed services: keep going without sizes.
             replies = await pipe.execute(raise_on_error=False)
-        for i, (_key, ns, tok, entry_id) in enumerate(batch):
-            fields, size, ttl = replies[3 * i : 3 * i + 3]
+        read = [replies[4 * i : 4 * i + 4] for i in range(len(batch))]
+        # The prompts of current entries are at the front of their bodies; an entry of
+        # the earlier layout has its own in the hash.
+        prompts = await entry_prompts(
+            client,
+            [(Space(ns, tok), entry_id) for _, ns, tok, entry_id in batch],
+            known=[_field(r[0], _PROMPT_AT) for r in read],
+        )
+        for (_key, ns, tok, entry_id), (fields, size, body_size, ttl), prompt in zip(
+            batch, read, prompts, strict=True
+        ):
             if isinstance(fields, BaseException) or fields is None or fields[0] is None:
                 continue  # expired between SCAN and read
             row = decode_row(INFO_FIELDS, fields)
@@ -137,13 +162,13 @@ async def list_entries(
                     namespace=ns,
                     tenant_token=tok,
                     entry_id=entry_id,
-                    prompt=row.prompt or "",
+                    prompt=prompt or "",
                     model=row.model,
                     created=row.created,
                     hits=row.hits or 0,
                     tokens_in=row.tokens_in,
                     tokens_out=row.tokens_out,
-                    size_bytes=size if isinstance(size, int) else None,
+                    size_bytes=_size(size, body_size),
                     ttl_s=ttl if isinstance(ttl, int) and ttl >= 0 else None,
                     live=live,
                     scope_digest=row.scope_digest,

@@ -7,8 +7,9 @@ tenant id can forge another tenant's key with ``}``, ``:``, ``*`` or newlines.
 
     ck:{ns}:epoch                   namespace epoch (INCR on invalidate of every tenant)
     ck:{ns:T}:gen                   tenant generation (INCR on invalidate)
-    ck:{ns:T}:x:<gen>:<digest>      exact key -> entry id
-    ck:{ns:T}:e:<entry id>          entry hash (payload, prompt, model, usage, created, hits)
+    ck:{ns:T}:e:<entry id>          entry hash (model, usage, created, hits, generation)
+    ck:{ns:T}:b:<entry id>          entry body (prompt, earlier turns, payload), same TTL
+    ck:{ns:T}:x:<gen>:<digest>      exact alias of a semantic hit -> another entry id
     ck:{ns:T}:<kind>:<gen>:<scope>  vector index data of one scope (vectorset / flat)
     ck:{ns:T}:lk:<gen>:<digest>     single-flight lock (redis-py Lock, with a lease)
     ck:{ns:T}:stats                 counters
@@ -17,7 +18,15 @@ tenant id can forge another tenant's key with ``}``, ``:``, ``*`` or newlines.
     ck:{ns:T}:history               the console's snapshots of the stats counters
     ckv:{ns:T}:<gen>:<entry id>     search-backend document (vector + scope TAG)
 
-The fields inside the hashes are declared in ``_schema``.
+The entry id is the exact digest of the request that stored it, so an exact lookup reads
+``e:<digest>`` directly and needs no pointer; only a semantic hit, which serves another
+request's entry, leaves an alias ``x:`` for its own digest. The entry hash keeps small
+fields only, so Redis stores it as a listpack (``hash-max-listpack-value`` is 64 B); the
+texts of any length live in the body string beside it. Entries written before the body
+had a key of its own (payload ``v`` and prompt ``p`` in the hash, an ``x:`` pointer to
+every entry) are still read.
+
+The fields inside the hashes, and the body's framing, are declared in ``_schema``.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 __all__ = [
+    "BODY",
     "DOC_PREFIX",
     "ENTRY",
     "EXACT",
@@ -64,6 +74,7 @@ META_KEY = "cachekit:index:meta"
 #: Key kinds of a space that the Lua scripts build themselves (``<prefix><kind>:...``).
 EXACT = "x"
 ENTRY = "e"
+BODY = "b"
 #: Prefix of the search backend's documents (the FT index watches it).
 DOC_PREFIX = "ckv:"
 #: Suffixes of a space's counter hash and near-miss stream.
@@ -180,6 +191,9 @@ class Space:
 
     def entry_key(self, entry_id: str) -> str:
         return f"ck:{self.tag}:{ENTRY}:{entry_id}"
+
+    def body_key(self, entry_id: str) -> str:
+        return f"ck:{self.tag}:{BODY}:{entry_id}"
 
     def lock_key(self, generation: int, digest: str) -> str:
         return f"ck:{self.tag}:lk:{generation}:{digest}"

@@ -1,7 +1,7 @@
 """A lookup end to end: the exact layer, then the semantic layer; and its read-only twin.
 
 :meth:`Lookup.peek` runs the real lookup's reads, not a copy of them: the exact layer's
-script in its read-only mode (no hit or token counted, no pointer cleaned up, no counter
+script in its read-only mode (no hit or token counted, no alias cleaned up, no counter
 created) and the semantic layer's candidate read and verdict (``_neighbours``), with no
 alias written, no near miss recorded and no vector removed. Its vector index is opened
 from the index metadata without being created or checked (``ensure`` writes). Used by
@@ -190,9 +190,10 @@ class Lookup:
 class Peek:
     """What :meth:`Lookup.peek` found.
 
-    ``exact``: the lookup script's verdict on the exact pointer (``hit``, ``absent``,
-    ``dangling``, ``corrupt``, ``epoch``, ``generation``, ``foreign``, ...);
-    ``exact_entry_id`` / ``exact_row``: the entry it points to and its fields.
+    ``exact``: the lookup script's verdict on the request's entry, its own or the one its
+    exact alias names (``hit``, ``absent``, ``dangling``, ``corrupt``, ``epoch``,
+    ``generation``, ``foreign``, ...); ``exact_entry_id`` / ``exact_row``: that entry
+    and its fields.
     ``semantic``: ``hit``, ``below-threshold``, ``empty-scope``, or why the layer did not
     run: ``no-embedder``, ``no-prompt``, ``exact-only``, ``index-model`` (the index holds
     another model's vectors, see ``detail``), ``search-failed`` (``detail``: the error),

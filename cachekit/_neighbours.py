@@ -32,10 +32,11 @@ log = logging.getLogger("cachekit")
 class Neighbour:
     """One candidate of the vector search, with its entry as read back.
 
-    ``verdict``: ``ok`` (servable), ``dangling`` (the entry is gone), ``corrupt`` (not
-    written by cachekit), ``foreign`` (a key of another type), ``epoch`` / ``generation``
-    (stored before an invalidation), ``stale`` (older than the call's ``max_age``),
-    ``rejected`` (the hit verifier says its answer is not the new prompt's).
+    ``verdict``: ``ok`` (servable), ``dangling`` (the entry, its hash or its body, is
+    gone), ``corrupt`` (not written by cachekit), ``foreign`` (a key of another type),
+    ``epoch`` / ``generation`` (stored before an invalidation), ``stale`` (older than the
+    call's ``max_age``), ``rejected`` (the hit verifier says its answer is not the new
+    prompt's).
     ``check``: the verifier's :class:`~cachekit.verify.Verdict`, when it was asked.
     """
 
@@ -78,35 +79,43 @@ async def read_neighbours(
     outcome: LookupOutcome,
     max_age: float | None,
 ) -> list[Neighbour]:
-    """Read the entries of ``found`` (one pipeline) and judge each against ``outcome``."""
+    """Read the entries of ``found`` (one pipeline) and judge each against ``outcome``.
+
+    Each candidate's body comes whole: the verifier and ``history="similar"`` read its
+    prompt and earlier turns, which share the body with the payload (the hash keeps
+    small values only, see ``_layout``).
+    """
     if not found:
         return []
     async with client.pipeline(transaction=False) as pipe:
         for cand in found:
             pipe.hmget(space.entry_key(cand.entry_id), list(CANDIDATE_FIELDS))
             pipe.pttl(space.entry_key(cand.entry_id))
+            pipe.get(space.body_key(cand.entry_id))
         # raise_on_error=False: an entry key of another type is a foreign value (a
         # miss for that candidate), not a failed lookup.
         replies = await pipe.execute(raise_on_error=False)
     now = time.time()
     return [
-        _judge(cand, replies[2 * i], replies[2 * i + 1], outcome, max_age, now)
+        _judge(cand, replies[3 * i : 3 * i + 3], outcome, max_age, now)
         for i, cand in enumerate(found)
     ]
 
 
 def _judge(
     cand: Candidate,
-    raw: Any,
-    pttl: Any,
+    replies: Sequence[Any],
     outcome: LookupOutcome,
     max_age: float | None,
     now: float,
 ) -> Neighbour:
-    if isinstance(raw, BaseException) or isinstance(pttl, BaseException):
+    raw, pttl, body = replies
+    if any(isinstance(reply, BaseException) for reply in replies):
         return Neighbour(cand.entry_id, cand.similarity, "foreign", EntryRow(), -2)
-    row = decode_row(CANDIDATE_FIELDS, raw)
-    if not row.exists:
+    row = decode_row(CANDIDATE_FIELDS, raw, body)
+    if row.corrupt:
+        verdict = "corrupt"  # a body cachekit did not write: never served; all of it goes
+    elif not row.exists:
         verdict = "dangling"
     elif row.epoch is None or row.created is None:
         verdict = "corrupt"  # written by something else: never served; entry and vector go

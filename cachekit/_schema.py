@@ -4,12 +4,22 @@ The key names live in ``_layout``; this module names the fields *inside* the key
 Lua scripts (``_scripts``), the store, the semantic layer, ``inspect`` and ``explain``
 all spell a field through the constants below, never as a literal.
 
-Entry hash ``ck:{ns:T}:e:<id>``::
+Entry hash ``ck:{ns:T}:e:<id>``, small values only (so Redis keeps it a listpack)::
 
-    v   payload (typed JSON, see _codec)     p   prompt text          m   model
     c   created (Unix time, repr float)      h   hits                 s   scope digest
-    ne  namespace epoch it was stored under  g   tenant generation
+    ne  namespace epoch it was stored under  g   tenant generation    m   model
     ti / to  input / output tokens it cost;  te  1 when those are estimates
+
+Entry body ``ck:{ns:T}:b:<id>``, one string with the same TTL: the texts of any length,
+framed as ``<prompt bytes>,<history bytes>\n<prompt><history><payload>`` (UTF-8; the
+history is the JSON list of earlier turns of ``history="similar"``, else empty; the
+payload is typed JSON, see _codec). The prompt comes first so that listings read it with
+GETRANGE and never transfer the payload. The exact lookup script splits it too
+(``_scripts.LOOKUP_LUA``), by the same rule as :func:`split_body`.
+
+Entries written before the body had a key of its own keep ``v`` (payload), ``p``
+(prompt) and ``hx`` (history) in the hash: every reader takes them from there when the
+hash has them.
 
 Stats hash ``ck:{ns:T}:stats``: the counters in :data:`COUNTERS`, ``since``, and saved
 tokens per model (:func:`tokens_field`). Near-miss stream ``ck:{ns:T}:nearmiss``: the
@@ -19,30 +29,38 @@ fields of :data:`NEAR_MISS_FIELDS`.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 __all__ = [
+    "BODY_HEAD_MAX",
     "COUNTERS",
     "LOOKUP_FIELDS",
     "NEAR_MISS_FIELDS",
+    "Body",
+    "EncodedEntry",
     "EntryRow",
+    "body_head",
     "decode_row",
+    "encode_body",
     "encode_entry",
     "float_or_none",
     "int_or_none",
     "parse_reason_field",
     "parse_tokens_field",
     "reason_field",
+    "split_body",
     "text",
     "tokens_field",
 ]
 
 # -- entry hash ----------------------------------------------------------------------
+#: Entries written before the body key: payload, prompt and history in the hash.
 PAYLOAD: Final = "v"
-CREATED: Final = "c"
 PROMPT: Final = "p"
+CREATED: Final = "c"
 MODEL: Final = "m"
 HITS: Final = "h"
 TOKENS_IN: Final = "ti"
@@ -51,11 +69,13 @@ ESTIMATED: Final = "te"
 EPOCH: Final = "ne"
 GENERATION: Final = "g"
 SCOPE: Final = "s"
-#: ``history="similar"`` entries: the earlier turns' texts (a JSON list), matched turn by
-#: turn before the entry is served for another wording of the conversation.
+#: ``history="similar"`` entries written before the body key: the earlier turns' texts (a
+#: JSON list), matched turn by turn before the entry is served for another wording.
 HISTORY: Final = "hx"
 
-#: What a lookup reads of an entry, in this order (the lookup script indexes them).
+#: What a lookup reads of an entry hash, in this order (the lookup script indexes them);
+#: ``v`` and ``p`` are there for entries of the earlier layout, the script fills them in
+#: from the body for the others.
 LOOKUP_FIELDS: Final = (
     PAYLOAD,
     CREATED,
@@ -67,10 +87,18 @@ LOOKUP_FIELDS: Final = (
     ESTIMATED,
     GENERATION,
 )
-#: What a semantic candidate's verification reads (the lookup's fields plus hits).
+#: What a semantic candidate's verification reads of the hash (the lookup's fields plus
+#: hits and an earlier layout's history), besides the body.
 CANDIDATE_FIELDS: Final = (*LOOKUP_FIELDS, HITS, HISTORY)
-#: Every field cachekit writes but the payload (listings read these).
-INFO_FIELDS: Final = (PROMPT, MODEL, CREATED, HITS, TOKENS_IN, TOKENS_OUT, GENERATION, EPOCH, SCOPE)
+#: Every field of the hash but an earlier layout's payload (listings read these; the
+#: prompt of a current entry comes from its body).
+INFO_FIELDS: Final = (CREATED, MODEL, HITS, TOKENS_IN, TOKENS_OUT, GENERATION, EPOCH, SCOPE, PROMPT)
+
+# -- entry body ----------------------------------------------------------------------
+#: The longest header a body can start with (two lengths, a comma, a newline): readers
+#: look for it in this many leading bytes (the lookup script too).
+BODY_HEAD_MAX: Final = 48
+_BODY_HEAD: Final = re.compile(rb"^(\d+),(\d+)\n")
 
 # -- stats hash ----------------------------------------------------------------------
 EXACT_HITS: Final = "exact"
@@ -128,6 +156,49 @@ def parse_tokens_field(name: str) -> tuple[str, str, bool] | None:
     return kind[1:], model, kind[0] == "e"
 
 
+class EncodedEntry(NamedTuple):
+    """A new entry: the fields of its hash and its body."""
+
+    fields: dict[str, Any]
+    body: bytes
+
+
+class Body(NamedTuple):
+    """An entry body split into its parts (bytes, as stored)."""
+
+    prompt: bytes
+    history: bytes
+    payload: bytes
+
+
+def encode_body(prompt: str, history: str, payload: str) -> bytes:
+    """``<prompt bytes>,<history bytes>\\n<prompt><history><payload>`` (see the module doc)."""
+    p, h = prompt.encode("utf-8"), history.encode("utf-8")
+    return b"%d,%d\n" % (len(p), len(h)) + p + h + payload.encode("utf-8")
+
+
+def body_head(raw: bytes) -> tuple[int, int, int] | None:
+    """(header length, prompt bytes, history bytes) of a body or of its first bytes;
+    None when it does not start with a header cachekit writes."""
+    match = _BODY_HEAD.match(raw[:BODY_HEAD_MAX])
+    if match is None:
+        return None
+    return match.end(), int(match[1]), int(match[2])
+
+
+def split_body(raw: bytes) -> Body | None:
+    """A whole body's parts; None when it is not one cachekit wrote (no header, or
+    shorter than the header says: a payload is never empty)."""
+    head = body_head(raw)
+    if head is None:
+        return None
+    start, plen, hlen = head
+    end = start + plen + hlen
+    if end >= len(raw):
+        return None
+    return Body(raw[start : start + plen], raw[start + plen : end], raw[end:])
+
+
 def encode_entry(
     *,
     payload: str,
@@ -140,26 +211,23 @@ def encode_entry(
     usage: tuple[int, int] | None,
     usage_estimated: bool,
     history: tuple[str, ...] = (),
-) -> dict[str, Any]:
-    """The fields of a new entry hash (``hits`` starts at 0)."""
+) -> EncodedEntry:
+    """The fields of a new entry hash (``hits`` starts at 0) and its body."""
     fields: dict[str, Any] = {
-        PAYLOAD: payload,
         CREATED: repr(created),
         HITS: 0,
         EPOCH: epoch,
         GENERATION: generation,
         SCOPE: scope_digest,
-        PROMPT: prompt or "",
     }
     if model:
         fields[MODEL] = model
-    if history:
-        fields[HISTORY] = json.dumps(list(history), ensure_ascii=False)
     if usage is not None:
         fields[TOKENS_IN], fields[TOKENS_OUT] = usage
         if usage_estimated:
             fields[ESTIMATED] = 1
-    return fields
+    turns = json.dumps(list(history), ensure_ascii=False) if history else ""
+    return EncodedEntry(fields, encode_body(prompt or "", turns, payload))
 
 
 def text(value: Any) -> str:
@@ -189,7 +257,8 @@ def float_or_none(value: Any) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class EntryRow:
-    """An entry hash as read back: every field tolerant (None when absent or foreign)."""
+    """An entry (hash and body) as read back: every field tolerant (None when absent or
+    foreign)."""
 
     payload: bytes | None = None
     created: float | None = None
@@ -204,10 +273,13 @@ class EntryRow:
     scope_digest: str | None = None
     #: The earlier turns it was stored with (``history="similar"``); None when absent.
     history: tuple[str, ...] | None = None
+    #: Its body is not one cachekit writes (no header, truncated): never served.
+    corrupt: bool = False
 
     @property
     def exists(self) -> bool:
-        """False for a vanished entry (TTL, eviction): every entry has a payload."""
+        """False for a vanished entry (TTL, eviction; the hash or the body, which Redis
+        may evict one without the other): every entry has a payload."""
         return self.payload is not None
 
     def usage(self) -> tuple[str | None, int | None, int | None, bool]:
@@ -215,14 +287,27 @@ class EntryRow:
         return self.model, self.tokens_in, self.tokens_out, self.estimated
 
 
-def decode_row(fields: Sequence[str], values: Sequence[Any]) -> EntryRow:
-    """An ``HMGET`` reply of ``fields`` as an :class:`EntryRow`."""
+def decode_row(fields: Sequence[str], values: Sequence[Any], body: Any = None) -> EntryRow:
+    """An ``HMGET`` reply of ``fields`` (and the entry's body, None when it has none or
+    it was not read) as an :class:`EntryRow`.
+
+    The payload, prompt and history come from the hash when it has a payload (an entry
+    of the earlier layout), else from the body. A body without its hash is no entry.
+    """
     got = dict(zip(fields, values, strict=True))
-    raw_payload = got.get(PAYLOAD)
+    raw_payload, prompt, history = got.get(PAYLOAD), got.get(PROMPT), got.get(HISTORY)
+    corrupt = False
+    if raw_payload is None and body is not None and any(v is not None for v in values):
+        parts = split_body(bytes(body))
+        if parts is None:
+            corrupt = True
+        else:
+            prompt, raw_payload = parts.prompt, parts.payload
+            history = parts.history or None
     return EntryRow(
         payload=bytes(raw_payload) if raw_payload is not None else None,
         created=float_or_none(got.get(CREATED)),
-        prompt=_text_or_none(got.get(PROMPT)),
+        prompt=_text_or_none(prompt),
         model=_text_or_none(got.get(MODEL)),
         hits=int_or_none(got.get(HITS)),
         tokens_in=int_or_none(got.get(TOKENS_IN)),
@@ -231,7 +316,8 @@ def decode_row(fields: Sequence[str], values: Sequence[Any]) -> EntryRow:
         epoch=int_or_none(got.get(EPOCH)),
         generation=int_or_none(got.get(GENERATION)),
         scope_digest=_text_or_none(got.get(SCOPE)),
-        history=_turns(got.get(HISTORY)),
+        history=_turns(history),
+        corrupt=corrupt,
     )
 
 

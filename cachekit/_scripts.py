@@ -14,7 +14,7 @@ from typing import Any
 from redis import exceptions as redis_errors
 
 from . import _schema as F
-from ._layout import ENTRY, EXACT
+from ._layout import BODY, ENTRY, EXACT
 
 __all__ = [
     "BUMP_LUA",
@@ -38,6 +38,9 @@ def _lua(template: str) -> str:
     return Template(template).substitute(
         x=EXACT,
         e=ENTRY,
+        b=BODY,
+        head_max=F.BODY_HEAD_MAX,
+        n_fields=len(F.LOOKUP_FIELDS),
         fields=", ".join(f"'{name}'" for name in F.LOOKUP_FIELDS),
         hits=F.HITS,
         exact=F.EXACT_HITS,
@@ -49,17 +52,21 @@ def _lua(template: str) -> str:
 
 
 # One round trip for an exact hit: read the namespace epoch and the tenant generation,
-# follow the exact pointer, read the entry, count the hit. A pointer whose entry is gone
-# (TTL, LRU, flush) is deleted and reported as a miss; an entry stored under an older
-# namespace epoch is not served. Keys built in the script share KEYS[1]'s hash slot; the
-# epoch key (KEYS[3]) lives in another slot, so cluster mode reads it separately and
-# passes it as ARGV[4] instead.
+# read the entry of the request's own digest (the entry id *is* the exact digest) with its
+# body, count the hit. Only when that entry is not of this generation and epoch is the
+# exact alias of an earlier semantic hit (``x:<gen>:<digest>`` -> another entry id)
+# followed. An entry whose body is gone (TTL, LRU: Redis may evict the body and the hash
+# one without the other, or a flush) is a miss: its hash, or the alias to it, is deleted.
+# An entry stored under an older namespace epoch is not served. Keys built in the script
+# share KEYS[1]'s hash slot; the epoch key (KEYS[3]) lives in another slot, so cluster
+# mode reads it separately and passes it as ARGV[4] instead.
 #
 # Read-only (ARGV[5] == READ_ONLY, for ``explain``): the same reads and verdict, nothing
 # written; a missing counter reads as 0, and the reply carries the entry's fields
 # whatever the verdict: {gen, epoch, eid, status, v, c, p, m, h}. A hit's reply carries
 # what serving it saved and the entry's PTTL: {gen, epoch, eid, 'hit', v, c, p, m, ti, to,
-# te, pttl}.
+# te, pttl}. ``v`` and ``p`` are the payload and prompt, from the body (split by the rule
+# of ``_schema.split_body``) or, for an entry of the earlier layout, from its hash.
 COUNTER_LUA = """
 local function counter(key, ro)
   -- pcall: a key of another type (written by something else) is reported, not raised
@@ -94,21 +101,57 @@ if not epoch then return {'!', 'epoch'} end
 local gen = counter(KEYS[1], ro)
 if not gen then return {'!', 'gen'} end
 local prefix = ARGV[1]
-local xkey = prefix .. '$x:' .. gen .. ':' .. ARGV[2]
-local eid = redis.pcall('GET', xkey)
-if type(eid) == 'table' then return {gen, epoch, '', 'foreign'} end
-if not eid then return {gen, epoch} end
-local ekey = prefix .. '$e:' .. eid
-local f = redis.pcall('HMGET', ekey, $fields)
-if f['err'] then return {gen, epoch, eid, 'foreign'} end
+-- The hash of entry `eid` with its payload and prompt filled in from its body (an entry
+-- of the earlier layout has them in the hash). f is false for a key of another type;
+-- f.bad marks a body cachekit did not write; a missing body leaves the payload empty.
+local function read(eid)
+  local ekey = prefix .. '$e:' .. eid
+  local f = redis.pcall('HMGET', ekey, $fields)
+  if f['err'] then return ekey, false end
+  if f[$i_v] then return ekey, f end
+  local present = false
+  for i = 1, $n_fields do present = present or f[i] end
+  if not present then return ekey, f end
+  local body = redis.pcall('GET', prefix .. '$b:' .. eid)
+  if type(body) == 'table' then return ekey, false end
+  if body then
+    local plen, hlen, at = string.match(string.sub(body, 1, $head_max), '^(%d+),(%d+)\\n()')
+    if at and at + tonumber(plen) + tonumber(hlen) <= #body then
+      plen, hlen = tonumber(plen), tonumber(hlen)
+      f[$i_p] = string.sub(body, at, at + plen - 1)
+      f[$i_v] = string.sub(body, at + plen + hlen)
+    else
+      f.bad = true
+    end
+  end
+  return ekey, f
+end
+local eid, xkey = ARGV[2], false
+local ekey, f = read(eid)
+if not (f and f[$i_v] and f[$i_g] == gen and f[$i_ne] == epoch) then
+  -- not this generation's own answer: the alias a semantic hit left, if any
+  local alias = prefix .. '$x:' .. gen .. ':' .. ARGV[2]
+  local target = redis.pcall('GET', alias)
+  if type(target) == 'table' then return {gen, epoch, '', 'foreign'} end
+  if target then
+    eid, xkey = target, alias
+    ekey, f = read(eid)
+  elseif f and f[$i_g] ~= gen then
+    return {gen, epoch}
+  end
+end
+if not f then return {gen, epoch, eid, 'foreign'} end
 local status = false
-if not f[$i_v] then
-  if not ro then redis.call('DEL', xkey) end
-  status = 'dangling'
-elseif not tonumber(f[$i_c]) then
+if f.bad or (f[$i_v] and not tonumber(f[$i_c])) then
   -- written by something else or truncated: drop it rather than serve it
-  if not ro then redis.call('DEL', xkey, ekey) end
+  if not ro then
+    redis.call('DEL', ekey, prefix .. '$b:' .. eid)
+    if xkey then redis.call('DEL', xkey) end
+  end
   status = 'corrupt'
+elseif not f[$i_v] then
+  if not ro then redis.call('DEL', xkey or ekey) end
+  status = 'dangling'
 elseif f[$i_ne] ~= epoch then status = 'epoch'
 elseif f[$i_g] ~= gen then status = 'generation'
 elseif ARGV[3] ~= '' then
@@ -161,14 +204,16 @@ return counter(KEYS[1], ARGV[1] == '$ro')
 # The store after a miss: written only if the tenant generation (and, on one node, the
 # namespace epoch) is still the one the lookup saw. A call that was in flight while
 # `invalidate` ran must not overwrite the entry of the new generation with an answer of
-# the old one. The miss is counted either way.
-# KEYS: gen, entry, exact, stats[, epoch]; ARGV: gen, epoch, ttl|'', entry id, now, fields...
+# the old one. The miss is counted either way. The entry hash and its body get the same
+# TTL; the request's own alias (a semantic hit's, see LOOKUP_LUA) gives way to its own
+# answer, as the pointer it replaces used to be overwritten.
+# KEYS: gen, entry, body, alias, stats[, epoch]; ARGV: gen, epoch, ttl|'', body, now, fields...
 STORE_LUA = _lua("""
-redis.pcall('HINCRBY', KEYS[4], '$miss', 1)
-redis.pcall('HSETNX', KEYS[4], '$since', ARGV[5])
+redis.pcall('HINCRBY', KEYS[5], '$miss', 1)
+redis.pcall('HSETNX', KEYS[5], '$since', ARGV[5])
 if redis.pcall('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if KEYS[5] and redis.pcall('GET', KEYS[5]) ~= ARGV[2] then return 0 end
-redis.call('DEL', KEYS[2])
+if KEYS[6] and redis.pcall('GET', KEYS[6]) ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[2], KEYS[4])
 redis.call('HSET', KEYS[2], unpack(ARGV, 6))
 if ARGV[3] ~= '' then
   redis.call('EXPIRE', KEYS[2], ARGV[3])

@@ -358,6 +358,7 @@ class SemanticLayer:
                 await self._keep(manifest, space, cand, threshold, kind="hit")
             break
         if corrupt:
-            await self._redis().delete(*(space.entry_key(e) for e in corrupt))
+            keys = [key for e in corrupt for key in (space.entry_key(e), space.body_key(e))]
+            await self._redis().delete(*keys)
         if dangling or corrupt:
             await index.remove(scope, dangling + corrupt)

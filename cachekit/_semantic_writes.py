@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from . import _schema as F
 from ._entry import LookupOutcome
+from ._entry_texts import entry_prompts
 from ._layout import Space
 from ._manifest import KeyManifest
 from ._neighbours import Neighbour
-from ._schema import EntryRow, text
+from ._schema import EntryRow
 
 if TYPE_CHECKING:
     from ._index import Candidate
@@ -37,12 +38,12 @@ async def record_near_miss(
     threshold (``near``), one the verifier rejected (``rejected``), or a sampled semantic
     hit (``hit``)."""
     if isinstance(best, Neighbour):
-        nearest: Any = best.row.prompt
+        nearest = best.row.prompt
     else:
-        nearest = await client.hget(space.entry_key(best.entry_id), F.PROMPT)
+        [nearest] = await entry_prompts(client, [(space, best.entry_id)])
     values = (
         manifest.prompt or "",
-        text(nearest) if nearest is not None else "",
+        nearest or "",
         repr(best.similarity),
         repr(threshold),
         manifest.model or "",
@@ -64,15 +65,18 @@ async def write_alias(
     pttl: int,
     row: EntryRow,
 ) -> None:
-    """After a semantic hit, make the same prompt an exact hit next time."""
+    """After a semantic hit, make the same prompt an exact hit next time (an alias, for
+    the entry of another request; the request's own entry the lookup reads directly)."""
     assert outcome.entry is not None
-    entry_key = space.entry_key(outcome.entry.entry_id)
-    xkey = space.exact_key(outcome.generation, manifest.exact_digest)
+    entry_id = outcome.entry.entry_id
+    entry_key = space.entry_key(entry_id)
     async with client.pipeline(transaction=True) as pipe:
-        if pttl > 0:
-            pipe.set(xkey, outcome.entry.entry_id, px=pttl)
-        else:
-            pipe.set(xkey, outcome.entry.entry_id)
+        if entry_id != manifest.exact_digest:
+            xkey = space.exact_key(outcome.generation, manifest.exact_digest)
+            if pttl > 0:
+                pipe.set(xkey, entry_id, px=pttl)
+            else:
+                pipe.set(xkey, entry_id)
         pipe.hincrby(entry_key, F.HITS, 1)
         # "exact" when the search found this very request's own entry (see search).
         pipe.hincrby(space.stats_key, outcome.layer or F.SEMANTIC_HITS, 1)

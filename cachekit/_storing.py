@@ -68,8 +68,8 @@ def _oversize(
 ) -> int | None:
     """The entry's size in bytes when it is over the cap, else None.
 
-    The entry keeps the payload, the prompt text (field ``p``) and, with
-    ``history="similar"``, the earlier turns (field ``hx``), so all count.
+    The entry's body keeps the payload, the prompt text and, with ``history="similar"``,
+    the earlier turns, so all count.
     UTF-8 takes 1-4 bytes a character, so values of at most a quarter of the cap in
     characters skip the exact count (a copy of the text): the common case stays cheap.
     """

@@ -1,4 +1,4 @@
-"""The store after a miss: entry and exact pointer in one script, then the vector.
+"""The store after a miss: entry hash and body in one script, then the vector.
 
 Also the two small writes that have no round trip of their own to ride on: counting an
 outcome and dropping a corrupt entry.
@@ -58,7 +58,7 @@ class Writer:
     async def store(
         self, manifest: KeyManifest, outcome: LookupOutcome, payload: str, meta: StoreMeta
     ) -> bool:
-        """Entry + exact key in one script on one hash slot, then the vector.
+        """Entry hash + body in one script on one hash slot, then the vector.
 
         Returns False when nothing was stored because the generation (or the namespace
         epoch) moved since the lookup: the answer belongs to entries that were
@@ -80,7 +80,7 @@ class Writer:
                     assert manifest.prompt is not None
                     vector = await self._sem.embed(manifest.prompt)
         entry_id = manifest.exact_digest
-        fields = encode_entry(
+        entry = encode_entry(
             payload=payload,
             created=time.time(),
             epoch=outcome.epoch,
@@ -92,9 +92,12 @@ class Writer:
             usage_estimated=meta.usage_estimated,
             history=manifest.history,
         )
+        # No exact pointer: the entry id is the exact digest, which the lookup reads
+        # directly. The request's alias (left by an earlier semantic hit) is dropped.
         keys = [
             space.gen_key,
             space.entry_key(entry_id),
+            space.body_key(entry_id),
             space.exact_key(outcome.generation, manifest.exact_digest),
             space.stats_key,
         ]
@@ -106,10 +109,10 @@ class Writer:
             outcome.generation,
             outcome.epoch,
             "" if ttl is None else ttl,
-            entry_id,
+            entry.body,
             repr(time.time()),
         ]
-        for name, value in fields.items():
+        for name, value in entry.fields.items():
             args += [name, value]
         client = self._redis()
         with tracing.stage("cache.store") as span:
@@ -138,6 +141,6 @@ class Writer:
         await self._redis().hincrby(space.stats_key, field, 1)
 
     async def delete_entry(self, manifest: KeyManifest, entry_id: str) -> None:
-        """Drop a corrupt entry so it is not served again."""
+        """Drop a corrupt entry (hash and body) so it is not served again."""
         space = Space.of(manifest.namespace, manifest.tenant)
-        await self._redis().delete(space.entry_key(entry_id))
+        await self._redis().delete(space.entry_key(entry_id), space.body_key(entry_id))

@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from cachekit import Budgets, LLMCache
+from cachekit._schema import split_body
 from cachekit.embedders import CallableEmbedder
 
 #: The ``make_cache`` fixture: ``make_cache(url=None, **LLMCache.from_url options)``.
@@ -43,6 +44,25 @@ def entry_keys(r: redis.Redis, namespace: str | None = None) -> list[bytes]:
     """The cache entries in Redis: of every namespace, or of ``namespace`` alone."""
     pattern = "ck:*:e:*" if namespace is None else f"ck:{{{namespace}:*}}:e:*"
     return list(r.scan_iter(match=pattern))
+
+
+def body_key(entry_key: bytes | str) -> bytes:
+    """The body key beside an entry hash (``ck:{ns:T}:e:<id>`` -> ``ck:{ns:T}:b:<id>``)."""
+    key = entry_key.encode() if isinstance(entry_key, str) else entry_key
+    head, sep, entry_id = key.rpartition(b":e:")
+    assert sep, key
+    return head + b":b:" + entry_id
+
+
+def put_payload(r: redis.Redis, entry_key: bytes | str, payload: bytes | str) -> None:
+    """Replace an entry's payload inside its body as "something else" would, keeping its
+    prompt, earlier turns and TTL (``_schema``'s framing, written by hand)."""
+    key = body_key(entry_key)
+    parts = split_body(r.get(key) or b"")
+    assert parts is not None, f"{key!r} holds no body"
+    raw = payload.encode() if isinstance(payload, str) else payload
+    head = b"%d,%d\n" % (len(parts.prompt), len(parts.history))
+    r.set(key, head + parts.prompt + parts.history + raw, keepttl=True)
 
 
 def assert_no_traceback(

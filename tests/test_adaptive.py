@@ -24,7 +24,7 @@ from cachekit.adaptive import (
 )
 from cachekit.embedders import CallableEmbedder
 from cachekit.errors import CacheConfigError
-from tests._helpers import MakeCache
+from tests._helpers import MakeCache, entry_keys
 
 DIM = 8
 # prompt -> (cosine to BASE along its own axis, the answer the function gives); each cosine
@@ -157,10 +157,11 @@ async def test_a_check_is_a_miss_not_a_hit(make_cache: MakeCache, redis_sync: re
     (stats_key,) = redis_sync.scan_iter(match="ck:{help:_}:stats")
     stats = redis_sync.hgetall(stats_key)
     assert b"semantic" not in stats and stats[b"miss"] == b"2"  # no hit counted, no alias
-    # The entry BASE is not pointed to by the checked prompt's exact key: its own is.
-    base_entries = [k for k in redis_sync.scan_iter(match="ck:{help:_}:x:*")]
-    assert len(base_entries) == 2
-    assert len({redis_sync.get(k) for k in base_entries}) == 2
+    # A check leaves no alias to BASE's entry: the checked prompt has an entry of its own.
+    assert not list(redis_sync.scan_iter(match="ck:{help:_}:x:*"))
+    assert len(entry_keys(redis_sync, "help")) == 2
+    await ask("paraphrase at 0.95")
+    assert last_result().status == "exact"  # type: ignore[union-attr]
 
 
 def test_a_sync_function_records_its_checks(make_cache: MakeCache, redis_sync: redis.Redis) -> None:

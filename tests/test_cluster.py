@@ -88,12 +88,53 @@ async def test_every_key_of_a_tenant_namespace_is_in_one_slot(
             await ask(p, "acme")
         await cache.drain()
     slots: set[int] = set()
+    kinds: set[bytes] = set()
     for node in cluster:
         client: Any = redis.Redis(port=node.port)
         for key in client.scan_iter(match="ck:{slot:*"):
             slots.add(int(client.execute_command("CLUSTER", "KEYSLOT", key)))
+            kinds.add(key.split(b"}:")[1].split(b":")[0])
         client.close()
     assert len(slots) == 1
+    assert {b"e", b"b", b"vs"} <= kinds  # entry hashes, their bodies, the vector set
+
+
+async def test_cluster_bodies_and_entries_of_the_earlier_layout(cluster_url: str) -> None:
+    from tests.test_entry_layout import manifest, put, put_earlier
+
+    async with LLMCache.from_url(
+        cluster_url, embedder=words_embedder(), index="vectorset", budgets=GENEROUS
+    ) as cache:
+        check = RedisCluster(host="127.0.0.1", port=int(cluster_url.rsplit(":", 1)[1]))
+        try:
+            orgs = [f"org-{i}" for i in range(6)]  # spread over the primaries
+            for org in orgs:
+                old = await put_earlier(cache, manifest("capital of france", org))
+                new = await put(cache, "bake bread", tenant=org)
+                space = cache.space(new)
+                assert check.exists(space.body_key(new.exact_digest))
+                assert check.object("encoding", space.entry_key(new.exact_digest)) == b"listpack"
+                for m in (old, new):  # both layouts served, through the cluster's lookup
+                    hit = await cache.lookup(m, threshold=0.9)
+                    assert hit.layer == "exact" and hit.entry is not None, (org, m.prompt)
+                semantic = await cache.lookup(manifest("France: the capital?", org), threshold=0.9)
+                assert semantic.layer == "semantic" and semantic.entry is not None
+                assert semantic.entry.entry_id == old.exact_digest
+                # A body evicted alone: a miss, and the hash goes.
+                check.delete(space.body_key(new.exact_digest))
+                gone = await cache.lookup(new, threshold=None)
+                assert gone.entry is None and gone.reason == "dangling"
+                assert not check.exists(space.entry_key(new.exact_digest))
+            await cache.invalidate("lay")  # the epoch, in another slot: old layout hidden too
+            for org in orgs:
+                assert (
+                    await cache.lookup(manifest("capital of france", org), threshold=0.9)
+                ).entry is None
+            assert cache.local_errors == 0
+            assert await cache.clear("lay") > 0
+            assert not list(check.scan_iter(match="ck:{lay:*", target_nodes=RedisCluster.PRIMARIES))
+        finally:
+            check.close()
 
 
 def test_sync_callers_on_a_cluster(cluster_url: str) -> None:

@@ -25,6 +25,7 @@ from cachekit import (
 )
 from cachekit._codec import decode, encode
 from cachekit._layout import encode_tenant
+from tests._helpers import body_key, put_payload
 
 # -- decoration targets ----------------------------------------------------------------
 
@@ -274,6 +275,7 @@ async def test_ttl_expiry(cache: LLMCache, redis_sync: redis.Redis) -> None:
     await cache.drain()  # stores run in the background
     keys = redis_sync.keys("ck:*:e:*")
     assert keys and 0 < redis_sync.ttl(keys[0]) <= 1
+    assert 0 < redis_sync.ttl(body_key(keys[0])) <= 1  # the body goes with its hash
     await asyncio.sleep(2.1)
     await ask("p")
     assert last_result().status == "miss"  # type: ignore[union-attr]
@@ -449,7 +451,7 @@ async def test_corrupt_entry_is_a_miss_and_deleted(
     await ask("p")
     await cache.drain()
     (key,) = redis_sync.keys("ck:*:e:*")
-    redis_sync.hset(key, "v", '{"t":"pydantic","c":"builtins:eval","v":"1"}')
+    put_payload(redis_sync, key, '{"t":"pydantic","c":"builtins:eval","v":"1"}')
     assert await ask("p") == "good"
     assert last_result().status == "miss"  # type: ignore[union-attr]
     assert await ask("p") == "good"

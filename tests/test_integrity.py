@@ -35,7 +35,7 @@ from cachekit._codec import encode
 from cachekit._server import RedisServer
 from cachekit.embedders import CallableEmbedder
 from cachekit.middleware import CacheMiddleware
-from tests._helpers import GENEROUS, MakeCache, entry_keys
+from tests._helpers import GENEROUS, MakeCache, body_key, entry_keys, put_payload
 
 DIMS = 32
 CHAT = "/v1/chat/completions"
@@ -99,9 +99,10 @@ CORRUPT: dict[str, bytes] = {
 }
 
 
+@pytest.mark.parametrize("where", ["body", "hash"])
 @pytest.mark.parametrize("name", list(CORRUPT))
 async def test_corrupt_payload_is_a_miss_and_is_deleted(
-    cache: LLMCache, redis_sync: redis.Redis, name: str
+    cache: LLMCache, redis_sync: redis.Redis, name: str, where: str
 ) -> None:
     calls: list[str] = []
 
@@ -112,12 +113,16 @@ async def test_corrupt_payload_is_a_miss_and_is_deleted(
 
     assert await ask("q") == "the answer to q"
     [key] = entry_keys(redis_sync, "corrupt")
-    redis_sync.hset(key, "v", CORRUPT[name])
+    if where == "body":
+        put_payload(redis_sync, key, CORRUPT[name])
+    else:  # where an entry of the earlier layout keeps its payload, which wins
+        redis_sync.hset(key, "v", CORRUPT[name])
     with cache_control(skip_store=True):  # so the key can only be gone if it was deleted
         assert await ask("q") == "the answer to q"
     r = last_result()
     assert r is not None and r.status == "miss", r
     assert not redis_sync.exists(key), "the corrupt entry was left in Redis"
+    assert not redis_sync.exists(body_key(key)), "the corrupt entry's body was left in Redis"
     assert calls == ["q", "q"]
     assert await ask("q") == "the answer to q"  # stored afresh, then a hit
     assert await ask("q") == "the answer to q"
@@ -134,7 +139,7 @@ def test_corrupt_payload_sync_caller(redis_url: str, redis_sync: redis.Redis) ->
     assert ask("q") == "the answer to q"
     [key] = entry_keys(redis_sync, "corrupt-sync")
     for payload in (CORRUPT["garbage bytes"], CORRUPT["os.system as a model"]):
-        redis_sync.hset(key, "v", payload)
+        put_payload(redis_sync, key, payload)
         assert ask("q") == "the answer to q"
         assert last_result().status == "miss"  # type: ignore[union-attr]
         assert ask("q") == "the answer to q"
@@ -164,7 +169,7 @@ async def test_a_class_named_in_cached_data_is_never_imported(
     [key] = entry_keys(redis_sync, "evil")
     for tag in ("pydantic", "dataclass"):
         payload = json.dumps({"t": tag, "c": f"{module}:Evil", "v": {"x": 1}})
-        redis_sync.hset(key, "v", payload)
+        put_payload(redis_sync, key, payload)
         out.append(await ask("q"))
         out.append(last_result().status)  # type: ignore[union-attr]
     assert out == ["safe", "miss", "safe", "miss"]
@@ -240,7 +245,7 @@ async def test_deeply_nested_payload_is_a_miss(
 
             await ask_async("q")
             [key] = entry_keys(redis_sync, "deep")
-            redis_sync.hset(key, "v", bomb)
+            put_payload(redis_sync, key, bomb)
             with cache_control(skip_store=True):
                 assert await ask_async("q") == "fine"
         else:
@@ -251,7 +256,7 @@ async def test_deeply_nested_payload_is_a_miss(
 
             await asyncio.to_thread(ask_sync, "q")
             [key] = entry_keys(redis_sync, "deep")
-            redis_sync.hset(key, "v", bomb)
+            put_payload(redis_sync, key, bomb)
             with cache_control(skip_store=True):  # to_thread copies the context
                 assert await asyncio.to_thread(ask_sync, "q") == "fine"
         assert not redis_sync.exists(key)
@@ -393,7 +398,7 @@ async def test_vector_set_of_the_wrong_dimension_is_dropped(
 
 
 @pytest.mark.parametrize("index", ["vectorset", "flat"])
-async def test_dangling_pointers_and_vectors_are_misses_and_removed(
+async def test_dangling_entries_aliases_and_vectors_are_misses_and_removed(
     redis_url: str, redis_sync: redis.Redis, index: str
 ) -> None:
     async with LLMCache.from_url(
@@ -409,16 +414,21 @@ async def test_dangling_pointers_and_vectors_are_misses_and_removed(
             return f"about {item_of(prompt)}"
 
         assert await ask("tell me about item 5") == "about 5"
+        assert await ask("item 5 again") == "about 5"
+        assert last_result().status == "semantic"  # type: ignore[union-attr]
         [entry] = entry_keys(redis_sync, "dangle")
-        [pointer] = list(redis_sync.scan_iter(match="ck:{dangle:*}:x:*"))
+        [alias] = list(redis_sync.scan_iter(match="ck:{dangle:*}:x:*"))
+        assert redis_sync.get(alias) == entry.rsplit(b":", 1)[1]  # the semantic hit's alias
         vkey = _vector_key(redis_sync, "dangle", "vs" if index == "vectorset" else "fl")
-        redis_sync.delete(entry)  # what TTL, LRU or a flush leaves behind
+        # What TTL or LRU leaves behind: Redis evicts keys one at a time, the body first.
+        redis_sync.delete(entry.replace(b":e:", b":b:"))
         with cache_control(skip_store=True):
-            assert await ask("tell me about item 5") == "about 5"  # exact pointer: dangling
+            assert await ask("tell me about item 5") == "about 5"  # its own entry: dangling
             assert last_result().status == "miss"  # type: ignore[union-attr]
-            assert not redis_sync.exists(pointer)
-            assert await ask("item 5 again") == "about 5"  # vector: dangling
+            assert not redis_sync.exists(entry)  # a hash without its body is dropped
+            assert await ask("item 5 again") == "about 5"  # the alias, then the vector
             assert last_result().status == "miss"  # type: ignore[union-attr]
+            assert not redis_sync.exists(alias)
         members = (
             redis_sync.execute_command("VCARD", vkey)
             if index == "vectorset"
@@ -552,7 +562,7 @@ def test_middleware_corrupt_entry_is_a_miss_and_deleted(
             encode({"kind": "json", "status": 200, "headers": {}, "body": "{}"}).encode(),
             encode({"kind": "exe", "status": 200, "headers": {"content-type": "x"}}).encode(),
         ):
-            redis_sync.hset(key, "v", payload)
+            put_payload(redis_sync, key, payload)
             again = client.post(CHAT, json=body, headers={"cache-control": "no-store"})
             assert again.headers["x-cache"] == "MISS" and again.json() == {"answer": "HI"}
             assert not redis_sync.exists(key)

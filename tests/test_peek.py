@@ -1,8 +1,8 @@
 """The read-only lookup behind ``cachekit explain`` (``LLMCache.peek``).
 
 It must say what the real lookup would serve (same reads, same verdicts), and change
-nothing: no hit or token counted, no pointer or vector cleaned up, no alias, no counter
-created, and no key's eviction clock touched.
+nothing: no hit or token counted, no entry, alias or vector cleaned up, no alias written,
+no counter created, and no key's eviction clock touched.
 """
 
 from __future__ import annotations
@@ -53,10 +53,11 @@ async def test_peek_agrees_with_lookup_and_writes_nothing(
     paraphrase = manifest("capital of France, what is it?")
     unrelated = manifest("a recipe for bread")
     nothing_here = manifest("What is the capital of France?", namespace="empty-ns")
-    # A pointer whose entry is gone: the lookup would delete it, a peek leaves it.
+    # An entry whose body is gone (evicted on its own): the lookup would delete its hash,
+    # a peek leaves it.
     gone = manifest("gone")
     await put(cache, "gone")
-    redis_sync.delete(Space("pk", encode_tenant("acme")).entry_key(gone.exact_digest))
+    redis_sync.delete(Space("pk", encode_tenant("acme")).body_key(gone.exact_digest))
     before = snapshot(redis_sync)
 
     hit = await cache.peek(exact, threshold=THRESHOLD)
@@ -103,8 +104,7 @@ async def test_peek_leaves_eviction_clocks_alone(cache: LLMCache, redis_sync: re
     await put(cache, "What is the capital of France?")
     space = Space("pk", encode_tenant("acme"))
     m = manifest("What is the capital of France?")
-    pointer = next(k.decode() for k in redis_sync.scan_iter(match=f"ck:{space.tag}:x:*"))
-    keys = [space.entry_key(m.exact_digest), pointer]
+    keys = [space.entry_key(m.exact_digest), space.body_key(m.exact_digest)]
     await asyncio.sleep(2.2)  # OBJECT IDLETIME counts whole seconds
 
     await cache.peek(m, threshold=THRESHOLD)

@@ -352,7 +352,7 @@ async def test_foreign_epoch_never_raises_and_invalidate_repairs_it(
     await cache.aclose()
 
 
-@pytest.mark.parametrize("which", ["gen", "stats", "exact", "entry", "epoch"])
+@pytest.mark.parametrize("which", ["gen", "stats", "exact", "entry", "body", "epoch"])
 async def test_keys_of_another_type_are_misses_not_errors(
     redis_url: str, redis_sync: redis.Redis, which: str
 ) -> None:
@@ -372,6 +372,7 @@ async def test_keys_of_another_type_are_misses_not_errors(
         "stats": space.stats_key,
         "exact": space.exact_key(gen, str(digest)),
         "entry": space.entry_key(str(digest)),
+        "body": space.body_key(str(digest)),
         "epoch": "ck:{wt}:epoch",
     }[which]
     redis_sync.delete(key)

@@ -19,7 +19,7 @@ from werkzeug.test import TestResponse
 from cachekit import CacheConfigError, CacheResult, LLMCache
 from cachekit._server import free_port
 from cachekit.middleware import WSGICacheMiddleware, api_key_tenant
-from tests._helpers import bow_embedder, entry_keys
+from tests._helpers import bow_embedder, entry_keys, put_payload
 
 CHAT = "/v1/chat/completions"
 
@@ -212,7 +212,7 @@ def test_flask_corrupt_entry_is_a_miss(
     wrap(llm, cache)
     post(llm, chat_body("corrupt me"))
     (key,) = entry_keys(redis_sync)
-    redis_sync.hset(key, "v", b"\x00not an envelope")
+    put_payload(redis_sync, key, b"\x00not an envelope")
     reply = post(llm, chat_body("corrupt me"))
     assert reply.status_code == 200 and reply.headers["X-Cache"] == "MISS"
     assert post(llm, chat_body("corrupt me")).headers["X-Cache"] == "HIT"

@@ -78,12 +78,12 @@ def print_explanation(x: Explanation) -> None:
     status = {
         "hit": "present -> exact hit",
         "absent": "absent",
-        "dangling": "points to an entry that is gone (expired/evicted): a miss",
+        "dangling": "the entry (or its body) is gone (expired/evicted): a miss",
         "stale-epoch": "present but stored before the last invalidate(): a miss",
         "stale-generation": "present but stored before the tenant's last invalidate(): a miss",
-        "corrupt": "points to an entry cachekit did not write: a miss",
+        "corrupt": "an entry cachekit did not write: a miss",
     }.get(x.exact_status, x.exact_status)
-    click.echo(f"Exact key {x.exact_key}: {status}")
+    click.echo(f"Exact lookup {x.exact_key}: {status}")
     if x.exact_entry:
         e = x.exact_entry
         click.echo(f"  entry {e['entry_id']}: age {fmt_age(e['age_s'])}, {e['hits']} hits")

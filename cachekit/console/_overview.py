@@ -82,8 +82,8 @@ async def memory_of(
 
 
 async def key_memory(cache: LLMCache, space: Space) -> KeyMemory:
-    """Bytes held by the space's keys (entries, exact keys, vectors, stats, search
-    documents), by MEMORY USAGE over at most :data:`MAX_KEYS_MEASURED` keys (SCAN).
+    """Bytes held by the space's keys (entry hashes and bodies, exact aliases, vectors,
+    stats, search documents), by MEMORY USAGE over at most :data:`MAX_KEYS_MEASURED` keys (SCAN).
     A search backend's index structures are shared by every space and not counted."""
 
     client = cache.redis

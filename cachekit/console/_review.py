@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from .. import _schema as F
+from .._entry_texts import entry_payload
 from .._layout import HIT_SAMPLE, NEAR_MISS, Space, key_pattern, parse_tag
 from .._stats_report import tenant_label
 from .._tune_near_misses import NearMiss, read_near_misses
@@ -182,10 +183,9 @@ async def _attach_answers(cache: LLMCache, items: Iterable[ReviewItem]) -> None:
         return
     # A review must not keep an entry from being evicted: reads leave its LRU clock alone.
     async with cache.reader() as client:
-        for item in wanted:  # one HGET each: the entries live in many slots on a cluster
+        for item in wanted:  # one read each: the entries live in many slots on a cluster
             space = Space(item.record.namespace, item.record.tenant_token)
-            raw = await client.hget(space.entry_key(item.record.entry_id), F.PAYLOAD)
-            item.answer = answer_text(raw)
+            item.answer = answer_text(await entry_payload(client, space, item.record.entry_id))
 
 
 async def read_labels(cache: LLMCache, namespace: str, tenant_token: str) -> dict[str, Label]:
