@@ -24,7 +24,7 @@ a time). The rest are written with the very commands ``Writer.store`` sends (its
 script with the same KEYS/ARGV, then the index's own ``add``: ``VADD ... CAS Q8`` and the
 EXPIRE NX/GT pair), ``--chunk`` (100) entries per pipeline, ``--pipelines`` (16) in
 flight, so the memory and the graph are what cachekit really writes; a check after
-loading compares a bulk entry with a store() one (fields, encoding, exact pointer,
+loading compares a bulk entry with a store() one (fields, encoding, body key,
 vector-set member, TTL, and an exact hit through ``LLMCache.lookup()``).
 
 1M (``--n 1000000``) is an ESTIMATE, extrapolated from smoke runs at 10k on the shared
@@ -242,12 +242,13 @@ class Loader:
         keys = [
             sp.gen_key,
             sp.entry_key(entry_id),
+            sp.body_key(entry_id),
             sp.exact_key(self.generation, entry_id),
             sp.stats_key,
             sp.epoch_key,
         ]
-        argv: list[Any] = [self.generation, self.epoch, TTL, entry_id, repr(time.time())]
-        for name, value in fields.items():
+        argv: list[Any] = [self.generation, self.epoch, TTL, fields.body, repr(time.time())]
+        for name, value in fields.fields.items():
             argv += [name, value]
         pipe.evalsha(STORE_SHA, len(keys), *keys, *argv)
         scope = sp.scope(self.generation, m.scope_digest)
@@ -264,7 +265,7 @@ class Loader:
                 for i in range(start, end):
                     self._queue(pipe, i)
                 replies = await pipe.execute()
-                landed = sum(1 for r in replies[0::4] if r == 1)
+                landed = sum(1 for r in replies[0::4] if r == 1)  # STORE, VADD, 2x EXPIRE
                 if landed != end - start:
                     raise RuntimeError(f"bulk store: {landed} of {end - start} landed")
 
@@ -294,19 +295,19 @@ class Loader:
             m = manifest_of(text)
             key = self.space.entry_key(m.exact_digest)
             fields = sorted(k.decode() for k in await self.raw.hkeys(key))
-            exact = await self.raw.get(self.space.exact_key(self.generation, m.exact_digest))
+            body = await self.raw.exists(self.space.body_key(m.exact_digest))
             member = await self.raw.execute_command("VISMEMBER", self.scope_key, m.exact_digest)
             ttl = await self.raw.ttl(key)
             enc = await self.raw.object("encoding", key)
             hit = await self.cache.lookup(m, threshold=None)
-            out.append((label, fields, exact == m.exact_digest.encode(), member, ttl > 0, enc))
+            out.append((label, fields, body == 1, member, ttl > 0, enc))
             if hit.layer != "exact":
                 raise RuntimeError(f"{label} entry is not an exact hit: {hit.reason}")
         a, b = out
         if a[1:] != b[1:]:
             raise RuntimeError(f"bulk entries differ from store() ones: {a} vs {b}")
         return (
-            f"entry hash fields {', '.join(a[1])} ({a[5]!r}), exact pointer, vector-set "
+            f"entry hash fields {', '.join(a[1])} ({a[5]!r}), body key, vector-set "
             "member and TTL alike for a store() entry and a bulk one"
         )
 
@@ -515,7 +516,7 @@ def render(
         "- recall@1 = the search's top-1 is the exact (numpy float32) nearest stored vector "
         "(ties within 1e-5 count). bytes / entry = INFO `used_memory` (less "
         "`mem_clients_normal`, the connections' buffers) delta from the empty server / N "
-        "(entry hash, exact key, vector set, TTL bookkeeping); vector set = its "
+        "(entry hash, body key, vector set, TTL bookkeeping); vector set = its "
         "`MEMORY USAGE` / N, included. Build = cumulative load time to N (measuring "
         "excluded); entries/s = this step's.",
         "",
