@@ -11,6 +11,8 @@ bulk-load throughput.
     python benchmarks/semantic_lookup.py --quick     # smoke run: N = 2k, 300 queries
     python benchmarks/semantic_lookup.py --huge      # adds N = 1M (slow; see --help)
 
+RedisVL (the `redisvl` system) comes with `pip install -e ".[bench]"`.
+
 The QQP data is read from --data (default <repo>/../shared/data) and never copied into the
 repository. Embeddings are cached under benchmarks/.cache/ (gitignored); the ones
 benchmarks/hit_quality.py cached there are reused, so only the first run embeds.
