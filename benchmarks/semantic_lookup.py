@@ -948,9 +948,11 @@ def notes() -> list[str]:
         "- Where the EF sweep changes nothing (RediSearch at 10k) its hybrid-query planner "
         "answered the TAG-filtered KNN by brute force (the one scope's filter matches every "
         "document); from 100k it walks the HNSW graph and EF matters.",
-        "- `server µs / store` is time the Redis main thread is busy per `LLMCache.store()` "
-        "(the VADD / indexing HSET runs inside the MULTI): every other client, exact hits "
-        "included, waits behind it.",
+        "- `server µs / store` is the commandstats time of a `LLMCache.store()`'s commands "
+        "(STORE script, VADD or the indexing HSET). A vector set's `VADD … CAS` runs its "
+        "neighbour search on a thread, outside any transaction, and that time is counted "
+        "here too, so for vector sets this is not time the main thread kept other clients "
+        "waiting: `benchmarks/store_stall.py` measures what exact hits wait.",
         "- A cachekit entry is a hash of small fields (listpack-encoded: every value under "
         "Redis' `hash-max-listpack-value`, 64 B) and a body string (prompt, earlier turns "
         "and the ~1 KB payload) with the same TTL; the exact lookup reads the entry of its "
