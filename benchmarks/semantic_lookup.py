@@ -950,9 +950,11 @@ def notes() -> list[str]:
         "document); from 100k it walks the HNSW graph and EF matters.",
         "- `server µs / store` is the commandstats time of a `LLMCache.store()`'s commands "
         "(STORE script, VADD or the indexing HSET). A vector set's `VADD … CAS` runs its "
-        "neighbour search on a thread, outside any transaction, and that time is counted "
-        "here too, so for vector sets this is not time the main thread kept other clients "
-        "waiting: `benchmarks/store_stall.py` measures what exact hits wait.",
+        "neighbour search on a thread, outside any transaction; this column grew several "
+        "fold when the store moved to CAS (for 384-d vectors from ~2.8 ms inside MULTI), "
+        "so it evidently counts the threaded search, which is not time the main thread "
+        "kept other clients waiting: `benchmarks/store_stall.py` measures what exact hits "
+        "wait.",
         "- A cachekit entry is a hash of small fields (listpack-encoded: every value under "
         "Redis' `hash-max-listpack-value`, 64 B) and a body string (prompt, earlier turns "
         "and the ~1 KB payload) with the same TTL; the exact lookup reads the entry of its "
