@@ -32,7 +32,7 @@ the build took 1,626 s (27 min; ~610 entries/s throughout: Redis' VADD, the HNSW
 is the bottleneck, this process needs ~0.1 ms to queue an entry) and the whole run
 27.9 min. Redis held 2,836 B per entry (2.8 GB at 1M, 1,099 B of it the int8 vector
 set); this process holds the 1M x 384 float32 vectors (1.5 GB) and their exact-search
-copies, a few GB at its peak, well within the 24 GB. Without --n 1000000 (10k, 100k)
+copies, a few GB at its peak (not measured), well within the 24 GB. Without --n 1000000 (10k, 100k)
 the whole run takes ~3-5 min.
 """
 
