@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from ._body import body_head, split_body
 from ._layout import Space
-from ._schema import PAYLOAD, PROMPT, body_head, split_body, text
+from ._schema import PAYLOAD, PROMPT, text
 
 __all__ = ["PROMPT_PREFIX", "entry_payload", "entry_prompts"]
 

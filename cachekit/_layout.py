@@ -195,6 +195,10 @@ class Space:
     def body_key(self, entry_id: str) -> str:
         return f"ck:{self.tag}:{BODY}:{entry_id}"
 
+    def entry_keys(self, entry_id: str) -> tuple[str, str]:
+        """Both keys of one entry (its hash and its body): what deleting it deletes."""
+        return self.entry_key(entry_id), self.body_key(entry_id)
+
     def lock_key(self, generation: int, digest: str) -> str:
         return f"ck:{self.tag}:lk:{generation}:{digest}"
 

@@ -10,12 +10,8 @@ Entry hash ``ck:{ns:T}:e:<id>``, small values only (so Redis keeps it a listpack
     ne  namespace epoch it was stored under  g   tenant generation    m   model
     ti / to  input / output tokens it cost;  te  1 when those are estimates
 
-Entry body ``ck:{ns:T}:b:<id>``, one string with the same TTL: the texts of any length,
-framed as ``<prompt bytes>,<history bytes>\n<prompt><history><payload>`` (UTF-8; the
-history is the JSON list of earlier turns of ``history="similar"``, else empty; the
-payload is typed JSON, see _codec). The prompt comes first so that listings read it with
-GETRANGE and never transfer the payload. The exact lookup script splits it too
-(``_scripts.LOOKUP_LUA``), by the same rule as :func:`split_body`.
+Entry body ``ck:{ns:T}:b:<id>``, one string with the same TTL: the prompt, earlier turns
+and payload, framed as ``_body`` says.
 
 Entries written before the body had a key of its own keep ``v`` (payload), ``p``
 (prompt) and ``hx`` (history) in the hash: every reader takes them from there when the
@@ -29,29 +25,24 @@ fields of :data:`NEAR_MISS_FIELDS`.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
+
+from ._body import EncodedEntry, encode_body, split_body
 
 __all__ = [
-    "BODY_HEAD_MAX",
     "COUNTERS",
     "LOOKUP_FIELDS",
     "NEAR_MISS_FIELDS",
-    "Body",
-    "EncodedEntry",
     "EntryRow",
-    "body_head",
     "decode_row",
-    "encode_body",
     "encode_entry",
     "float_or_none",
     "int_or_none",
     "parse_reason_field",
     "parse_tokens_field",
     "reason_field",
-    "split_body",
     "text",
     "tokens_field",
 ]
@@ -93,12 +84,6 @@ CANDIDATE_FIELDS: Final = (*LOOKUP_FIELDS, HITS, HISTORY)
 #: Every field of the hash but an earlier layout's payload (listings read these; the
 #: prompt of a current entry comes from its body).
 INFO_FIELDS: Final = (CREATED, MODEL, HITS, TOKENS_IN, TOKENS_OUT, GENERATION, EPOCH, SCOPE, PROMPT)
-
-# -- entry body ----------------------------------------------------------------------
-#: The longest header a body can start with (two lengths, a comma, a newline): readers
-#: look for it in this many leading bytes (the lookup script too).
-BODY_HEAD_MAX: Final = 48
-_BODY_HEAD: Final = re.compile(rb"^(\d+),(\d+)\n")
 
 # -- stats hash ----------------------------------------------------------------------
 EXACT_HITS: Final = "exact"
@@ -154,49 +139,6 @@ def parse_tokens_field(name: str) -> tuple[str, str, bool] | None:
     if not model or kind not in ("tin", "tout", "ein", "eout"):
         return None
     return kind[1:], model, kind[0] == "e"
-
-
-class EncodedEntry(NamedTuple):
-    """A new entry: the fields of its hash and its body."""
-
-    fields: dict[str, Any]
-    body: bytes
-
-
-class Body(NamedTuple):
-    """An entry body split into its parts (bytes, as stored)."""
-
-    prompt: bytes
-    history: bytes
-    payload: bytes
-
-
-def encode_body(prompt: str, history: str, payload: str) -> bytes:
-    """``<prompt bytes>,<history bytes>\\n<prompt><history><payload>`` (see the module doc)."""
-    p, h = prompt.encode("utf-8"), history.encode("utf-8")
-    return b"%d,%d\n" % (len(p), len(h)) + p + h + payload.encode("utf-8")
-
-
-def body_head(raw: bytes) -> tuple[int, int, int] | None:
-    """(header length, prompt bytes, history bytes) of a body or of its first bytes;
-    None when it does not start with a header cachekit writes."""
-    match = _BODY_HEAD.match(raw[:BODY_HEAD_MAX])
-    if match is None:
-        return None
-    return match.end(), int(match[1]), int(match[2])
-
-
-def split_body(raw: bytes) -> Body | None:
-    """A whole body's parts; None when it is not one cachekit wrote (no header, or
-    shorter than the header says: a payload is never empty)."""
-    head = body_head(raw)
-    if head is None:
-        return None
-    start, plen, hlen = head
-    end = start + plen + hlen
-    if end >= len(raw):
-        return None
-    return Body(raw[start : start + plen], raw[start + plen : end], raw[end:])
 
 
 def encode_entry(

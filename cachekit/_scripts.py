@@ -14,6 +14,7 @@ from typing import Any
 from redis import exceptions as redis_errors
 
 from . import _schema as F
+from ._body import BODY_HEAD_MAX
 from ._layout import BODY, ENTRY, EXACT
 
 __all__ = [
@@ -39,7 +40,7 @@ def _lua(template: str) -> str:
         x=EXACT,
         e=ENTRY,
         b=BODY,
-        head_max=F.BODY_HEAD_MAX,
+        head_max=BODY_HEAD_MAX,
         n_fields=len(F.LOOKUP_FIELDS),
         fields=", ".join(f"'{name}'" for name in F.LOOKUP_FIELDS),
         hits=F.HITS,
@@ -66,7 +67,7 @@ def _lua(template: str) -> str:
 # whatever the verdict: {gen, epoch, eid, status, v, c, p, m, h}. A hit's reply carries
 # what serving it saved and the entry's PTTL: {gen, epoch, eid, 'hit', v, c, p, m, ti, to,
 # te, pttl}. ``v`` and ``p`` are the payload and prompt, from the body (split by the rule
-# of ``_schema.split_body``) or, for an entry of the earlier layout, from its hash.
+# of ``_body.split_body``) or, for an entry of the earlier layout, from its hash.
 COUNTER_LUA = """
 local function counter(key, ro)
   -- pcall: a key of another type (written by something else) is reported, not raised

@@ -358,7 +358,6 @@ class SemanticLayer:
                 await self._keep(manifest, space, cand, threshold, kind="hit")
             break
         if corrupt:
-            keys = [key for e in corrupt for key in (space.entry_key(e), space.body_key(e))]
-            await self._redis().delete(*keys)
+            await self._redis().delete(*(k for e in corrupt for k in space.entry_keys(e)))
         if dangling or corrupt:
             await index.remove(scope, dangling + corrupt)

@@ -143,4 +143,4 @@ class Writer:
     async def delete_entry(self, manifest: KeyManifest, entry_id: str) -> None:
         """Drop a corrupt entry (hash and body) so it is not served again."""
         space = Space.of(manifest.namespace, manifest.tenant)
-        await self._redis().delete(space.entry_key(entry_id), space.body_key(entry_id))
+        await self._redis().delete(*space.entry_keys(entry_id))

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from cachekit import Budgets, LLMCache
-from cachekit._schema import split_body
+from cachekit._body import split_body
 from cachekit.embedders import CallableEmbedder
 
 #: The ``make_cache`` fixture: ``make_cache(url=None, **LLMCache.from_url options)``.

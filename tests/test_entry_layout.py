@@ -13,6 +13,7 @@ import redis
 from redis.asyncio.connection import Connection
 
 from cachekit import LLMCache
+from cachekit._body import split_body
 from cachekit._codec import decode, encode
 from cachekit._entry_texts import PROMPT_PREFIX, entry_payload
 from cachekit._explanation import explain
@@ -20,7 +21,6 @@ from cachekit._index import make_index
 from cachekit._inspect import list_entries
 from cachekit._layout import Space
 from cachekit._manifest import KeyManifest, build_manifest
-from cachekit._schema import split_body
 from tests._helpers import GENEROUS, MakeCache, bow_embedder
 
 NS = "lay"
