@@ -152,6 +152,70 @@ def test_same_meaning_in_other_words_is_accepted(cached: str, new: str) -> None:
     assert verdict(cached, new, 0.96).accept
 
 
+# --- edits only a word-by-word view shows (each failed before that view existed) -------
+
+
+@pytest.mark.parametrize(
+    ("cached", "new", "reason", "detail"),
+    [
+        # two blocks of words that changed places around a verb or "of": other roles
+        (
+            "Why did the Roman Empire conquer Gaul?",
+            "Why did Gaul conquer the Roman Empire?",
+            "order",
+            "the roman empire / gaul",
+        ),
+        ("How can I apply to Google Summer of Code?", "How can I apply to Google Code of Summer?",
+         "order", "summer / code"),
+        ("Will Clinton or Trump be the next president of the USA?",
+         "Will Clinton or USA be the next president of the Trump?", "order", "trump / usa"),
+        # a scope word put in the place of a filler word, or of another scope word
+        ("What are some ways to serve Chianti?", "What are all ways to serve Chianti?", "scope",
+         "some vs all"),
+        ("How can one learn a new language quickly?", "How can each learn a new language quickly?",
+         "scope", "one vs each"),
+        ("How often should I water a snake plant?", "How rarely should I water a snake plant?",
+         "scope", "often vs rarely"),
+        ("How do I stop all running Docker containers?",
+         "How do I stop one running Docker container?", "scope", "all vs one"),
+        # a content word for a filler word ("find" is filler on its own, "lose" is not)
+        ("How can I find a remote job in Berlin?", "How can I lose a remote job in Berlin?",
+         "content", "find vs lose"),
+        # a word repeated in one prompt only: "rice" twice, then "pasta" for one of them
+        (
+            "Why rinse rice before cooking, and does rinsing change how rice tastes?",
+            "Why rinse pasta before cooking, and does rinsing change how rice tastes?",
+            "content",
+            "rice vs pasta",
+        ),
+    ],
+)  # fmt: skip
+def test_edits_seen_word_by_word_are_rejected(
+    cached: str, new: str, reason: str, detail: str
+) -> None:
+    v = verdict(cached, new, 0.97)
+    assert not v.accept, v
+    assert (v.reason, v.detail) == (reason, detail), v
+
+
+@pytest.mark.parametrize(
+    ("cached", "new"),
+    [
+        ("Which museums in Rome are free only on Sundays?",
+         "Which museums in Rome are only free on Sundays?"),
+        ("In Python, how do I sort a list?", "How do I sort a list in Python?"),
+        ("Which is better, IBPS PO or SBI clerk?", "Which is better, SBI clerk or IBPS PO?"),
+        ("What is English phonology? What are some examples?",
+         "What is English phonology? What are a few examples?"),
+        ("How can I become a better writer?", "How can I be a better writer?"),
+    ],
+)  # fmt: skip
+def test_word_order_and_light_words_that_keep_the_question_are_accepted(
+    cached: str, new: str
+) -> None:
+    assert verdict(cached, new, 0.97).accept
+
+
 def test_identical_prompts_are_accepted_whatever_the_similarity_says() -> None:
     v = verdict("Where is my order 12345?", "Where is my order 12345?", 0.2)
     assert v == Verdict(True, None, 1.0)

@@ -44,11 +44,14 @@ def align_content(a: Analysis, b: Analysis, out: Signals, near: float, flipped: 
             if used:
                 left_a = [w for w in left_a if w.raw not in used]
                 left_b = [w for w in left_b if w.raw not in used]
-        # a word the other prompt has too, only not as a content word (US / us, like)
+        # a word the other prompt has too, only not as a content word (US / us, like);
+        # a content word there too is a repeat the other prompt lacks ("rice ... rice"
+        # vs "stomach ... rice"): it stays a difference
         if left_a or left_b:
             fa, fb = set(a.folded), set(b.folded)
-            left_a = [w for w in left_a if w.raw not in fb]
-            left_b = [w for w in left_b if w.raw not in fa]
+            sa, sb = set(ka), set(kb)
+            left_a = [w for w in left_a if w.raw not in fb or w.key in sb]
+            left_b = [w for w in left_b if w.raw not in fa or w.key in sa]
         # initials: "United States" = "US", "two factor authentication" = "2FA" aside
         if left_a and left_b:
             left_a, left_b = _initials(left_a, left_b)

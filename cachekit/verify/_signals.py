@@ -12,6 +12,7 @@ from __future__ import annotations
 from ._content import align_content
 from ._signal_names import FEATURES, HARD_SIGNALS, SIGNAL_REASONS, Signals, _counted, _fmt, _ne
 from ._text import Analysis, token_bag
+from ._token_edits import token_edits
 
 __all__ = ["FEATURES", "HARD_SIGNALS", "SIGNAL_REASONS", "Signals", "compare"]
 
@@ -64,10 +65,16 @@ def compare(a: Analysis, b: Analysis, cos: float) -> Signals:
     _counted("unit", a.units, b.units, out)
     if _ne(a.scope, b.scope):
         only_a, only_b = a.scope - b.scope, b.scope - a.scope
-        # "first" vs "last", "all" vs "any": a substitution; one extra word: an addition
+        # "first" vs "last", "all" vs "any": a substitution; one extra word: an addition.
+        # "some" is filler on its own ("what are (some) good books") but "some" for
+        # "all" is a substitution
         name = "scope" if only_a and only_b else "scope_add"
+        left, right = _fmt(only_a), _fmt(only_b)
+        if name == "scope_add" and _some(b if only_a else a, a if only_a else b):
+            name = "scope"
+            left, right = (left, "some") if only_a else ("some", right)
         v[name] = 1.0
-        d.setdefault(name, f"{_fmt(only_a)} vs {_fmt(only_b)}")
+        d.setdefault(name, f"{left} vs {right}")
     _counted("relation", a.relations, b.relations, out)
     if a.wh != b.wh and a.wh and b.wh:
         v["question"] = 1.0
@@ -169,6 +176,8 @@ def compare(a: Analysis, b: Analysis, cos: float) -> Signals:
         v["swap"] = 1.0
         d["swap"] = ", ".join(sorted(exchanged))
 
+    token_edits(a, b, out)
+
     # nothing differs but typos, compounds, casing, punctuation, filler and word order
     if not any(value for name, value in v.items() if name not in _HARMLESS):
         v["clean"] = 1.0
@@ -179,3 +188,13 @@ def compare(a: Analysis, b: Analysis, cos: float) -> Signals:
             v["hard_near"] = near
             d["hard_near"] = d[hard[0]]
     return out
+
+
+def _some(lacking: Analysis, having: Analysis) -> bool:
+    """``lacking`` says "some" where ``having`` says "all" (or every, each ...)."""
+    return (
+        "some" in lacking.folded
+        and "some" not in having.folded
+        and "all" in having.scope
+        and "all" not in lacking.scope
+    )

@@ -1,0 +1,132 @@
+"""Edits only a token-by-token view of two equally long prompts shows (for ``_signals``).
+
+The content alignment compares content words as multisets, so it cannot see two words
+that changed places ("Summer of Code" / "Code of Summer") or a filler word replaced by a
+content word ("find a job" / "lose a job"); this module reads the two token sequences
+position by position for those.
+"""
+
+from __future__ import annotations
+
+from . import _lexicon as lx
+from ._lexicon_words import _wordlist
+from ._signal_names import Signals
+from ._text import Analysis, stem
+from ._typos import _known, _typo_str
+
+__all__ = ["token_edits"]
+
+#: Words in the middle of two exchanged blocks that make them a list ("X and Y").
+_CONJUNCTIONS = frozenset(("and", "or", "&", "vs", "versus", "nor"))
+#: Signals that already name a single changed word (the token check adds nothing).
+_NAMED = ("number", "number_add", "identifier", "date", "date_add", "time", "unit",
+          "negation", "polarity", "scope", "scope_add", "relation", "question",
+          "question_add", "modality", "tense", "lone_sub", "swap", "order")  # fmt: skip
+
+
+#: Filler words too light to carry a question: a word put in their place is wording
+#: ("become" / "be", "the story behind" / "of"), not another question.
+_LIGHT = frozenset(
+    _wordlist(
+        """a an the this that these those i me my mine we us our you your yours it its one
+    ones some any is are am was were be been being do does did done doing have has had
+    having get got can could would will shall should may might must to of in on at for
+    with by about as and or but so if then than also too there here what which how"""
+    )
+)
+
+
+def _plain(word: str) -> bool:
+    """A word whose place in the prompt can carry a role (not filler or a scope word)."""
+    return (
+        word not in lx.FILLER
+        and word not in lx.SCOPE
+        and word not in lx.NEGATION
+        and word.isalpha()
+    )
+
+
+def token_edits(a: Analysis, b: Analysis, out: Signals) -> None:
+    """What only a token-by-token view of two equally long prompts shows: two words
+    that changed places ("Summer of Code" / "Code of Summer": a swap of roles, unless
+    they are a list such as "X and Y"), and one word changed for another where one of
+    them is a filler word ("do you think" / "do you still"), which the alignment of
+    content words cannot see."""
+    fa, fb = a.folded, b.folded
+    if len(fa) != len(fb) or fa == fb:
+        return
+    v, d = out.values, out.details
+    # positions whose words differ beyond inflection (container / containers)
+    diff = [i for i, (x, y) in enumerate(zip(fa, fb, strict=True)) if x != y and stem(x) != stem(y)]
+    if len(diff) == 1 and (v.get("scope_add") or v.get("question_add")):
+        x, y = fa[diff[0]], fb[diff[0]]
+        if (x in lx.SCOPE or y in lx.SCOPE) and lx.SCOPE.get(x) != lx.SCOPE.get(y):
+            # a scope word in another word's place ("one" / "each", "also" / "only"):
+            # a substitution, not an added word
+            v.pop("scope_add", None)
+            d.pop("scope_add", None)
+            v["scope"] = 1.0
+            d["scope"] = f"{x} vs {y}"
+            return
+    if any(v.get(name) for name in _NAMED):
+        return
+    if len(diff) >= 2:
+        blocks = _exchanged(fa, fb, {w.raw for w in a.content})
+        if blocks is not None:
+            v["swap"] = 1.0
+            d["swap"] = blocks
+    elif len(diff) == 1:
+        x, y = fa[diff[0]], fb[diff[0]]
+        filler, word, there = (x, y, b) if x in lx.FILLER else (y, x, a)
+        if (
+            filler in lx.FILLER
+            and filler not in _LIGHT
+            and word not in lx.FILLER
+            and word.isalpha()
+            and _known(word)
+            and any(w.raw == word for w in there.content)
+            and lx.SYNONYMS.get(x, x) != lx.SYNONYMS.get(y, y)
+            and not _typo_str(x, y)
+        ):
+            # one word for another, not an addition of the content word
+            for name in ("content_add", "add_near"):
+                v.pop(name, None)
+            v["lone_sub"] = v["content_sub"] = 1.0
+            v["sub_near"] = v["near"]
+            d["lone_sub"] = d["content_sub"] = d["content_n"] = f"{x} vs {y}"
+            v.setdefault("content_n", 1 / 6)
+
+
+def _exchanged(fa: tuple[str, ...], fb: tuple[str, ...], content: set[str]) -> str | None:
+    """Two blocks of words that changed places around the same middle ("the Roman
+    Empire conquer Gaul" / "Gaul conquer the Roman Empire"): a swap of roles, unless
+    the middle leaves the order free ("X and Y", "X or Y") or there is no middle at all
+    (two clauses in the other order say the same)."""
+    n = len(fa)
+    p = 0
+    while p < n and fa[p] == fb[p]:
+        p += 1
+    q = 0
+    while q < n - p and fa[n - 1 - q] == fb[n - 1 - q]:
+        q += 1
+    ma, mb = [stem(t) for t in fa[p : n - q]], [stem(t) for t in fb[p : n - q]]
+    m = len(ma)
+    for lx_ in range(1, m):
+        if ma[:lx_] != mb[m - lx_ :]:
+            continue
+        for ly in range(1, m - lx_ + 1):
+            if ma[m - ly :] != mb[:ly] or ma[lx_ : m - ly] != mb[ly : m - lx_]:
+                continue
+            x, y, mid = fa[p : p + lx_], fa[p + m - ly : p + m], fa[p + lx_ : p + m - ly]
+            if lx_ == ly == 1 and not mid:
+                # two neighbours: only two content words ("Summer Code") are a swap, not
+                # "free only" / "only free" or "England not" / "not England"
+                free = not (x[0] in content and y[0] in content)
+            else:
+                # "INNER JOIN and LEFT JOIN": the shared "join" hides the blocks' ends,
+                # so a conjunction anywhere in the middle says "a list"
+                free = not mid or not _CONJUNCTIONS.isdisjoint(mid)
+            if free or not any(_plain(t) for t in x) or not any(_plain(t) for t in y):
+                return None
+            return f"{' '.join(x)} / {' '.join(y)}"
+    return None
