@@ -60,16 +60,16 @@ NONNEGATIVE = frozenset({"cos", "clean"})
 #: Near-copies (near >= VETO_NEAR) with one of these named differences are rejected
 #: whatever the score (the principle, made a rule); accept_at is chosen with it applied.
 VETO = (
-    "number", "identifier", "date", "time", "negation", "polarity", "entity", "order", "swap",
-    "scope", "relation",
+    "number", "identifier", "date", "time", "unit", "negation", "polarity", "entity", "order",
+    "swap", "scope", "relation",
 )  # fmt: skip
 VETO_NEAR = 0.6
 MIN_PENALTY: dict[str, float] = {
     **{
         name: 2.0
         for name in (
-            "number", "identifier", "date", "time", "negation", "polarity", "entity", "order",
-            "swap", "scope",
+            "number", "identifier", "date", "time", "unit", "negation", "polarity", "entity",
+            "order", "swap", "scope",
         )
     },
     "question": 1.5,

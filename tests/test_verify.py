@@ -181,6 +181,9 @@ def test_same_meaning_in_other_words_is_accepted(cached: str, new: str) -> None:
         # a content word for a filler word ("find" is filler on its own, "lose" is not)
         ("How can I find a remote job in Berlin?", "How can I lose a remote job in Berlin?",
          "content", "find vs lose"),
+        # a unit for another; a unit only one prompt names is not a difference (below)
+        ("Set the thermostat to 20 degrees Celsius", "Set the thermostat to 20 degrees Fahrenheit",
+         "unit", "celsius vs fahrenheit"),
         # a word repeated in one prompt only: "rice" twice, then "pasta" for one of them
         (
             "Why rinse rice before cooking, and does rinsing change how rice tastes?",
@@ -208,6 +211,9 @@ def test_edits_seen_word_by_word_are_rejected(
         ("What is English phonology? What are some examples?",
          "What is English phonology? What are a few examples?"),
         ("How can I become a better writer?", "How can I be a better writer?"),
+        # clauses in the other order (not two names that changed places)
+        ("I forgot my password, how do I reset it?", "How do I reset my password? I forgot it"),
+        ("Which is the best laptop under 25000 INR?", "Which is the best laptop under 25000?"),
     ],
 )  # fmt: skip
 def test_word_order_and_light_words_that_keep_the_question_are_accepted(

@@ -62,7 +62,11 @@ def compare(a: Analysis, b: Analysis, cos: float) -> Signals:
         v[name] = 1.0
         d[name] = f"{_fmt(only_a)} vs {_fmt(only_b)}"
     _counted("time", a.times, b.times, out)
-    _counted("unit", a.units, b.units, out)
+    # a unit for another (Celsius / Fahrenheit, GB / TB); a unit only one prompt names
+    # ("under 25000" / "under 25000 INR") is nearly always the same question
+    if _ne(a.units, b.units) and (ua := a.units - b.units) and (ub := b.units - a.units):
+        v["unit"] = 1.0
+        d["unit"] = f"{_fmt(ua)} vs {_fmt(ub)}"
     if _ne(a.scope, b.scope):
         only_a, only_b = a.scope - b.scope, b.scope - a.scope
         # "first" vs "last", "all" vs "any": a substitution; one extra word: an addition.

@@ -36,6 +36,15 @@ _LIGHT = frozenset(
 )
 
 
+#: Words a noun phrase may hold besides its plain words ("the battle of the Somme").
+_PHRASE = frozenset(("the", "a", "an", "my", "your", "our", "his", "her", "their", "its",
+                     "this", "that", "these", "those", "of"))  # fmt: skip
+
+
+def _phrase_word(word: str) -> bool:
+    return word in _PHRASE or word.isdigit() or _plain(word)
+
+
 def _plain(word: str) -> bool:
     """A word whose place in the prompt can carry a role (not filler or a scope word)."""
     return (
@@ -126,7 +135,14 @@ def _exchanged(fa: tuple[str, ...], fb: tuple[str, ...], content: set[str]) -> s
                 # "INNER JOIN and LEFT JOIN": the shared "join" hides the blocks' ends,
                 # so a conjunction anywhere in the middle says "a list"
                 free = not mid or not _CONJUNCTIONS.isdisjoint(mid)
-            if free or not any(_plain(t) for t in x) or not any(_plain(t) for t in y):
+            if (
+                free
+                or not any(_plain(t) for t in x)
+                or not any(_plain(t) for t in y)
+                # "I forgot my password, how do I reset it?" / "How do I reset my
+                # password? I forgot it": clauses in another order, not two names
+                or not all(_phrase_word(t) for t in (*x, *y))
+            ):
                 return None
             return f"{' '.join(x)} / {' '.join(y)}"
     return None
