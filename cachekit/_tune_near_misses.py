@@ -73,34 +73,52 @@ async def read_near_misses(
     for key in keys:
         parsed = parse_tag(_text(key))
         token = (parsed[1] if parsed else "") or GLOBAL_TENANT
-        entries = await client.xrevrange(key, count=limit) or []
-        for entry_id, fields in entries:
-            f = {_text(k): _text(v) for k, v in (fields or {}).items()}
-            try:
-                sim = float(f.get(F.NM_SIMILARITY, "nan"))
-                thr = float(f.get(F.NM_THRESHOLD, "nan"))
-            except ValueError:
-                continue
-            if math.isnan(sim):
-                continue
-            reason = f.get(F.NM_REASON, "")
-            kind = f.get(F.NM_KIND) or ("rejected" if reason else "near")
-            if kind not in kinds:
-                continue
-            out.append(
-                NearMiss(
-                    namespace=namespace,
-                    tenant_token=token,
-                    id=_text(entry_id),
-                    prompt=f.get(F.NM_PROMPT, ""),
-                    nearest=f.get(F.NM_NEAREST, ""),
-                    similarity=sim,
-                    threshold=thr,
-                    model=f.get(F.NM_MODEL, ""),
-                    reason=reason,
-                    kind=kind,
-                    entry_id=f.get(F.NM_ENTRY, ""),
-                )
-            )
+        # Page back through the stream until ``limit`` records of the asked kinds are
+        # found: the newest ``limit`` entries may all be of another kind (a review queue
+        # of rejections behind a burst of near misses). The stream is capped, so this ends.
+        found = 0
+        newest: str = "+"
+        chunk = max(limit, 200)
+        while found < limit:
+            entries = await client.xrevrange(key, max=newest, count=chunk) or []
+            for entry_id, fields in entries:
+                record = _record(namespace, token, entry_id, fields, kinds)
+                if record is not None:
+                    out.append(record)
+                    found += 1
+            if len(entries) < chunk:
+                break
+            newest = "(" + _text(entries[-1][0])
     out.sort(key=lambda n: n.id, reverse=True)
     return out[:limit]
+
+
+def _record(
+    namespace: str, token: str, entry_id: Any, fields: Any, kinds: Collection[str]
+) -> NearMiss | None:
+    """One stream entry as a record, or None if it is of another kind or unreadable."""
+    f = {_text(k): _text(v) for k, v in (fields or {}).items()}
+    try:
+        sim = float(f.get(F.NM_SIMILARITY, "nan"))
+        thr = float(f.get(F.NM_THRESHOLD, "nan"))
+    except ValueError:
+        return None
+    if math.isnan(sim):
+        return None
+    reason = f.get(F.NM_REASON, "")
+    kind = f.get(F.NM_KIND) or ("rejected" if reason else "near")
+    if kind not in kinds:
+        return None
+    return NearMiss(
+        namespace=namespace,
+        tenant_token=token,
+        id=_text(entry_id),
+        prompt=f.get(F.NM_PROMPT, ""),
+        nearest=f.get(F.NM_NEAREST, ""),
+        similarity=sim,
+        threshold=thr,
+        model=f.get(F.NM_MODEL, ""),
+        reason=reason,
+        kind=kind,
+        entry_id=f.get(F.NM_ENTRY, ""),
+    )
