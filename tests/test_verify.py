@@ -169,6 +169,11 @@ def test_same_meaning_in_other_words_is_accepted(cached: str, new: str) -> None:
          "order", "summer / code"),
         ("Will Clinton or Trump be the next president of the USA?",
          "Will Clinton or USA be the next president of the Trump?", "order", "trump / usa"),
+        # a person and a noun phrase (or two persons) that changed roles: "I" and "me"
+        # are one person, so "my manager ... me" / "I ... my manager" is an exchange
+        ("My manager yelled at me in a meeting, what should I do?",
+         "I yelled at my manager in a meeting, what should I do?", "order", "my manager / i"),
+        ("Can you send me the invoice?", "Can I send you the invoice?", "order", "you / i"),
         # a scope word put in the place of a filler word, or of another scope word
         ("What are some ways to serve Chianti?", "What are all ways to serve Chianti?", "scope",
          "some vs all"),
@@ -214,6 +219,9 @@ def test_edits_seen_word_by_word_are_rejected(
         # clauses in the other order (not two names that changed places)
         ("I forgot my password, how do I reset it?", "How do I reset my password? I forgot it"),
         ("Which is the best laptop under 25000 INR?", "Which is the best laptop under 25000?"),
+        ("Can you help me, I lost my keys", "I lost my keys, can you help me?"),
+        ("If I pay you today, when will you ship it?", "When will you ship it if I pay you today?"),
+        ("Should I tell him or should he tell me?", "Should he tell me or should I tell him?"),
     ],
 )  # fmt: skip
 def test_word_order_and_light_words_that_keep_the_question_are_accepted(

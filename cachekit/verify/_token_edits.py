@@ -41,13 +41,27 @@ _PHRASE = frozenset(("the", "a", "an", "my", "your", "our", "his", "her", "their
                      "this", "that", "these", "those", "of"))  # fmt: skip
 
 
+#: A personal pronoun's subject and object forms, as one token per person.
+_PERSON = {"i": "<i>", "me": "<i>", "we": "<we>", "us": "<we>", "you": "<you>",
+           "he": "<he>", "him": "<he>", "they": "<they>", "them": "<they>"}  # fmt: skip
+
+
+def _persons(tokens: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(_PERSON.get(t, t) for t in tokens)
+
+
+def _shown(tokens: tuple[str, ...]) -> str:
+    return " ".join(t.strip("<>") for t in tokens)
+
+
 def _phrase_word(word: str) -> bool:
     return word in _PHRASE or word.isdigit() or _plain(word)
 
 
 def _plain(word: str) -> bool:
-    """A word whose place in the prompt can carry a role (not filler or a scope word)."""
-    return (
+    """A word whose place in the prompt can carry a role (not filler or a scope word;
+    a person, "<i>", can)."""
+    return word.startswith("<") or (
         word not in lx.FILLER
         and word not in lx.SCOPE
         and word not in lx.NEGATION
@@ -80,7 +94,10 @@ def token_edits(a: Analysis, b: Analysis, out: Signals) -> None:
     if any(v.get(name) for name in _NAMED):
         return
     if len(diff) >= 2:
-        blocks = _exchanged(fa, fb, {w.raw for w in a.content})
+        # "my manager yelled at me" / "I yelled at my manager": the speaker and the
+        # manager changed roles; "I" and "me" are one person in two cases, so the two
+        # prompts are read with one token per person for this
+        blocks = _exchanged(_persons(fa), _persons(fb), {w.raw for w in a.content})
         if blocks is not None:
             v["swap"] = 1.0
             d["swap"] = blocks
@@ -144,5 +161,5 @@ def _exchanged(fa: tuple[str, ...], fb: tuple[str, ...], content: set[str]) -> s
                 or not all(_phrase_word(t) for t in (*x, *y))
             ):
                 return None
-            return f"{' '.join(x)} / {' '.join(y)}"
+            return f"{_shown(x)} / {_shown(y)}"
     return None
