@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from cachekit import (
+    Budgets,
     CacheConfigError,
     CacheKeyError,
     LLMCache,
@@ -550,7 +551,11 @@ def test_bad_options_fail_at_decoration(
 
 
 def test_pool_shared_by_sync_callers_from_threads_and_async(redis_url: str) -> None:
-    cache = LLMCache.from_url(redis_url, max_connections=4)
+    # This is about sharing one pool, not about time budgets: with the default 0.5 s
+    # ones, a loaded CI box once made five lookups in a row miss their budget, the
+    # breaker opened and all 180 calls went to the function (fail-open, as designed).
+    roomy = Budgets(connect=30, command=30, lookup=30, search=30, store=30, pool_wait=30)
+    cache = LLMCache.from_url(redis_url, max_connections=4, budgets=roomy)
     calls = 0
     lock = threading.Lock()
 
