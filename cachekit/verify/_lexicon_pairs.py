@@ -60,12 +60,13 @@ NEG_PREFIXES = ("un", "dis", "non", "in", "im", "il", "ir", "de", "anti", "mis")
 #: Synonym groups: every word maps to the first of its group (kept small and safe).
 _SYNONYMS = """
 fast quick quickly rapidly speedily swiftly | big large huge | biggest largest |
-small little tiny | store shop | movie film | buy purchase | begin start commence |
+small little tiny | store shop | movie film | buy purchase | begin start commence launch |
+gift present |
 finish end complete | help assist | fix repair | error issue problem bug | show display |
 make create build | get obtain acquire | use utilize utilise | need require |
 answer reply respond response | way method | learn study | car automobile vehicle |
 kid child | kids children | picture photo image pic | pic picture | job work |
-boss manager | phone smartphone cellphone mobile | tv television | pc computer |
+boss manager | phone smartphone cellphone mobile cell | tv television | pc computer |
 laptop notebook | doctor physician | couch sofa | sneakers trainers | cancelled canceled |
 colour color | favourite favorite | centre center | organise organize | realise realize |
 analyse analyze | programme program | travelling traveling | cheque check | grey gray |

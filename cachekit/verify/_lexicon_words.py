@@ -142,7 +142,7 @@ SCOPE: dict[str, str] = {
 #: shipped, an essay against X). Their multiset must agree.
 RELATIONS: dict[str, str] = {
     "before": "before", "after": "after", "within": "within", "until": "until",
-    "till": "until", "since": "since", "during": "during", "beyond": "beyond",
+    "till": "until", "since": "since", "during": "during", "while": "during", "beyond": "beyond",
     "besides": "besides", "instead": "instead", "against": "against", "unlike": "unlike",
     "despite": "despite", "including": "including",
 }  # fmt: skip

@@ -74,6 +74,12 @@ def _matched(b: _Builder, m: re.Match[str], sentence_start: bool, shouty: bool) 
         b.flush_numwords()
         b.last_was_number = False
         return True
+    if kind == "code":  # a ticket or part number: 7731-A
+        b.flush_numwords()
+        b.identifiers[raw.lower()] += 1
+        b.folded.append(raw.lower())
+        b.mark(f"id:{raw.lower()}")
+        return False
     if kind in ("url", "email"):
         b.flush_numwords()
         b.identifiers[raw.lower().rstrip("/.")] += 1

@@ -8,7 +8,7 @@ import re
 
 from . import _lexicon as lx
 from ._text_build import _INFOS, Word, _Builder, _info, _is_entity, _number
-from ._text_forms import _NOT_ACRONYMS, _ORDINAL_SUFFIX
+from ._text_forms import _NOT_ACRONYMS, _ORDINAL_SUFFIX, stem
 
 
 def _word(b: _Builder, raw: str, folded: str, sentence_start: bool, shouty: bool) -> None:
@@ -42,6 +42,10 @@ def _word(b: _Builder, raw: str, folded: str, sentence_start: bool, shouty: bool
             # "log in" vs "log out": the particle's axis, bound to the verb before it
             axis, side = particle
             b.polarity.setdefault(f"{b.content[-1].key}:{axis}", set()).add(side)
+        elif particle[0] == "up/down" and b.last_raw:
+            # "prices are going up" / "going down", "is the server up": bound to the
+            # word before it, content word or not
+            b.polarity.setdefault(f"{stem(b.last_raw)}:up/down", set()).add(particle[1])
         if not info.cue:
             b.last_raw = folded
             b.flush_numwords()
@@ -71,15 +75,19 @@ def _word(b: _Builder, raw: str, folded: str, sentence_start: bool, shouty: bool
     if after_number and folded in _ORDINAL_SUFFIX:
         return
     if info.unit is not None and (after_number or info.unit_anywhere):
-        b.units[info.unit] += 1
-        b.mark("unit:" + info.unit)
+        unit = _cased_unit(raw, info.unit)
+        b.units[unit] += 1
+        b.mark("unit:" + unit)
         return
     if info.tod is not None and (after_number or folded not in ("am", "pm")):
         b.times[info.tod] += 1
         b.mark("time:" + info.tod)
         return
     if info.date is not None and (
-        not info.date_ambiguous or (raw[:1].isupper() and not sentence_start)
+        not info.date_ambiguous
+        or (raw[:1].isupper() and not sentence_start)
+        or after_number  # "5 may"
+        or (len(b.folded) >= 2 and b.folded[-2] in _DATE_CUES)  # "open in may"
     ):
         b.dates[info.date] += 1
         b.mark("date:" + info.date)
@@ -207,3 +215,28 @@ def _dispatch(b: _Builder, raw: str, folded: str, sentence_start: bool, shouty: 
                 _word(b, r, p, sentence_start and i == 0, shouty)
             return
     _word(b, raw, folded, sentence_start, shouty)
+
+
+#: Words after which "may", "sun", "mar" ... name a month or a day, not a modal verb.
+_DATE_CUES = frozenset(
+    ("in", "of", "since", "until", "till", "by", "before", "after", "during", "early", "late",
+     "mid", "next", "last", "this", "every", "on")
+)  # fmt: skip
+
+#: Data units whose letter b (bits) or B (bytes) is the difference: 100 Mbps is an eighth
+#: of 100 MBps. A unit in all lower or all upper case is read as typed casually (MB, mbps).
+_DATA_UNITS = frozenset(("kb", "mb", "gb", "tb", "kbps", "mbps", "gbps"))
+
+
+def _cased_unit(raw: str, unit: str) -> str:
+    letters = raw.lstrip("0123456789.,")
+    if unit == "mw" and letters == "mW":
+        return "milliwatt"  # a 5 mW laser pointer, not a 5 MW power plant
+    if unit not in _DATA_UNITS:
+        return unit
+    if letters.islower() or letters.isupper() or len(letters) < 2:
+        return unit
+    bits = letters[1] == "b"
+    if bits == unit.endswith("ps"):
+        return unit  # Mbps, MB: the usual reading
+    return unit + ("-bits" if bits else "-bytes")

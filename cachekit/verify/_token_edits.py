@@ -54,6 +54,22 @@ def _shown(tokens: tuple[str, ...]) -> str:
     return " ".join(t.strip("<>") for t in tokens)
 
 
+def _nounish(tokens: tuple[str, ...], i: int) -> bool:
+    """tokens[i] can hold a role: a plain word, or a filler word used as a noun after an
+    article ("convert a list to a string")."""
+    word = tokens[i]
+    return _plain(word) or (
+        i > 0
+        and tokens[i - 1] in _ARTICLES
+        and word.isalpha()
+        and word not in lx.SCOPE
+        and word not in lx.NEGATION
+    )
+
+
+_ARTICLES = frozenset(("a", "an", "the"))
+
+
 def _phrase_word(word: str) -> bool:
     return word in _PHRASE or word.isdigit() or _plain(word)
 
@@ -81,6 +97,12 @@ def token_edits(a: Analysis, b: Analysis, out: Signals) -> None:
     v, d = out.values, out.details
     # positions whose words differ beyond inflection (container / containers)
     diff = [i for i, (x, y) in enumerate(zip(fa, fb, strict=True)) if x != y and stem(x) != stem(y)]
+    if len(diff) >= 3 and not v.get("swap"):
+        exchanged = _exchanged_everywhere(fa, fb, diff)
+        if exchanged is not None:
+            v["swap"] = 1.0
+            d["swap"] = exchanged
+            return
     if len(diff) == 1 and (v.get("scope_add") or v.get("question_add")):
         x, y = fa[diff[0]], fb[diff[0]]
         if (x in lx.SCOPE or y in lx.SCOPE) and lx.SCOPE.get(x) != lx.SCOPE.get(y):
@@ -152,14 +174,29 @@ def _exchanged(fa: tuple[str, ...], fb: tuple[str, ...], content: set[str]) -> s
                 # "INNER JOIN and LEFT JOIN": the shared "join" hides the blocks' ends,
                 # so a conjunction anywhere in the middle says "a list"
                 free = not mid or not _CONJUNCTIONS.isdisjoint(mid)
+            xs, ys = range(p, p + lx_), range(p + m - ly, p + m)
             if (
                 free
-                or not any(_plain(t) for t in x)
-                or not any(_plain(t) for t in y)
+                or not any(_nounish(fa, k) for k in xs)
+                or not any(_nounish(fa, k) for k in ys)
                 # "I forgot my password, how do I reset it?" / "How do I reset my
                 # password? I forgot it": clauses in another order, not two names
-                or not all(_phrase_word(t) for t in (*x, *y))
+                or not all(_phrase_word(fa[k]) or _nounish(fa, k) for k in (*xs, *ys))
             ):
                 return None
             return f"{_shown(x)} / {_shown(y)}"
     return None
+
+
+def _exchanged_everywhere(fa: tuple[str, ...], fb: tuple[str, ...], diff: list[int]) -> str | None:
+    """Two words exchanged at every place either occurs, more than once ("the employee
+    reports to the manager; how does the manager give feedback" / "the manager reports
+    to the employee; how does the employee ..."): roles swapped throughout."""
+    x, y = fa[diff[0]], fb[diff[0]]
+    if x == y or not all({fa[i], fb[i]} == {x, y} for i in diff):
+        return None
+    if not (_nounish(fa, diff[0]) and _nounish(fb, diff[0])):
+        return None
+    if {fa[i] for i in diff} != {x, y}:
+        return None  # one word replaced by the other everywhere: a substitution
+    return f"{x} / {y}"
