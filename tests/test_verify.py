@@ -205,6 +205,11 @@ def test_same_meaning_in_other_words_is_accepted(cached: str, new: str) -> None:
         ("The employee reports to the manager; how does the manager give feedback?",
          "The manager reports to the employee; how does the employee give feedback?", "order",
          "employee / manager"),
+        # an added word that narrows what is asked about (price tier, condition, audience)
+        ("Best laptops for programming", "Best cheap laptops for programming", "scope",
+         "cheap only in the new prompt"),
+        ("What is a safe dose of ibuprofen?", "What is a safe dose of ibuprofen for kids?",
+         "scope", "kids only in the new prompt"),
         # a word repeated in one prompt only: "rice" twice, then "pasta" for one of them
         (
             "Why rinse rice before cooking, and does rinsing change how rice tastes?",
@@ -239,6 +244,7 @@ def test_edits_seen_word_by_word_are_rejected(
         ("If I pay you today, when will you ship it?", "When will you ship it if I pay you today?"),
         ("Should I tell him or should he tell me?", "Should he tell me or should I tell him?"),
         ("The file is 500 MB", "the file is 500 mb"),
+        ("What are good laptops for programming?", "What are really good laptops for programming?"),
         ("Is the museum open in May?", "is the museum open in may"),
         ("What's a good gift for my mom?", "What's a good present for my mother?"),
         ("Is it safe to fly while pregnant?", "Is it safe to fly during pregnancy?"),

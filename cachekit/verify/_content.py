@@ -133,6 +133,12 @@ def align_content(a: Analysis, b: Analysis, out: Signals, near: float, flipped: 
             v["sub_near"] = near
             d["content_sub"] = f"{_words(rest_a)} vs {_words(rest_b)}"
         elif rest_a or rest_b:
+            narrowing = [w.raw for w in rest_a or rest_b if w.raw in lx.RESTRICTING]
+            if narrowing and not v.get("scope"):
+                # "best laptops" / "best cheap laptops": the added word narrows the question
+                v["scope"] = 1.0
+                side = "cached" if rest_a else "new"
+                d["scope"] = f"{', '.join(narrowing)} only in the {side} prompt"
             v["content_add"] = 1.0
             v["add_near"] = near
             d["content_add"] = (

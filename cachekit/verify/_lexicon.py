@@ -42,6 +42,7 @@ from ._lexicon_words import (
     NUMBER_WORDS,
     ORDINAL_WORDS,
     RELATIONS,
+    RESTRICTING,
     S_IS,
     SCOPE,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "POLARITY",
     "POLARITY_AXES",
     "RELATIONS",
+    "RESTRICTING",
     "SCOPE",
     "SYNONYMS",
     "S_IS",

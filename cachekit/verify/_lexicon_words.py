@@ -111,6 +111,22 @@ ORDINAL_WORDS: dict[str, int] = {
     "thirtieth": 30, "fortieth": 40, "fiftieth": 50, "hundredth": 100,
 }  # fmt: skip
 
+#: Modifiers that narrow what a question is about (price tier, condition, origin, diet,
+#: audience, channel): "best laptops" / "best *cheap* laptops" is another question, where
+#: an added "good" or "really" is not. Only an addition counts (a swap of two is polarity).
+RESTRICTING = frozenset(
+    _wordlist(
+        """
+        cheap budget affordable luxury premium used secondhand refurbished international
+        domestic frozen fresh organic vegan vegetarian healthy kids children child toddler
+        toddlers baby babies infant infants teen teens teenager teenagers senior seniors
+        elderly beginner beginners advanced professional commercial residential wireless
+        wired electric manual automatic portable indoor outdoor male female diesel petrol
+        hybrid free paid
+        """
+    )
+)
+
 #: Scope and quantity words -> their class (words of one class are interchangeable).
 SCOPE: dict[str, str] = {
     "all": "all", "every": "all", "each": "all", "entire": "all", "whole": "all",
