@@ -137,8 +137,8 @@ def align_content(a: Analysis, b: Analysis, out: Signals, near: float, flipped: 
             if narrowing and not v.get("scope"):
                 # "best laptops" / "best cheap laptops": the added word narrows the question
                 v["scope"] = 1.0
-                side = "cached" if rest_a else "new"
-                d["scope"] = f"{', '.join(narrowing)} only in the {side} prompt"
+                which = "cached" if rest_a else "new"
+                d["scope"] = f"{', '.join(narrowing)} only in the {which} prompt"
             v["content_add"] = 1.0
             v["add_near"] = near
             d["content_add"] = (
