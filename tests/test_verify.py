@@ -210,6 +210,7 @@ def test_same_meaning_in_other_words_is_accepted(cached: str, new: str) -> None:
          "cheap only in the new prompt"),
         ("What is a safe dose of ibuprofen?", "What is a safe dose of ibuprofen for kids?",
          "scope", "kids only in the new prompt"),
+        ("Meeting on 5 May", "Meeting on 6 May", "number", "5 vs 6"),
         # a word repeated in one prompt only: "rice" twice, then "pasta" for one of them
         (
             "Why rinse rice before cooking, and does rinsing change how rice tastes?",
@@ -245,6 +246,11 @@ def test_edits_seen_word_by_word_are_rejected(
         ("Should I tell him or should he tell me?", "Should he tell me or should I tell him?"),
         ("The file is 500 MB", "the file is 500 mb"),
         ("What are good laptops for programming?", "What are really good laptops for programming?"),
+        # a date written day first, "in the morning" for "am", deliver for ship
+        ("What happened on January 5, 2021?", "What happened on 5 January 2021?"),
+        ("I was born on March 5", "I was born on the 5th of March"),
+        ("Set an alarm for 7:30 am", "Set an alarm for 7:30 in the morning"),
+        ("Does Amazon ship to Norway?", "Does Amazon deliver to Norway?"),
         ("Is the museum open in May?", "is the museum open in may"),
         ("What's a good gift for my mom?", "What's a good present for my mother?"),
         ("Is it safe to fly while pregnant?", "Is it safe to fly during pregnancy?"),

@@ -68,7 +68,7 @@ AMBIGUOUS_DATES = frozenset(("may", "mar", "sat", "sun", "wed", "fall", "jan", "
 TIME_WORDS: dict[str, str] = {
     "am": "ampm:am", "a.m": "ampm:am", "pm": "ampm:pm", "p.m": "ampm:pm",
     "noon": "tod:noon", "midday": "tod:noon", "midnight": "tod:midnight",
-    "morning": "tod:morning", "afternoon": "tod:afternoon", "evening": "tod:evening",
+    "morning": "ampm:am", "afternoon": "tod:afternoon", "evening": "tod:evening",
     "night": "tod:night", "overnight": "tod:night", "dawn": "tod:morning",
     "dusk": "tod:evening",
 }  # fmt: skip

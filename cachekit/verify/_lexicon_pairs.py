@@ -81,7 +81,7 @@ wrong incorrect | mistake error | delete remove erase | update change modify edi
 speed velocity | number amount quantity | ill sick | begin beginning start |
 couple pair | entire whole | nation country | city town | people persons folks |
 guy man | lady woman | dad father | mom mother mum | tummy stomach | info information |
-quit stop | deliver ship | delivery shipping |
+quit stop | deliver ship delivery shipping |
 inventor invent invented invention | maths math mathematics | uk britain | america usa |
 shipping shipment | fee charge | profile account | login logon signin |
 logout signout | password passcode | id identifier |

@@ -134,10 +134,22 @@ def _punctuation(b: _Builder, marks: str, comma_after_stop: bool) -> bool:
     return stop
 
 
+#: A day before its month ("5 January", "5th of Jan"), read as "January 5" so that the two
+#: orders of writing a date agree.
+_DAY_MONTH = re.compile(
+    r"\b(\d{1,2})(?:st|nd|rd|th)?(?:\s+of)?\s+(january|february|march|april|june|july|"
+    r"august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|"
+    r"nov|dec)\b",
+    re.IGNORECASE,
+)
+
+
 @lru_cache(maxsize=4096)
 def analyse(text: str) -> Analysis:
     """Read one prompt (pure; the result is shared, do not mutate its counters)."""
     text_n = _DIGIT_S.sub("", unicodedata.normalize("NFKC", text).translate(_APOSTROPHES))
+    if _DAY_MONTH.search(text_n):
+        text_n = _DAY_MONTH.sub(r"\2 \1", text_n)
     b = _Builder(text)
     chunks = text_n.split()
     shouty = _shouty(text_n, chunks)
