@@ -61,7 +61,7 @@ NONNEGATIVE = frozenset({"cos", "clean"})
 #: whatever the score (the principle, made a rule); accept_at is chosen with it applied.
 VETO = (
     "number", "identifier", "date", "time", "unit", "negation", "polarity", "entity", "order",
-    "swap", "scope", "relation",
+    "swap", "scope", "relation", "question",
 )  # fmt: skip
 VETO_NEAR = 0.6
 MIN_PENALTY: dict[str, float] = {

@@ -211,6 +211,9 @@ def test_same_meaning_in_other_words_is_accepted(cached: str, new: str) -> None:
         ("What is a safe dose of ibuprofen?", "What is a safe dose of ibuprofen for kids?",
          "scope", "kids only in the new prompt"),
         ("Meeting on 5 May", "Meeting on 6 May", "number", "5 vs 6"),
+        # another question word in a near-copy (vetoed like the other named differences)
+        ("Where is the nearest pharmacy?", "When is the nearest pharmacy open?", "question",
+         "place vs time"),
         # a word repeated in one prompt only: "rice" twice, then "pasta" for one of them
         (
             "Why rinse rice before cooking, and does rinsing change how rice tastes?",
