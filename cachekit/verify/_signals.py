@@ -64,7 +64,7 @@ def compare(a: Analysis, b: Analysis, cos: float) -> Signals:
     _counted("time", a.times, b.times, out)
     # a unit for another (Celsius / Fahrenheit, GB / TB); a unit only one prompt names
     # ("under 25000" / "under 25000 INR") is nearly always the same question
-    if _ne(a.units, b.units) and (ua := a.units - b.units) and (ub := b.units - a.units):
+    if (ua := a.units - b.units) and (ub := b.units - a.units):
         v["unit"] = 1.0
         d["unit"] = f"{_fmt(ua)} vs {_fmt(ub)}"
     if _ne(a.scope, b.scope):

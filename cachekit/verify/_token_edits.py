@@ -28,17 +28,21 @@ _NAMED = ("number", "number_add", "identifier", "date", "date_add", "time", "uni
 #: ("become" / "be", "the story behind" / "of"), not another question.
 _LIGHT = frozenset(
     _wordlist(
-        """a an the this that these those i me my mine we us our you your yours it its one
-    ones some any is are am was were be been being do does did done doing have has had
-    having get got can could would will shall should may might must to of in on at for
-    with by about as and or but so if then than also too there here what which how"""
+        """
+        a an the this that these those i me my mine we us our you your yours it its one
+        ones some any is are am was were be been being do does did done doing have has had
+        having get got can could would will shall should may might must to of in on at for
+        with by about as and or but so if then than also too there here what which how
+        """
     )
 )
 
-
+#: Articles: a filler word after one is used as a noun ("a list").
+_ARTICLES = frozenset(("a", "an", "the"))
 #: Words a noun phrase may hold besides its plain words ("the battle of the Somme").
-_PHRASE = frozenset(("the", "a", "an", "my", "your", "our", "his", "her", "their", "its",
-                     "this", "that", "these", "those", "of"))  # fmt: skip
+_PHRASE = _ARTICLES | frozenset(
+    ("my", "your", "our", "his", "her", "their", "its", "this", "that", "these", "those", "of")
+)
 
 
 #: A personal pronoun's subject and object forms, as one token per person.
@@ -65,9 +69,6 @@ def _nounish(tokens: tuple[str, ...], i: int) -> bool:
         and word not in lx.SCOPE
         and word not in lx.NEGATION
     )
-
-
-_ARTICLES = frozenset(("a", "an", "the"))
 
 
 def _phrase_word(word: str) -> bool:
@@ -193,7 +194,7 @@ def _exchanged_everywhere(fa: tuple[str, ...], fb: tuple[str, ...], diff: list[i
     reports to the manager; how does the manager give feedback" / "the manager reports
     to the employee; how does the employee ..."): roles swapped throughout."""
     x, y = fa[diff[0]], fb[diff[0]]
-    if x == y or not all({fa[i], fb[i]} == {x, y} for i in diff):
+    if not all({fa[i], fb[i]} == {x, y} for i in diff):
         return None
     if not (_nounish(fa, diff[0]) and _nounish(fb, diff[0])):
         return None
