@@ -61,7 +61,7 @@ NONNEGATIVE = frozenset({"cos", "clean"})
 #: whatever the score (the principle, made a rule); accept_at is chosen with it applied.
 VETO = (
     "number", "identifier", "date", "time", "unit", "negation", "polarity", "entity", "order",
-    "swap", "scope", "relation", "question",
+    "swap", "scope", "relation", "question", "lead_modal", "lead_tense",
 )  # fmt: skip
 VETO_NEAR = 0.6
 MIN_PENALTY: dict[str, float] = {
@@ -75,6 +75,9 @@ MIN_PENALTY: dict[str, float] = {
     "question": 1.5,
     "relation": 1.5,
     "modality": 1.0,
+    "tense": 1.0,
+    "lead_modal": 2.0,
+    "lead_tense": 2.0,
     "lone_sub": 2.5,
 }  # fmt: skip
 NEGATIVE_SHARE = {"trap": 0.55, "qqp": 0.2, "mrpc": 0.05, "everyday": 0.2}

@@ -12,7 +12,9 @@ right for the new prompt::
 
 :class:`TextVerifier` (the default) reads both prompts, compares what must agree
 (numbers, identifiers, dates and times, units, negation and opposite words, named
-entities and their roles, scope words, question words) and what is left over after
+entities and their roles, scope words, question words, the auxiliary that opens a yes/no
+question: "Can I" vs "Should I") after reading equal values one way ("6 pm" = "18:00",
+"$2.5k" = "$2,500", "12/24/2024" = "December 24, 2024"), and what is left over after
 typos, casing, punctuation, filler and reordering, and combines those signals with the
 cosine in a small logistic model (``model.json``, fitted by
 ``benchmarks/fit_verifier.py``). No model call, no network, pure Python: about 0.1 ms

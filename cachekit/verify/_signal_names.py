@@ -14,7 +14,8 @@ from ._text import Word
 #: Signals that name a meaning-bearing difference (most telling first).
 HARD_SIGNALS: tuple[str, ...] = (
     "number", "identifier", "date", "time", "unit", "negation", "polarity", "entity",
-    "order", "swap", "scope", "relation", "question", "modality", "tense",
+    "order", "swap", "scope", "relation", "question", "lead_modal", "lead_tense", "modality",
+    "tense",
 )  # fmt: skip
 
 #: Feature names, in the order of the model's weights.
@@ -52,6 +53,8 @@ FEATURES: tuple[str, ...] = (
     "overlap",
     "near",
     "hard_near",
+    "lead_modal",
+    "lead_tense",
 )
 #: Feature -> the reason a rejection names when that feature weighs most against a hit.
 SIGNAL_REASONS: dict[str, str] = {
@@ -74,6 +77,8 @@ SIGNAL_REASONS: dict[str, str] = {
     "question_add": "question",
     "modality": "modality",
     "tense": "tense",
+    "lead_modal": "modality",
+    "lead_tense": "tense",
     "content_sub": "content",
     "content_add": "content",
     "sub_near": "content",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from ._content import align_content
 from ._signal_names import FEATURES, HARD_SIGNALS, SIGNAL_REASONS, Signals, _counted, _fmt, _ne
 from ._text import Analysis, token_bag
+from ._text_lead import TENSES, clash
 from ._token_edits import token_edits
 
 __all__ = ["FEATURES", "HARD_SIGNALS", "SIGNAL_REASONS", "Signals", "compare"]
@@ -59,6 +60,10 @@ def compare(a: Analysis, b: Analysis, cos: float) -> Signals:
     if _ne(a.dates, b.dates):
         only_a, only_b = a.dates - b.dates, b.dates - a.dates
         name = "date" if only_a and only_b else "date_add"
+        if name == "date_add" and a.times and a.times == b.times:
+            # "move my meeting to 4pm" / "... to 4pm tomorrow": a clock time without a day
+            # means the next one, so a day added to the same time names another moment
+            name = "date"
         v[name] = 1.0
         d[name] = f"{_fmt(only_a)} vs {_fmt(only_b)}"
     _counted("time", a.times, b.times, out)
@@ -94,6 +99,11 @@ def compare(a: Analysis, b: Analysis, cos: float) -> Signals:
     if a.tense and b.tense and a.tense != b.tense:
         v["tense"] = 1.0
         d["tense"] = f"{', '.join(sorted(a.tense))} vs {', '.join(sorted(b.tense))}"
+    if a.lead and b.lead and (lead := clash(a.lead, b.lead)) is not None:
+        # "Can I ...?" / "Should I ...?": the opening auxiliary is the question
+        name = "lead_tense" if lead[0] in TENSES and lead[1] in TENSES else "lead_modal"
+        v[name] = 1.0
+        d[name] = f"{lead[0]} vs {lead[1]} (opening the question)"
 
     # --- polarity: an axis on which the two prompts take only opposite sides
     flipped = [

@@ -33,6 +33,8 @@ from ._text_forms import (
     stem,
     token_bag,
 )
+from ._text_lead import leads
+from ._text_normal import normalise
 from ._text_words import _CAPITALISED, _LETTER, _UPPER, _dispatch, _word
 
 __all__ = ["Analysis", "Word", "analyse", "polarity_axes", "polarity_stem", "stem", "token_bag"]
@@ -79,6 +81,12 @@ def _matched(b: _Builder, m: re.Match[str], sentence_start: bool, shouty: bool) 
         b.identifiers[raw.lower()] += 1
         b.folded.append(raw.lower())
         b.mark(f"id:{raw.lower()}")
+        return False
+    if kind == "dotted":  # an IP address or a version: 192.168.1.10, 2.4.1
+        b.flush_numwords()
+        b.identifiers[raw] += 1
+        b.folded.append(raw)
+        b.mark(f"id:{raw}")
         return False
     if kind in ("url", "email"):
         b.flush_numwords()
@@ -134,22 +142,11 @@ def _punctuation(b: _Builder, marks: str, comma_after_stop: bool) -> bool:
     return stop
 
 
-#: A day before its month ("5 January", "5th of Jan"), read as "January 5" so that the two
-#: orders of writing a date agree.
-_DAY_MONTH = re.compile(
-    r"\b(\d{1,2})(?:st|nd|rd|th)?(?:\s+of)?\s+(january|february|march|april|june|july|"
-    r"august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|"
-    r"nov|dec)\b",
-    re.IGNORECASE,
-)
-
-
 @lru_cache(maxsize=4096)
 def analyse(text: str) -> Analysis:
     """Read one prompt (pure; the result is shared, do not mutate its counters)."""
     text_n = _DIGIT_S.sub("", unicodedata.normalize("NFKC", text).translate(_APOSTROPHES))
-    if _DAY_MONTH.search(text_n):
-        text_n = _DAY_MONTH.sub(r"\2 \1", text_n)
+    text_n = normalise(text_n)
     b = _Builder(text)
     chunks = text_n.split()
     shouty = _shouty(text_n, chunks)
@@ -199,6 +196,7 @@ def analyse(text: str) -> Analysis:
         wh=frozenset(b.wh),
         modal=frozenset(b.modal),
         tense=frozenset(b.tense),
+        lead=leads(text_n),
         negations=b.negations,
         neg_targets=frozenset(b.neg_targets),
         stems=frozenset(b.stems),

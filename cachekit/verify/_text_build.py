@@ -45,6 +45,7 @@ class Analysis:
     wh: frozenset[str]
     modal: frozenset[str]
     tense: frozenset[str]
+    lead: frozenset[str]  # classes of the auxiliaries opening yes/no questions
     negations: int
     neg_targets: frozenset[str]  # the words negations apply to
     stems: frozenset[str]  # every token's polarity stem, filler included

@@ -1,0 +1,113 @@
+"""The verifier reads one value written two ways as one value, and reads the auxiliary
+that opens a yes/no question as the question (issue #11; each case failed before).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cachekit.verify import VerifyScope, default_verifier
+from cachekit.verify._text_lead import clash, leads
+from cachekit.verify._text_normal import normalise
+
+SCOPE = VerifyScope(namespace="support")
+
+
+def _verdict(cached: str, new: str, similarity: float = 0.96):  # type: ignore[no-untyped-def]
+    return default_verifier().verify(new, cached, similarity, SCOPE)
+
+
+@pytest.mark.parametrize(
+    ("cached", "new"),
+    [
+        ("Wake me up at 6:45 pm", "Wake me up at 18:45"),
+        ("Set an alarm for 7:30 am", "Set an alarm for 07:30"),
+        ("Set an alarm for 7:30 am", "Set an alarm for 7:30 in the morning"),
+        ("Is a salary of 85k good in Denver?", "Is a salary of 85,000 good in Denver?"),
+        ("Can I send 1.5k euros abroad for free?", "Can I send 1,500 euros abroad for free?"),
+        ("The startup raised 2 million dollars, is that a lot?",
+         "The startup raised $2,000,000, is that a lot?"),
+        ("Best rock albums of the 70s", "Best rock albums of the 1970s"),
+        ("Can you deliver it on 03/15/2025?", "Can you deliver it on March 15, 2025?"),
+        ("Can you deliver it on 2025-03-15?", "Can you deliver it on 15 March 2025?"),
+        ("Is the office closed on Dec 24th?", "Is the office closed on December 24?"),
+        ("Good evening! Can I change my seat?", "Can I change my seat?"),
+        ("If you don't mind, how do I export my contacts?", "How do I export my contacts?"),
+        ("pasta recipe w/o eggs", "pasta recipe without eggs"),
+        ("how 2 reset my router", "how to reset my router"),
+        ("What changed in Django v4.2?", "What changed in Django 4.2?"),
+        # an auxiliary inside a wh-question, or one that asks the same thing
+        ("How can I lose weight?", "How should I lose weight?"),
+        ("Can you ship to Canada?", "Do you ship to Canada?"),
+        ("Can I pay by card?", "May I pay by card?"),
+    ],
+)  # fmt: skip
+def test_one_value_written_two_ways_is_one_question(cached: str, new: str) -> None:
+    v = _verdict(cached, new)
+    assert v.accept, v
+
+
+@pytest.mark.parametrize(
+    ("cached", "new", "reason", "detail"),
+    [
+        ("Can I return opened headphones?", "Should I return opened headphones?", "modality",
+         "can vs should (opening the question)"),
+        ("Do I need to renew my passport before I travel?",
+         "Should I renew my passport before I travel?", "modality",
+         "must vs should (opening the question)"),
+        ("Has my package been delivered?", "Will my package be delivered?", "tense",
+         "perfect vs will (opening the question)"),
+        ("Why can't I reach 10.0.0.12 from the VPN?", "Why can't I reach 10.0.0.1 from the VPN?",
+         "identifier", "10.0.0.12 vs 10.0.0.1"),
+        ("Upgrade from 2.4.10 to 2.5", "Upgrade from 2.4.1 to 2.5", "identifier",
+         "2.4.10 vs 2.4.1"),
+        ("Remind me at 7 am to call the bank", "Remind me at 7 pm to call the bank", "time",
+         "clock:7:00 vs clock:19:00"),
+        ("How do I switch my plan from Verizon to AT&T?",
+         "How do I switch my plan from AT&T to Verizon?", "order",
+         "att: to → from; verizon: from → to"),
+        # a day added to the same clock time names another moment
+        ("Reschedule my 3pm call to 5pm", "Reschedule my 3pm call to 5pm on Friday", "date",
+         "nothing vs weekday:5"),
+    ],
+)  # fmt: skip
+def test_what_a_format_or_an_opening_auxiliary_changes_is_rejected(
+    cached: str, new: str, reason: str, detail: str
+) -> None:
+    v = _verdict(cached, new, 0.97)
+    assert not v.accept, v
+    assert (v.reason, v.detail) == (reason, detail), v
+
+
+@pytest.mark.parametrize(
+    ("text", "out"),
+    [
+        ("at 12 am", "at 0:00"),
+        ("12pm lunch", "12:00 lunch"),
+        ("by 10 at night", "by 22:00"),
+        ("take 2 in the morning", "take 2 in the morning"),  # a dose, not a time
+        ("13 pm", "13 pm"),
+        ("$2.5k a month", "$2500 a month"),
+        ("2.345k", "2345"),
+        ("1.2345k", "1.2345k"),  # not a round amount: left as written
+        ("24/12/2024", "December 24 2024"),
+        ("13/13/2024", "13/13/2024"),
+        ("in her late 30s", "in her late 30s"),  # an age, not a decade
+        ("in the late 80s", "in the late 1980s"),
+        ("good morning routine ideas", "good morning routine ideas"),
+        ("4th of July", "July 4"),
+    ],
+)
+def test_normalise_rewrites_only_what_it_can_read(text: str, out: str) -> None:
+    assert normalise(text) == out
+
+
+def test_leads_reads_the_auxiliary_that_opens_each_yes_no_question() -> None:
+    assert leads("Hi, quick question: should I use React?") == {"should"}
+    assert leads("Do I have to file a tax return?") == {"must"}
+    assert leads("Didn't my order ship? It's late.") == {"past"}
+    assert leads("How can I lose weight?") == frozenset()
+    assert leads("May 5 is a holiday") == frozenset()  # the month
+    assert leads("İs it open?") == frozenset()  # a non-ASCII letter is not an auxiliary
+    assert clash(frozenset({"can"}), frozenset({"present"})) is None
+    assert clash(frozenset({"present"}), frozenset({"past"})) == ("present", "past")
