@@ -49,6 +49,7 @@ DATE_WORDS: dict[str, str] = {
     "tomorrow": "rel:tomorrow",
     "yesterday": "rel:yesterday",
     "tonight": "rel:tonight",
+    "ago": "rel:ago",  # "a year ago" is not "yesterday"
     "weekend": "rel:weekend",
     "weekday": "rel:weekday",
     "spring": "season:spring",
@@ -170,7 +171,8 @@ ABBREVIATIONS: dict[str, str] = {
     "w/o": "without", "w/": "with", "b4": "before", "thru": "through", "tho": "though",
     "bc": "because", "cuz": "because", "coz": "because", "r": "are", "ppl": "people",
     "msg": "message", "pic": "picture", "pics": "picture", "acct": "account",
-    "intl": "international",
+    "intl": "international", "dr": "doctor", "js": "javascript",
+    "diff": "difference",
 }  # fmt: skip
 
 #: Lower-case names that are entities even when typed in lower case (a seed list: the

@@ -85,6 +85,9 @@ quit stop | deliver ship delivery shipping |
 inventor invent invented invention | maths math mathematics | uk britain | america usa |
 shipping shipment | fee charge | profile account | login logon signin |
 logout signout | password passcode | id identifier |
+bigger larger | main primary principal | common typical usual | sturdy durable robust |
+reduce lessen minimize minimise | merge combine | cause trigger | cancel terminate |
+symptom sign |
 """
 
 

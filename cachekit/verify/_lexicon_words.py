@@ -123,6 +123,11 @@ RESTRICTING = frozenset(
         elderly beginner beginners advanced professional commercial residential wireless
         wired electric manual automatic portable indoor outdoor male female diesel petrol
         hybrid free paid
+        nonstop direct oneway roundtrip furnished unfurnished shared wooden glass leather
+        plastic metal steel stainless cotton wool silk ceramic bamboo marble granite running
+        stopped inactive pending archived deleted unread expired failed unpaid overdue
+        remote freelance temporary permanent gaming mechanical ergonomic waterproof
+        keto halal kosher gluten dairy sugar women men womens mens ladies boys girls
         """
     )
 )
@@ -141,7 +146,7 @@ SCOPE: dict[str, str] = {
     "rarely": "rarely", "seldom": "rarely", "largest": "largest", "biggest": "largest",
     "smallest": "smallest", "highest": "highest", "lowest": "lowest", "oldest": "oldest",
     "newest": "newest", "youngest": "youngest", "latest": "latest", "earliest": "earliest",
-    "longest": "longest", "shortest": "shortest", "fastest": "fastest",
+    "longest": "longest", "shortest": "shortest", "fastest": "fastest", "quickest": "fastest",
     "slowest": "slowest", "cheapest": "cheapest", "richest": "richest",
     "poorest": "poorest", "tallest": "tallest", "greatest": "greatest",
     "hardest": "hardest", "easiest": "easiest", "closest": "closest",

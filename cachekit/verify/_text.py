@@ -105,7 +105,12 @@ def _matched(b: _Builder, m: re.Match[str], sentence_start: bool, shouty: bool) 
     elif kind == "number":
         b.flush_numwords()
         if m.group("suffix") is None:
-            value = _number(m.group("num"))
+            num = m.group("num")
+            if m.start() == 0 and num[-1] == "0" and "." in num and not num.endswith(".0"):
+                # "Python 3.10" is not 3.1 (a version); "$3.10" is $3.1 (after a symbol)
+                value = num.replace(",", "")
+            else:
+                value = _number(num)
             b.folded.append(value)
             b.add_number(value)
         else:
@@ -116,7 +121,10 @@ def _matched(b: _Builder, m: re.Match[str], sentence_start: bool, shouty: bool) 
         b.flush_numwords()
         if raw in lx.UNITS:
             b.units[lx.UNITS[raw]] += 1
+            # "on $85" = "on 85 dollars": the cue is the amount's, not the symbol's
+            cue, b.cue = b.cue, ""
             b.mark(f"unit:{lx.UNITS[raw]}")
+            b.cue = cue
         elif raw in "&+":
             b.folded.append("and")
         if raw not in ("%", "°"):

@@ -210,6 +210,10 @@ def _dispatch(b: _Builder, raw: str, folded: str, sentence_start: bool, shouty: 
     if "-" in folded:
         parts = [p for p in folded.split("-") if p]
         raws = [p for p in raw.split("-") if p]
+        if len(parts) == 2 and (len(parts[0]) == 1 or parts[0] == "non") and parts[1].isalpha():
+            # "e-bike", "x-ray", "non-stop": one word ("e-bike" is not a "bike" plus "e")
+            _word(b, raw.replace("-", ""), parts[0] + parts[1], sentence_start, shouty)
+            return
         if len(parts) == len(raws):
             for i, (r, p) in enumerate(zip(raws, parts, strict=True)):
                 _word(b, r, p, sentence_start and i == 0, shouty)
