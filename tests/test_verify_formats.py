@@ -40,6 +40,13 @@ def _verdict(cached: str, new: str, similarity: float = 0.96):  # type: ignore[n
         ("How do I send an e-mail to a group?", "How do I send an email to a group?"),
         ("Best non-stop flights to Tokyo", "Best nonstop flights to Tokyo"),
         ("What's a 15% tip on $64?", "What's a fifteen percent tip on 64 dollars?"),
+        # an amount written 1,000 or after a currency symbol is not the year 1000
+        ("Can I deposit $1,500 in cash at the branch?",
+         "Can I deposit fifteen hundred dollars in cash at the branch?"),
+        ("My refund was due on 4/22 and it still hasn't arrived",
+         "My refund was due on April 22 and it still hasn't arrived"),
+        ("Is it permitted to bring a dog into the office?",
+         "Is it allowed to bring a dog into the office?"),
         # synonyms, their comparatives and superlatives, and abbreviations of a title or name
         ("Can I get a bigger mailbox quota?", "Can I get a larger mailbox quota?"),
         ("What's the quickest way to the airport?", "What's the fastest way to the airport?"),
@@ -99,6 +106,14 @@ def test_one_value_written_two_ways_is_one_question(cached: str, new: str) -> No
          "pending only in the new prompt"),
         ("How do I clean a dining table?", "How do I clean a wooden dining table?", "scope",
          "wooden only in the new prompt"),
+        # permission, advice and obligation words are modal ("allowed" / "required")
+        ("Are contractors allowed to expense their travel?",
+         "Are contractors required to expense their travel?", "modality", "may vs must"),
+        # a sign in a formula is part of its numbers
+        ("Factor x^2 + 7x + 12", "Factor x^2 - 7x + 12", "number", "^2+7+12 vs ^2-7+12"),
+        # "string" is not "str" + "ing": the two types changed places
+        ("How do I convert a String to a &str in Rust?",
+         "How do I convert a &str to a String in Rust?", "order", "str: to → none"),
         # a day added to the same clock time names another moment
         ("Reschedule my 3pm call to 5pm", "Reschedule my 3pm call to 5pm on Friday", "date",
          "nothing vs weekday:5"),
@@ -120,8 +135,8 @@ def test_what_a_format_or_an_opening_auxiliary_changes_is_rejected(
         ("by 10 at night", "by 22:00"),
         ("take 2 in the morning", "take 2 in the morning"),  # a dose, not a time
         ("13 pm", "13 pm"),
-        ("$2.5k a month", "$2500 a month"),
-        ("2.345k", "2345"),
+        ("$2.5k a month", "$2,500 a month"),
+        ("2.345k", "2,345"),
         ("1.2345k", "1.2345k"),  # not a round amount: left as written
         ("24/12/2024", "December 24 2024"),
         ("13/13/2024", "13/13/2024"),

@@ -138,7 +138,8 @@ MODAL: dict[str, str] = {
     "can": "may", "could": "may", "may": "may", "might": "may", "should": "may",
     "ought": "may", "shall": "may", "would": "may",
     "must": "must", "required": "must", "require": "must", "mandatory": "must",
-    "compulsory": "must",
+    "compulsory": "must", "obligatory": "must",
+    "allowed": "may", "permitted": "may", "recommended": "may", "advisable": "may",
     "have_to": "must", "has_to": "must",
 }  # fmt: skip
 

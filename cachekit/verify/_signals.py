@@ -57,6 +57,10 @@ def compare(a: Analysis, b: Analysis, cos: float) -> Signals:
             v["scope"] = 1.0
             d["scope"] = f"{_fmt(a.ordinals)} vs {_fmt(b.ordinals)}"
     _counted("identifier", a.identifiers, b.identifiers, out)
+    if a.formula and b.formula and a.formula != b.formula:
+        # "x^2 - 5x + 6 = 0" / "x^2 - 5x - 6 = 0": an operator is a number's sign
+        v["number"] = 1.0
+        d.setdefault("number", f"{a.formula} vs {b.formula}")
     if _ne(a.dates, b.dates):
         only_a, only_b = a.dates - b.dates, b.dates - a.dates
         name = "date" if only_a and only_b else "date_add"

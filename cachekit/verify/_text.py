@@ -112,7 +112,9 @@ def _matched(b: _Builder, m: re.Match[str], sentence_start: bool, shouty: bool) 
             else:
                 value = _number(num)
             b.folded.append(value)
-            b.add_number(value)
+            b.add_number(
+                value, "," in num or (m.start() > 0 and m.string[m.start() - 1] in "$€£¥₹")
+            )
         else:
             _dispatch(b, raw, _fold(raw), sentence_start, shouty)
     elif kind == "word":
@@ -148,6 +150,10 @@ def _punctuation(b: _Builder, marks: str, comma_after_stop: bool) -> bool:
     if "," in marks and (comma_after_stop or not stop):
         b.comma = True
     return stop
+
+
+#: The operators and numbers of a formula ("x^2 - 5x + 6 = 0" -> "^2-5+6=0").
+_FORMULA = re.compile(r"[-+*/^=<>!]+|\d+(?:\.\d+)?").findall
 
 
 @lru_cache(maxsize=4096)
@@ -205,6 +211,7 @@ def analyse(text: str) -> Analysis:
         modal=frozenset(b.modal),
         tense=frozenset(b.tense),
         lead=leads(text_n),
+        formula="".join(_FORMULA(text_n)) if ("=" in text_n or "^" in text_n) else "",
         negations=b.negations,
         neg_targets=frozenset(b.neg_targets),
         stems=frozenset(b.stems),

@@ -46,6 +46,7 @@ class Analysis:
     modal: frozenset[str]
     tense: frozenset[str]
     lead: frozenset[str]  # classes of the auxiliaries opening yes/no questions
+    formula: str  # operators and numbers in order, when the text has "=" or "^"
     negations: int
     neg_targets: frozenset[str]  # the words negations apply to
     stems: frozenset[str]  # every token's polarity stem, filler included
@@ -149,8 +150,9 @@ class _Builder:
             self.pending_numwords = []
             self.last_was_number = True
 
-    def add_number(self, value: str) -> None:
-        if len(value) == 4 and value.isdigit() and 1000 <= int(value) <= 2100:
+    def add_number(self, value: str, amount: bool = False) -> None:
+        """``amount``: written as one ("1,000", "$2024"), so never a year."""
+        if not amount and len(value) == 4 and value.isdigit() and 1000 <= int(value) <= 2100:
             self.dates[f"year:{value}"] += 1
         elif len(value) >= 5 and value.isdigit():
             self.identifiers[value] += 1

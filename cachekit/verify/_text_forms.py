@@ -59,7 +59,11 @@ def stem(word: str) -> str:
     for _ in range(2):  # racings -> racing -> rac
         before = w
         for suffix, repl in _SUFFIXES:
-            if w.endswith(suffix) and len(w) - len(suffix) >= 3:
+            if (
+                w.endswith(suffix)
+                and len(w) - len(suffix) >= 3
+                and any(c in "aeiouy" for c in w[: -len(suffix)])
+            ):
                 if suffix == "s" and w.endswith(("ss", "us", "is")):
                     break
                 if suffix == "es" and not w.endswith(("ses", "xes", "zes", "ches", "shes", "oes")):

@@ -76,6 +76,10 @@ _FACTOR = {
 _DECADE = re.compile(r"\b(the\s+(?:(?:early|mid|late)[\s-]+)?)'?([3-9]0)'?s\b", re.IGNORECASE)
 #: "12/24/2024", "2024-12-24" (a two-digit year or no year stays as written).
 _SLASH_DATE = re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})/(\d{4})(?![\d/])")
+#: "on 3/14": a month and a day after a date cue (a bare 3/14 may be a fraction).
+_CUED_SLASH_DATE = re.compile(
+    r"\b(on|by|until|till|before|after|since|from)\s+(\d{1,2})/(\d{1,2})(?![\d/])", re.IGNORECASE
+)
 _ISO_DATE = re.compile(r"(?<![\d-])(\d{4})-(\d{1,2})-(\d{1,2})(?![\d-])")
 #: A day before its month ("5 January", "5th of Jan"), read as "January 5".
 _DAY_MONTH = re.compile(
@@ -123,8 +127,9 @@ def _multiplied(m: re.Match[str]) -> str:
         scale = 10 ** len(frac)
         if value % scale:
             return m.group()  # "1.2345k": not a round amount, leave it as written
-        return str(value // scale)
-    return str(int(number) * factor)
+        return f"{value // scale:,}"
+    # with separators: an amount, never read as a year ("1.5k" is not the year 1500)
+    return f"{int(number) * factor:,}"
 
 
 def _slash_date(m: re.Match[str]) -> str:
@@ -133,6 +138,13 @@ def _slash_date(m: re.Match[str]) -> str:
     if not (1 <= month <= 12 and 1 <= day <= 31):
         return m.group()
     return f"{_MONTHS[month - 1].capitalize()} {day} {year}"
+
+
+def _cued_slash_date(m: re.Match[str]) -> str:
+    month, day = int(m.group(2)), int(m.group(3))
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        return m.group()
+    return f"{m.group(1)} {_MONTHS[month - 1].capitalize()} {day}"
 
 
 def _iso_date(m: re.Match[str]) -> str:
@@ -168,6 +180,7 @@ def normalise(text: str) -> str:
         text = _DECADE.sub(r"\g<1>19\2s", text)
     if "/" in text:
         text = _SLASH_DATE.sub(_slash_date, text)
+        text = _CUED_SLASH_DATE.sub(_cued_slash_date, text)
     if "-" in text:
         text = _ISO_DATE.sub(_iso_date, text)
     text = _DAY_MONTH.sub(r"\2 \1", text)
