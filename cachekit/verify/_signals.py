@@ -103,6 +103,10 @@ def compare(a: Analysis, b: Analysis, cos: float) -> Signals:
     if a.tense and b.tense and a.tense != b.tense:
         v["tense"] = 1.0
         d["tense"] = f"{', '.join(sorted(a.tense))} vs {', '.join(sorted(b.tense))}"
+    if a.who and b.who and a.who != b.who:
+        # "Who killed Hector?" / "Who did Hector kill?": the same words, the other role
+        v["swap"] = 1.0
+        d["swap"] = f"who as {a.who} vs who as {b.who}"
     if a.lead and b.lead and (lead := clash(a.lead, b.lead)) is not None:
         # "Can I ...?" / "Should I ...?": the opening auxiliary is the question
         name = "lead_tense" if lead[0] in TENSES and lead[1] in TENSES else "lead_modal"

@@ -33,7 +33,7 @@ from ._text_forms import (
     stem,
     token_bag,
 )
-from ._text_lead import leads
+from ._text_lead import leads, who_role
 from ._text_normal import normalise
 from ._text_words import _CAPITALISED, _LETTER, _UPPER, _dispatch, _word
 
@@ -211,6 +211,7 @@ def analyse(text: str) -> Analysis:
         modal=frozenset(b.modal),
         tense=frozenset(b.tense),
         lead=leads(text_n),
+        who=who_role(text_n),
         formula="".join(_FORMULA(text_n)) if ("=" in text_n or "^" in text_n) else "",
         negations=b.negations,
         neg_targets=frozenset(b.neg_targets),

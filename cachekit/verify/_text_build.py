@@ -47,6 +47,7 @@ class Analysis:
     tense: frozenset[str]
     lead: frozenset[str]  # classes of the auxiliaries opening yes/no questions
     formula: str  # operators and numbers in order, when the text has "=" or "^"
+    who: str  # "subject" / "object": what "who" asks for ("who killed X" / "who did X kill")
     negations: int
     neg_targets: frozenset[str]  # the words negations apply to
     stems: frozenset[str]  # every token's polarity stem, filler included

@@ -72,6 +72,27 @@ def leads(text: str) -> frozenset[str]:
     return frozenset(out)
 
 
+_AUX = (
+    "did|does|do|is|are|was|were|am|has|have|had|will|would|can|could|should|shall|may|might|"
+    "must|not"
+)
+#: "Who did Hector kill?" (who is the object) vs "Who killed Hector?" (who is the subject).
+_WHO_OBJECT = re.compile(r"\bwhom?\s+(?:did|does|do)\b", re.IGNORECASE)
+_WHO_SUBJECT = re.compile(rf"\bwho\s+(?!(?:{_AUX})\b)[a-z]{{3,}}", re.IGNORECASE)
+
+
+def who_role(text: str) -> str:
+    """Whether "who" asks for the subject ("who killed Hector") or the object ("who did
+    Hector kill") of the question's verb; "" when the text does not say."""
+    if "who" not in text.lower():
+        return ""
+    if _WHO_OBJECT.search(text):
+        return "object"
+    if _WHO_SUBJECT.search(text):
+        return "subject"
+    return ""
+
+
 def clash(a: frozenset[str], b: frozenset[str]) -> tuple[str, str] | None:
     """Two opening auxiliaries that ask different questions (None when they agree)."""
     if not a or not b or not a.isdisjoint(b):

@@ -62,6 +62,8 @@ def _nounish(tokens: tuple[str, ...], i: int) -> bool:
     """tokens[i] can hold a role: a plain word, or a filler word used as a noun after an
     article ("convert a list to a string")."""
     word = tokens[i]
+    if word[:1].isdigit():
+        return True  # an amount holds a role too ("I paid 60 and she paid 40")
     return _plain(word) or (
         i > 0
         and tokens[i - 1] in _ARTICLES
@@ -175,6 +177,10 @@ def _exchanged(fa: tuple[str, ...], fb: tuple[str, ...], content: set[str]) -> s
                 # "INNER JOIN and LEFT JOIN": the shared "join" hides the blocks' ends,
                 # so a conjunction anywhere in the middle says "a list"
                 free = not mid or not _CONJUNCTIONS.isdisjoint(mid)
+                if free and mid and p > 0 and fa[p - 1] in mid and _plain(fa[p - 1]):
+                    # "I paid 60 and she paid 40": the word before the first block comes
+                    # again in the middle, so the blocks fill one role in two clauses
+                    free = False
             xs, ys = range(p, p + lx_), range(p + m - ly, p + m)
             if (
                 free
