@@ -6,28 +6,14 @@ from __future__ import annotations
 
 from ._lexicon_words import _data, _wordlist
 
+#: Month names, January first.
+MONTHS: tuple[str, ...] = (
+    "january", "february", "march", "april", "may", "june", "july", "august", "september",
+    "october", "november", "december",
+)  # fmt: skip
 #: Date words -> canonical value.
 DATE_WORDS: dict[str, str] = {
-    **{
-        m: f"month:{i}"
-        for i, m in enumerate(
-            [
-                "january",
-                "february",
-                "march",
-                "april",
-                "may",
-                "june",
-                "july",
-                "august",
-                "september",
-                "october",
-                "november",
-                "december",
-            ],
-            start=1,
-        )
-    },
+    **{m: f"month:{i}" for i, m in enumerate(MONTHS, start=1)},
     **{
         m: f"month:{i}"
         for i, m in enumerate(

@@ -11,20 +11,8 @@ from __future__ import annotations
 
 import re
 
-_MONTHS = (
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-)
+from ._lexicon_kinds import MONTHS as _MONTHS
+
 _MONTH_RE = (
     r"january|february|march|april|june|july|august|september|october|november|december|"
     r"jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
