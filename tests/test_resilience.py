@@ -364,7 +364,9 @@ async def test_redis_hung_longer_than_the_budget(own_server: RedisServer, how: s
         (c.status, c.reason) for c in hung
     )
     assert any(c.reason and "lookup failed" in c.reason for c in hung), (
-        "no call waited for its budget and failed open"
+        "no call waited for its budget and failed open",
+        Counter((c.status, c.reason) for c in hung),
+        load.summary(),
     )
     after = load.between(resumed_at + 1.0, load.now())
     assert any(c.status == "exact" for c in after), load.summary()

@@ -49,6 +49,8 @@ def _verdict(cached: str, new: str, similarity: float = 0.96):  # type: ignore[n
          "Is it allowed to bring a dog into the office?"),
         ("Who wrote War and Peace?", "Who is the author of War and Peace?"),
         ("Show prices between 5 and 10 dollars", "Show prices between 10 and 5 dollars"),
+        ("Should I rest 5 or 10 minutes between sets?",
+         "Should I rest 10 or 5 minutes between sets?"),
         ("What's the difference between a latte and a cappuccino?",
          "What's the difference between a cappuccino and a latte?"),
         ("Compare the iPhone 15 and the Pixel 8 cameras",
@@ -126,6 +128,9 @@ def test_one_value_written_two_ways_is_one_question(cached: str, new: str) -> No
         # two amounts that changed places between two clauses ("X and Y" stays a list)
         ("I paid $30 and my brother paid $70, who owes whom?",
          "I paid $70 and my brother paid $30, who owes whom?", "order", "30 / 70"),
+        # two amounts exchanged, each counting the word after it
+        ("Order 2 pizzas and 3 salads for the team", "Order 3 pizzas and 2 salads for the team",
+         "order", "2 / 3"),
         # a day added to the same clock time names another moment
         ("Reschedule my 3pm call to 5pm", "Reschedule my 3pm call to 5pm on Friday", "date",
          "nothing vs weekday:5"),

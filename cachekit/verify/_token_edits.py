@@ -177,6 +177,16 @@ def _exchanged(fa: tuple[str, ...], fb: tuple[str, ...], content: set[str]) -> s
                 # "INNER JOIN and LEFT JOIN": the shared "join" hides the blocks' ends,
                 # so a conjunction anywhere in the middle says "a list"
                 free = not mid or not _CONJUNCTIONS.isdisjoint(mid)
+                if (
+                    free
+                    and lx_ == ly == 1
+                    and x[0][:1].isdigit()
+                    and y[0][:1].isdigit()
+                    and _plain(mid[0])
+                ):
+                    # "2 adults and 3 kids" / "3 adults and 2 kids": each amount counts
+                    # the word after it, which stayed in place ("between 5 and 10" stays free)
+                    free = False
                 if free and mid and p > 0 and fa[p - 1] in mid and _plain(fa[p - 1]):
                     # "I paid 60 and she paid 40": the word before the first block comes
                     # again in the middle, so the blocks fill one role in two clauses
