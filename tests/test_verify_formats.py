@@ -60,6 +60,11 @@ def _verdict(cached: str, new: str, similarity: float = 0.96):  # type: ignore[n
         ("What's the quickest way to the airport?", "What's the fastest way to the airport?"),
         ("What are common signs of burnout?", "What are typical symptoms of burnout?"),
         ("How do I merge two PDF files?", "How do I combine two PDF files?"),
+        ("My inbox is almost full, what can I delete?",
+         "My inbox is nearly full, what can I delete?"),
+        ("How do I change my hotel reservation?", "How do I change my hotel booking?"),
+        ("Do I need a lawyer to contest a will?", "Do I need an attorney to contest a will?"),
+        ("How do I resolve a merge conflict in git?", "How do I fix a merge conflict in git?"),
         # a group whose words share a stem with another group's ("canceled" = "cancel")
         ("How do I cancel my gym membership?", "How do I terminate my gym membership?"),
         ("Is Dr. Okafor taking new patients?", "Is Doctor Okafor taking new patients?"),

@@ -87,7 +87,10 @@ shipping shipment | fee charge | profile account | login logon signin |
 logout signout | password passcode | id identifier |
 bigger larger | main primary principal | common typical usual | sturdy durable robust |
 reduce lessen minimize minimise | merge combine | cause trigger | cancel terminate |
-symptom sign |
+symptom sign | almost nearly | booking reservation | substitute replacement alternative |
+faulty defective | home house | verify confirm | attorney lawyer |
+medication medicine meds | apartment flat | trash garbage rubbish | folder directory |
+fix resolve | huge enormous massive | fast rapid | journey trip |
 """
 
 
