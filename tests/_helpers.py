@@ -15,6 +15,7 @@ import redis
 from cachekit import Budgets, LLMCache
 from cachekit._body import split_body
 from cachekit.embedders import CallableEmbedder
+from cachekit.verify import Verdict, VerifyScope, default_verifier
 
 #: The ``make_cache`` fixture: ``make_cache(url=None, **LLMCache.from_url options)``.
 MakeCache = Callable[..., LLMCache]
@@ -79,3 +80,19 @@ def settle(cache: LLMCache) -> None:
     """Let background stores land, so the next call reads them back from Redis."""
     cache.drain_sync()
     time.sleep(0.05)  # the in-process single-flight forgets landed stores
+
+
+#: A verifier scope with every field set (the default verifier does not read it).
+VERIFY_SCOPE = VerifyScope(namespace="support", model="gpt-4o-mini", tenant="acme")
+
+
+def verdict(cached: str, new: str, similarity: float = 0.95) -> Verdict:
+    """The default verifier on serving ``cached``'s answer for ``new``."""
+    return default_verifier().verify(new, cached, similarity, VERIFY_SCOPE)
+
+
+def assert_rejected(cached: str, new: str, reason: str, detail: str) -> None:
+    """The default verifier refuses a near-copy (cosine 0.97), naming the difference."""
+    v = verdict(cached, new, 0.97)
+    assert not v.accept, v
+    assert (v.reason, v.detail) == (reason, detail), v

@@ -24,12 +24,9 @@ from cachekit.verify import (
     VerifyScope,
     default_verifier,
 )
+from tests._helpers import VERIFY_SCOPE, assert_rejected, verdict
 
-SCOPE = VerifyScope(namespace="support", model="gpt-4o-mini", tenant="acme")
-
-
-def verdict(cached: str, new: str, similarity: float = 0.95) -> Verdict:
-    return default_verifier().verify(new, cached, similarity, SCOPE)
+SCOPE = VERIFY_SCOPE
 
 
 # --- the examples: rejected, with a reason naming the signal -------------------
@@ -226,9 +223,7 @@ def test_same_meaning_in_other_words_is_accepted(cached: str, new: str) -> None:
 def test_edits_seen_word_by_word_are_rejected(
     cached: str, new: str, reason: str, detail: str
 ) -> None:
-    v = verdict(cached, new, 0.97)
-    assert not v.accept, v
-    assert (v.reason, v.detail) == (reason, detail), v
+    assert_rejected(cached, new, reason, detail)
 
 
 @pytest.mark.parametrize(

@@ -6,15 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from cachekit.verify import VerifyScope, default_verifier
 from cachekit.verify._text_lead import clash, leads
 from cachekit.verify._text_normal import normalise
-
-SCOPE = VerifyScope(namespace="support")
-
-
-def _verdict(cached: str, new: str, similarity: float = 0.96):  # type: ignore[no-untyped-def]
-    return default_verifier().verify(new, cached, similarity, SCOPE)
+from tests._helpers import assert_rejected, verdict
 
 
 @pytest.mark.parametrize(
@@ -77,7 +71,7 @@ def _verdict(cached: str, new: str, similarity: float = 0.96):  # type: ignore[n
     ],
 )  # fmt: skip
 def test_one_value_written_two_ways_is_one_question(cached: str, new: str) -> None:
-    v = _verdict(cached, new)
+    v = verdict(cached, new, 0.96)
     assert v.accept, v
 
 
@@ -144,9 +138,7 @@ def test_one_value_written_two_ways_is_one_question(cached: str, new: str) -> No
 def test_what_a_format_or_an_opening_auxiliary_changes_is_rejected(
     cached: str, new: str, reason: str, detail: str
 ) -> None:
-    v = _verdict(cached, new, 0.97)
-    assert not v.accept, v
-    assert (v.reason, v.detail) == (reason, detail), v
+    assert_rejected(cached, new, reason, detail)
 
 
 @pytest.mark.parametrize(

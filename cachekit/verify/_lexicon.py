@@ -33,7 +33,9 @@ from ._lexicon_pairs import (
     PARTICLES,
     POLARITY,
     POLARITY_AXES,
+    SYNONYM_GROUPS,
     SYNONYMS,
+    union_groups,
 )
 from ._lexicon_words import (
     CONTRACTIONS,
@@ -71,9 +73,11 @@ __all__ = [
     "RESTRICTING",
     "SCOPE",
     "SYNONYMS",
+    "SYNONYM_GROUPS",
     "S_IS",
     "TENSE",
     "TIME_WORDS",
     "UNITS",
     "WH",
+    "union_groups",
 ]

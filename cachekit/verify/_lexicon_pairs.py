@@ -4,6 +4,8 @@ forms, negating prefixes and synonym groups (re-exported by ``_lexicon``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 from ._lexicon_words import _data
 
 #: Opposites: lemma -> (axis, side). A prompt that says one side where the other says the
@@ -94,8 +96,15 @@ fix resolve | huge enormous massive | fast rapid | journey trip |
 """
 
 
-def _synonyms() -> dict[str, str]:
-    """Union of overlapping groups; every word maps to one representative."""
+#: The synonym groups, as word lists.
+SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = tuple(
+    tuple(g.split()) for g in _SYNONYMS.split("|") if g.split()
+)
+
+
+def union_groups(groups: Iterable[Sequence[str]]) -> dict[str, str]:
+    """Union of overlapping groups; every member maps to one representative (members that
+    are their own representative are left out)."""
     parent: dict[str, str] = {}
 
     def root(w: str) -> str:
@@ -103,8 +112,7 @@ def _synonyms() -> dict[str, str]:
             w = parent[w]
         return w
 
-    for group in _SYNONYMS.split("|"):
-        words = group.split()
+    for words in groups:
         for w in words[1:]:
             a, b = root(words[0]), root(w)
             if a != b:
@@ -113,4 +121,4 @@ def _synonyms() -> dict[str, str]:
 
 
 #: word -> its group's representative.
-SYNONYMS: dict[str, str] = _synonyms()
+SYNONYMS: dict[str, str] = union_groups(SYNONYM_GROUPS)

@@ -76,17 +76,12 @@ def _matched(b: _Builder, m: re.Match[str], sentence_start: bool, shouty: bool) 
         b.flush_numwords()
         b.last_was_number = False
         return True
-    if kind == "code":  # a ticket or part number: 7731-A
+    if kind in ("code", "dotted"):  # 7731-A; an IP address or a version: 192.168.1.10
+        ident = raw.lower()
         b.flush_numwords()
-        b.identifiers[raw.lower()] += 1
-        b.folded.append(raw.lower())
-        b.mark(f"id:{raw.lower()}")
-        return False
-    if kind == "dotted":  # an IP address or a version: 192.168.1.10, 2.4.1
-        b.flush_numwords()
-        b.identifiers[raw] += 1
-        b.folded.append(raw)
-        b.mark(f"id:{raw}")
+        b.identifiers[ident] += 1
+        b.folded.append(ident)
+        b.mark(f"id:{ident}")
         return False
     if kind in ("url", "email"):
         b.flush_numwords()

@@ -112,24 +112,9 @@ for _w, _axes in lx.POLARITY_AXES.items():
 del _w, _axes, _form, _s
 
 
-def _stem_synonyms() -> dict[str, str]:
-    """Synonyms by stem, each mapped to its group's final representative: two words of a
-    group can share a stem with a third ("canceled" = "cancel"), so one step is not enough
-    ("terminate" -> "cancel" -> "cancell")."""
-    step = {stem(k): stem(v) for k, v in lx.SYNONYMS.items()}
-    out: dict[str, str] = {}
-    for k in step:
-        seen = {k}
-        v = step[k]
-        while v in step and v not in seen:
-            seen.add(v)
-            v = step[v]
-        if v != k:
-            out[k] = v
-    return out
-
-
-_SYNONYMS = _stem_synonyms()
+#: Synonyms by stem: the word groups' union taken again on their stems, since words of
+#: two groups can share a stem ("canceled" / "cancel", so "terminate" = "cancelled").
+_SYNONYMS = lx.union_groups([[stem(w) for w in g] for g in lx.SYNONYM_GROUPS])
 _TIME_UNITS = frozenset(
     ("sec", "minute", "hour", "day", "week", "month", "year", "decade", "century")
 )

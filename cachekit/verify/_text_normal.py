@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import re
 
+from ._lexicon_kinds import DATE_WORDS
 from ._lexicon_kinds import MONTHS as _MONTHS
 
-_MONTH_RE = (
-    r"january|february|march|april|june|july|august|september|october|november|december|"
-    r"jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
+#: Month names and their abbreviations, longest first; "may" only where a day follows.
+_MONTH_RE = "|".join(
+    sorted(
+        (w for w, v in DATE_WORDS.items() if v.startswith("month:") and w != "may"),
+        key=lambda w: (-len(w), w),
+    )
 )
 
 #: "AT&T", "R&D": one name, not "AT and T"

@@ -148,6 +148,24 @@ def token_edits(a: Analysis, b: Analysis, out: Signals) -> None:
             v.setdefault("content_n", 1 / 6)
 
 
+def _a_list(before: str, x: tuple[str, ...], y: tuple[str, ...], mid: tuple[str, ...]) -> bool:
+    """The middle of two exchanged blocks ``x`` and ``y`` leaves their order free.
+
+    A conjunction anywhere in it says "a list" ("INNER JOIN and LEFT JOIN": the shared
+    "join" hides the blocks' ends), unless the blocks fill one role twice: two amounts each
+    counting the word after them ("2 adults and 3 kids"; "between 5 and 10" stays free), or
+    two parallel clauses, the word ``before`` the first block coming again in the middle
+    ("I paid 60 and she paid 40"). No middle at all: two clauses in the other order.
+    """
+    if not mid:
+        return True
+    if _CONJUNCTIONS.isdisjoint(mid):
+        return False
+    if len(x) == len(y) == 1 and x[0][:1].isdigit() and y[0][:1].isdigit() and _plain(mid[0]):
+        return False
+    return not (before in mid and _plain(before))
+
+
 def _exchanged(fa: tuple[str, ...], fb: tuple[str, ...], content: set[str]) -> str | None:
     """Two blocks of words that changed places around the same middle ("the Roman
     Empire conquer Gaul" / "Gaul conquer the Roman Empire"): a swap of roles, unless
@@ -174,23 +192,7 @@ def _exchanged(fa: tuple[str, ...], fb: tuple[str, ...], content: set[str]) -> s
                 # "free only" / "only free" or "England not" / "not England"
                 free = not (x[0] in content and y[0] in content)
             else:
-                # "INNER JOIN and LEFT JOIN": the shared "join" hides the blocks' ends,
-                # so a conjunction anywhere in the middle says "a list"
-                free = not mid or not _CONJUNCTIONS.isdisjoint(mid)
-                if (
-                    free
-                    and lx_ == ly == 1
-                    and x[0][:1].isdigit()
-                    and y[0][:1].isdigit()
-                    and _plain(mid[0])
-                ):
-                    # "2 adults and 3 kids" / "3 adults and 2 kids": each amount counts
-                    # the word after it, which stayed in place ("between 5 and 10" stays free)
-                    free = False
-                if free and mid and p > 0 and fa[p - 1] in mid and _plain(fa[p - 1]):
-                    # "I paid 60 and she paid 40": the word before the first block comes
-                    # again in the middle, so the blocks fill one role in two clauses
-                    free = False
+                free = _a_list(fa[p - 1] if p else "", x, y, mid)
             xs, ys = range(p, p + lx_), range(p + m - ly, p + m)
             if (
                 free
